@@ -1,0 +1,20 @@
+//! immuta-mcp: an MCP server whose SQL tools run as the end user's
+//! Immuta-vended role on Snowflake and Databricks.
+//!
+//! Data flows one way: transport → [`identity`] → [`server`] tool →
+//! [`guard`] → platform path ([`snowflake`], [`databricks`], both using
+//! [`immuta`] and [`broker`]) → [`result::ResultSet`]. The [`sandbox`]
+//! emulates all three upstream APIs for tests and first runs.
+
+pub mod broker;
+pub mod config;
+pub mod databricks;
+pub mod guard;
+pub mod identity;
+pub mod immuta;
+pub mod query;
+pub mod result;
+pub mod retry;
+pub mod sandbox;
+pub mod secret;
+pub mod snowflake;

@@ -1,0 +1,192 @@
+//! The contract between the MCP tools and the two governed platform paths.
+//!
+//! A tool call becomes a [`QueryRequest`] plus a [`CallContext`] (the verified
+//! end user, a cancellation token, a progress sink and the facts the audit
+//! event needs). Each platform path implements [`GovernedQuery`] and answers
+//! with a [`ResultSet`] or a typed [`QueryError`]. No type here carries a user
+//! chosen by the model: the user is set by the transport from an
+//! authenticated source.
+
+use crate::result::{Platform, ResultSet};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// What the tool asks a platform to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    pub sql: String,
+    /// Snowflake database / Databricks catalog.
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    /// Snowflake only; Databricks uses the configured warehouse id.
+    pub warehouse: Option<String>,
+    /// Stop fetching after this many rows (the result is then `truncated`).
+    pub max_rows: usize,
+    /// Stop fetching after roughly this many bytes of row data.
+    pub max_bytes: usize,
+}
+
+/// Receives human-readable progress while a statement runs.
+pub trait ProgressSink: Send + Sync {
+    /// `step` counts up from 1; `message` says what is happening.
+    fn progress(&self, step: u32, message: &str);
+}
+
+/// Facts a platform path learns during a call, for the audit event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CallFacts {
+    pub vended_role: Option<String>,
+    pub statement_id: Option<String>,
+    /// Upstream HTTP requests this call made (vend, token, statement, polls).
+    pub upstream_requests: u32,
+}
+
+/// Everything about a call that does not come from the model.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The verified end user (Immuta user id).
+    pub user: String,
+    /// Name of the MCP tool, for query tags and audit.
+    pub tool: &'static str,
+    pub cancel: CancellationToken,
+    pub progress: Option<Arc<dyn ProgressSink>>,
+    pub facts: Arc<Mutex<CallFacts>>,
+}
+
+impl CallContext {
+    pub fn new(user: impl Into<String>, tool: &'static str) -> Self {
+        Self {
+            user: user.into(),
+            tool,
+            cancel: CancellationToken::new(),
+            progress: None,
+            facts: Arc::new(Mutex::new(CallFacts::default())),
+        }
+    }
+
+    pub fn report(&self, step: u32, message: &str) {
+        if let Some(p) = &self.progress {
+            p.progress(step, message);
+        }
+    }
+
+    pub fn set_vended_role(&self, role: &str) {
+        self.facts.lock().expect("facts lock").vended_role = Some(role.to_string());
+    }
+
+    pub fn set_statement_id(&self, id: &str) {
+        self.facts.lock().expect("facts lock").statement_id = Some(id.to_string());
+    }
+
+    pub fn count_upstream_request(&self) {
+        self.facts.lock().expect("facts lock").upstream_requests += 1;
+    }
+
+    pub fn facts(&self) -> CallFacts {
+        self.facts.lock().expect("facts lock").clone()
+    }
+}
+
+/// Why a governed query did not produce a result. Messages never hold secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Immuta refused or failed to vend a role: no SQL ran.
+    #[error("Immuta did not vend a role for this user: {0}")]
+    Vend(String),
+    /// The scoped credential (PAT / OAuth token) could not be obtained: no SQL ran.
+    #[error("could not obtain a credential scoped to the vended role: {0}")]
+    Credential(String),
+    /// The platform ran the statement and reported an error.
+    #[error("{platform} error{}: {message}", code_suffix(.code, .sql_state))]
+    Statement {
+        platform: Platform,
+        code: Option<String>,
+        sql_state: Option<String>,
+        message: String,
+        statement_id: Option<String>,
+    },
+    /// The call was cancelled; the platform statement was cancelled too.
+    #[error("the query was cancelled")]
+    Cancelled { statement_id: Option<String> },
+    /// The statement did not finish within the configured time.
+    #[error("the query did not finish within {seconds} s and was cancelled")]
+    Timeout {
+        seconds: u64,
+        statement_id: Option<String>,
+    },
+    /// An upstream service kept failing after bounded retries.
+    #[error("{service} is unavailable: {message}")]
+    Unavailable {
+        service: &'static str,
+        message: String,
+    },
+    /// An upstream answer did not match the documented protocol.
+    #[error("unexpected answer from {service}: {message}")]
+    Protocol {
+        service: &'static str,
+        message: String,
+    },
+    /// The platform is not configured on this server.
+    #[error("{0} is not configured on this server")]
+    NotConfigured(Platform),
+}
+
+fn code_suffix(code: &Option<String>, sql_state: &Option<String>) -> String {
+    match (code, sql_state) {
+        (Some(c), Some(s)) => format!(" {c} (SQLSTATE {s})"),
+        (Some(c), None) => format!(" {c}"),
+        (None, Some(s)) => format!(" (SQLSTATE {s})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl QueryError {
+    /// Short machine-readable outcome for audit events.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            QueryError::Vend(_) => "vend_failed",
+            QueryError::Credential(_) => "credential_failed",
+            QueryError::Statement { .. } => "statement_failed",
+            QueryError::Cancelled { .. } => "cancelled",
+            QueryError::Timeout { .. } => "timeout",
+            QueryError::Unavailable { .. } => "unavailable",
+            QueryError::Protocol { .. } => "protocol_error",
+            QueryError::NotConfigured(_) => "not_configured",
+        }
+    }
+}
+
+/// A platform path that runs SQL as the caller's vended role and nothing else.
+#[async_trait::async_trait]
+pub trait GovernedQuery: Send + Sync {
+    fn platform(&self) -> Platform;
+
+    /// Vend (or reuse) the caller's scoped credential, run `request`, decode the rows.
+    /// Fails closed: if any OBO step fails, no SQL is sent.
+    async fn query(
+        &self,
+        ctx: &CallContext,
+        request: &QueryRequest,
+    ) -> Result<ResultSet, QueryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_error_message_names_code_and_state() {
+        let e = QueryError::Statement {
+            platform: Platform::Snowflake,
+            code: Some("002003".into()),
+            sql_state: Some("42S02".into()),
+            message: "Object 'X' does not exist or not authorized.".into(),
+            statement_id: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "snowflake error 002003 (SQLSTATE 42S02): Object 'X' does not exist or not authorized."
+        );
+        assert_eq!(e.outcome(), "statement_failed");
+    }
+}

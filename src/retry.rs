@@ -1,0 +1,250 @@
+//! Bounded retry with exponential backoff that honours `Retry-After`.
+//!
+//! Every upstream client (Immuta, Snowflake, Databricks) sends requests
+//! through [`RetryPolicy::send`], so the rules are the same everywhere:
+//! retry on 429, 500, 502, 503, 504 and on transport errors (connection reset,
+//! timeouts), at most `max_attempts` times, sleeping the server's
+//! `Retry-After` (capped) or an exponential backoff with jitter.
+
+use std::time::Duration;
+
+/// How often and how long to retry a failing upstream request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles each attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound of one sleep, also applied to `Retry-After`.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The last failure after retries ran out.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// The server kept answering with a retryable status.
+    #[error("HTTP {status} after {attempts} attempts")]
+    Status {
+        status: u16,
+        attempts: u32,
+        body: String,
+    },
+    /// The request could not be sent or read.
+    #[error("{message} (after {attempts} attempts)")]
+    Transport { message: String, attempts: u32 },
+}
+
+/// True for statuses worth retrying.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Parse `Retry-After` as delta-seconds (HTTP dates are treated as absent).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Describe a reqwest error without its URL query (which could carry a value we do not want logged).
+pub fn describe_transport_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "connection broke while reading the answer"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(err);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all (one attempt).
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Backoff before attempt `attempt + 1` (attempt counts from 1).
+    pub fn backoff(&self, attempt: u32, server_hint: Option<Duration>) -> Duration {
+        if let Some(hint) = server_hint {
+            return hint.min(self.max_backoff);
+        }
+        let exp = self
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_backoff);
+        let jitter = rand::random::<f64>() * 0.25 + 0.875;
+        capped.mul_f64(jitter)
+    }
+
+    /// Send the request built by `build` until it succeeds or retries run out,
+    /// reading the whole answer (a connection that breaks mid-body is retried too).
+    ///
+    /// `build` is called once per attempt with the attempt number (from 1).
+    /// Non-retryable statuses are returned as `Ok` for the caller to interpret.
+    pub async fn send<F>(&self, mut build: F) -> Result<UpstreamResponse, RetryError>
+    where
+        F: FnMut(u32) -> reqwest::RequestBuilder,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = match build(attempt).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok(UpstreamResponse {
+                            status,
+                            headers,
+                            body,
+                            attempts: attempt,
+                        }),
+                        Err(err) => Err(err),
+                    }
+                }
+                Err(err) => Err(err),
+            };
+            match outcome {
+                Ok(resp) if !is_retryable_status(resp.status) => return Ok(resp),
+                Ok(resp) => {
+                    if attempt >= self.max_attempts {
+                        let body = String::from_utf8_lossy(&resp.body)
+                            .chars()
+                            .take(500)
+                            .collect();
+                        return Err(RetryError::Status {
+                            status: resp.status,
+                            attempts: attempt,
+                            body,
+                        });
+                    }
+                    tracing::debug!(
+                        status = resp.status,
+                        attempt,
+                        "retryable status from upstream"
+                    );
+                    tokio::time::sleep(self.backoff(attempt, retry_after(&resp.headers))).await;
+                }
+                Err(err) => {
+                    if attempt >= self.max_attempts {
+                        return Err(RetryError::Transport {
+                            message: describe_transport_error(&err),
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::debug!(attempt, error = %describe_transport_error(&err), "transport error from upstream");
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                }
+            }
+        }
+    }
+}
+
+/// A fully read upstream answer.
+#[derive(Debug, Clone)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+    /// Attempts it took (1 = no retry).
+    pub attempts: u32,
+}
+
+impl UpstreamResponse {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Decode the body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The body as text, cut to `max` characters (for error messages).
+    pub fn text_snippet(&self, max: usize) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(max)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_hint_wins_but_is_capped() {
+        let p = RetryPolicy {
+            max_backoff: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            max_attempts: 10,
+        };
+        let b1 = p.backoff(1, None);
+        let b3 = p.backoff(3, None);
+        let b9 = p.backoff(9, None);
+        assert!(
+            b1 >= Duration::from_millis(87) && b1 <= Duration::from_millis(113),
+            "{b1:?}"
+        );
+        assert!(b3 >= Duration::from_millis(350), "{b3:?}");
+        assert!(b9 <= Duration::from_millis(563), "{b9:?}");
+    }
+
+    #[test]
+    fn parses_retry_after_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}
