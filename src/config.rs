@@ -158,6 +158,10 @@ pub struct OAuthConfig {
     /// How long a fetched JWKS is trusted before refetching, seconds.
     #[serde(default = "default_jwks_ttl")]
     pub jwks_cache_secs: u64,
+    /// `aud` expected on a stdio ID token (an OIDC ID token names the client id);
+    /// defaults to the server's resource URL.
+    #[serde(default)]
+    pub id_token_audience: Option<String>,
 }
 
 fn default_user_claim() -> String {
@@ -250,6 +254,13 @@ pub struct DatabricksConfig {
     pub default_schema: Option<String>,
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_secs: u64,
+    /// How long one submit waits for the answer before polling: "0s" or "5s".."50s".
+    #[serde(default = "default_wait_timeout")]
+    pub wait_timeout: String,
+}
+
+fn default_wait_timeout() -> String {
+    "10s".into()
 }
 
 /// Result and retry limits.
@@ -414,6 +425,7 @@ impl Config {
                 default_catalog: None,
                 default_schema: None,
                 statement_timeout_secs: default_statement_timeout(),
+                wait_timeout: default_wait_timeout(),
             });
         }
         if let Some(sf) = &mut self.snowflake {

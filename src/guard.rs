@@ -1,1 +1,906 @@
-//! (being written)
+//! SQL guard: decides whether one piece of SQL text may be sent to a platform.
+//!
+//! The guard judges text with the real parser of each platform's dialect
+//! (sqlparser's `SnowflakeDialect` / `DatabricksDialect`) and fails closed:
+//! what it cannot parse or classify is refused. Checks run in this order:
+//!
+//! 1. size and emptiness;
+//! 2. characters: control and invisible/format characters (zero-width
+//!    spaces, bidirectional marks, BOM, ...) are refused anywhere, and
+//!    non-ASCII characters are refused outside string literals, quoted
+//!    identifiers and comments (both platforms only have ASCII keywords and
+//!    unquoted identifiers, so fullwidth look-alikes can only be a trick);
+//! 3. lexical rules that do not depend on the parser agreeing with the
+//!    platform: comments whose end the platforms may see differently
+//!    (nested `/*`, `#` comments) and strings the platform does not have
+//!    (`$$...$$` on Databricks) are refused; exactly one statement
+//!    (a `;` may only be followed by whitespace and comments); never a
+//!    role or user switch (`USE ROLE`, `USE SECONDARY ROLES`, `SET ROLE`,
+//!    `SET SESSION AUTHORIZATION`, `ALTER USER`) and never dynamic SQL
+//!    (`EXECUTE IMMEDIATE`, which could hide a role switch) — these hold
+//!    even with `read_only = false`;
+//! 4. in read-only mode, functions with side effects are refused:
+//!    Snowflake `SYSTEM$...` (also inside strings, where `IDENTIFIER('...')`
+//!    could name one) and Databricks `reflect`/`java_method`/`http_request`;
+//! 5. the parse itself: exactly one statement, classified from the AST.
+//!    In read-only mode only `SELECT`/`WITH`/`VALUES` queries without
+//!    `SELECT ... INTO`, locking clauses or data-modifying CTEs, `SHOW`,
+//!    `DESCRIBE`/`DESC`, and `EXPLAIN` of such a query pass. With
+//!    `read_only = false` every single statement that passes 1–3 runs.
+//!
+//! One deliberate exception to "unparseable = refused": a statement whose
+//! first word is `SHOW`, `DESC` or `DESCRIBE` that passed all lexical
+//! checks is accepted even if sqlparser lacks its grammar (e.g. Databricks
+//! `DESCRIBE TABLE t`, `DESCRIBE HISTORY t`, Snowflake `SHOW GRANTS ...`):
+//! no statement starting with those words writes on either platform.
+//! `TABLE(RESULT_SCAN(...))` is allowed: it re-reads the caller's own results.
+
+use crate::result::Platform;
+use sqlparser::ast::{Select, SetExpr, Statement, Use, Visit, Visitor};
+use sqlparser::dialect::{DatabricksDialect, Dialect, SnowflakeDialect};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
+use std::ops::ControlFlow;
+
+/// What kind of statement the guard let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementKind {
+    /// `SELECT`, `WITH ... SELECT`, `VALUES`.
+    Select,
+    /// `SHOW ...`.
+    Show,
+    /// `DESCRIBE` / `DESC` of an object.
+    Describe,
+    /// `EXPLAIN` (or `DESCRIBE`) of a statement.
+    Explain,
+    /// Anything else (only with `read_only = false`), named like `INSERT`.
+    Other(String),
+}
+
+impl StatementKind {
+    /// True for the kinds allowed in read-only mode.
+    pub fn is_read(&self) -> bool {
+        !matches!(self, StatementKind::Other(_))
+    }
+}
+
+const READ_ONLY_LIST: &str = "SELECT, WITH, SHOW, DESCRIBE, EXPLAIN";
+
+/// Why the guard refused a statement. Each message tells the caller what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("the SQL is empty: send exactly one statement")]
+    Empty,
+    #[error("the SQL is {len} bytes, more than the limit of {max} bytes: send a shorter statement")]
+    TooLong { len: usize, max: usize },
+    #[error(
+        "the SQL contains the invisible or control character {code} at character {position}: \
+         remove it (such characters can hide what a statement does)"
+    )]
+    InvisibleCharacter { code: String, position: usize },
+    #[error(
+        "the SQL contains the non-ASCII character '{ch}' ({code}) at character {position} outside a \
+         string literal or quoted identifier: SQL keywords and unquoted names must be plain ASCII"
+    )]
+    NonAsciiOutsideLiteral {
+        ch: char,
+        code: String,
+        position: usize,
+    },
+    #[error("{0}")]
+    AmbiguousLexeme(String),
+    #[error(
+        "only one statement per call is allowed; this SQL holds {count} statements: \
+         send them as separate calls"
+    )]
+    MultipleStatements { count: usize },
+    #[error(
+        "{what} is never allowed: queries run as the role Immuta vended for the end user, \
+         and switching role or user would bypass its policies"
+    )]
+    RoleSwitch { what: String },
+    #[error(
+        "{what} is never allowed: it runs SQL text the guard cannot inspect; \
+         send the statement itself instead"
+    )]
+    DynamicSql { what: String },
+    #[error(
+        "only read-only statements are allowed ({READ_ONLY_LIST}); this is {}",
+        with_article(kind)
+    )]
+    NotReadOnly { kind: String },
+    #[error("{function} is not allowed with the read-only guard: {why}")]
+    ForbiddenFunction { function: String, why: String },
+    #[error(
+        "the SQL could not be parsed as {platform} SQL, so it is refused ({message}); \
+         fix the syntax or send a simpler statement"
+    )]
+    Parse { platform: Platform, message: String },
+}
+
+fn with_article(kind: &str) -> String {
+    let first = kind.chars().next().unwrap_or('X').to_ascii_uppercase();
+    // "an INSERT", "an UPDATE", but "a USE".
+    let vowel_sound = "AEIOU".contains(first) && !kind.to_ascii_uppercase().starts_with("USE");
+    let article = if vowel_sound { "an" } else { "a" };
+    format!("{article} {kind}")
+}
+
+/// The SQL policy: read-only by default, one statement per call, never a role switch.
+#[derive(Debug, Clone)]
+pub struct SqlGuard {
+    read_only: bool,
+    max_sql_bytes: usize,
+}
+
+impl SqlGuard {
+    pub fn new(read_only: bool, max_sql_bytes: usize) -> Self {
+        Self {
+            read_only,
+            max_sql_bytes,
+        }
+    }
+
+    /// Whether only read statements pass.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Decide whether `sql` may run on `platform`; on success say what it is.
+    pub fn check(&self, platform: Platform, sql: &str) -> Result<StatementKind, GuardError> {
+        if sql.len() > self.max_sql_bytes {
+            return Err(GuardError::TooLong {
+                len: sql.len(),
+                max: self.max_sql_bytes,
+            });
+        }
+        if sql.trim().is_empty() {
+            return Err(GuardError::Empty);
+        }
+        check_invisible_characters(sql)?;
+
+        let dialect = dialect_for(platform);
+        let tokens = Tokenizer::new(dialect, sql)
+            .tokenize_with_location()
+            .map_err(|e| GuardError::Parse {
+                platform,
+                message: e.to_string(),
+            })?;
+        check_non_ascii(sql, &tokens)?;
+        check_lexemes(platform, &tokens)?;
+
+        let significant: Vec<&Token> = tokens
+            .iter()
+            .map(|t| &t.token)
+            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+            .collect();
+        if significant.iter().all(|t| matches!(t, Token::SemiColon)) {
+            return Err(GuardError::Empty);
+        }
+        check_role_switch_words(&significant)?;
+        check_single_statement(&significant)?;
+        if self.read_only {
+            check_side_effect_functions(platform, &significant)?;
+        }
+
+        let statements = match Parser::parse_sql(dialect, sql) {
+            Ok(statements) => statements,
+            Err(e) => return self.unparsed(platform, &significant, e.to_string()),
+        };
+        let statement = match statements.as_slice() {
+            [] => return Err(GuardError::Empty),
+            [one] => one,
+            many => {
+                return Err(GuardError::MultipleStatements { count: many.len() });
+            }
+        };
+        check_role_switch_ast(statement)?;
+        let kind = classify(statement);
+        if self.read_only {
+            if let StatementKind::Other(name) = &kind {
+                return Err(GuardError::NotReadOnly { kind: name.clone() });
+            }
+            if let Some(write) = hidden_write(statement) {
+                return Err(GuardError::NotReadOnly { kind: write });
+            }
+        }
+        Ok(kind)
+    }
+
+    /// Decide about SQL the parser rejected: SHOW/DESCRIBE pass (see the module doc),
+    /// known write verbs are named in the refusal, everything else is a parse error.
+    fn unparsed(
+        &self,
+        platform: Platform,
+        significant: &[&Token],
+        message: String,
+    ) -> Result<StatementKind, GuardError> {
+        let first = significant
+            .first()
+            .and_then(|t| unquoted_word(t))
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        match first.as_str() {
+            "SHOW" => Ok(StatementKind::Show),
+            "DESC" | "DESCRIBE" => Ok(StatementKind::Describe),
+            verb if self.read_only && WRITE_VERBS.contains(&verb) => {
+                Err(GuardError::NotReadOnly { kind: first })
+            }
+            _ => Err(GuardError::Parse { platform, message }),
+        }
+    }
+}
+
+/// First words of statements that are not reads on either platform.
+const WRITE_VERBS: &[&str] = &[
+    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "CREATE", "ALTER", "DROP", "UNDROP",
+    "TRUNCATE", "GRANT", "REVOKE", "COPY", "PUT", "GET", "REMOVE", "RM", "LIST", "LS", "CALL",
+    "EXECUTE", "COMMENT", "SET", "UNSET", "USE", "BEGIN", "START", "COMMIT", "ROLLBACK", "REPLACE",
+    "OPTIMIZE", "VACUUM", "RESTORE", "REFRESH", "MSCK", "ANALYZE", "CACHE", "UNCACHE", "LOAD",
+    "EXPORT", "UNLOAD", "DECLARE", "REPAIR", "FSCK", "CLONE", "SYNC",
+];
+
+fn dialect_for(platform: Platform) -> &'static dyn Dialect {
+    match platform {
+        Platform::Snowflake => &SnowflakeDialect,
+        Platform::Databricks => &DatabricksDialect,
+    }
+}
+
+/// Characters that are invisible or change how text is displayed (Unicode
+/// `Cc` except tab/newline/carriage return, `Cf`, `Zl`, `Zp`).
+fn is_invisible(c: char) -> bool {
+    if c.is_control() {
+        return !matches!(c, '\t' | '\n' | '\r');
+    }
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", c as u32)
+}
+
+fn check_invisible_characters(sql: &str) -> Result<(), GuardError> {
+    match sql.chars().enumerate().find(|(_, c)| is_invisible(*c)) {
+        Some((i, c)) => Err(GuardError::InvisibleCharacter {
+            code: code_point(c),
+            position: i + 1,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Tokens whose text may hold any (visible) character.
+fn is_free_text(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => w.quote_style.is_some(),
+        Token::Whitespace(w) => matches!(
+            w,
+            Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+        ),
+        _ => is_string_literal(token),
+    }
+}
+
+fn is_string_literal(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::TripleSingleQuotedString(_)
+            | Token::TripleDoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::TripleSingleQuotedByteStringLiteral(_)
+            | Token::TripleDoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedRawStringLiteral(_)
+            | Token::DoubleQuotedRawStringLiteral(_)
+            | Token::TripleSingleQuotedRawStringLiteral(_)
+            | Token::TripleDoubleQuotedRawStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::QuoteDelimitedStringLiteral(_)
+            | Token::NationalQuoteDelimitedStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+    )
+}
+
+/// Refuse non-ASCII characters outside literals, quoted identifiers and comments.
+///
+/// Tokens are contiguous, so token `i` covers the characters from its start
+/// location up to the next token's start; locations count characters per line
+/// exactly as the tokenizer does (a `\n` starts a new line at column 1).
+fn check_non_ascii(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
+    if sql.is_ascii() {
+        return Ok(());
+    }
+    let mut token_index = 0usize;
+    let (mut line, mut column) = (1u64, 1u64);
+    for (position, c) in sql.chars().enumerate() {
+        while token_index + 1 < tokens.len() {
+            let next = tokens[token_index + 1].span.start;
+            if (next.line, next.column) <= (line, column) {
+                token_index += 1;
+            } else {
+                break;
+            }
+        }
+        if !c.is_ascii() {
+            let allowed = tokens
+                .get(token_index)
+                .is_some_and(|t| is_free_text(&t.token));
+            if !allowed {
+                return Err(GuardError::NonAsciiOutsideLiteral {
+                    ch: c,
+                    code: code_point(c),
+                    position: position + 1,
+                });
+            }
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Refuse lexemes the platform might read differently from the parser.
+fn check_lexemes(platform: Platform, tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
+    for t in tokens {
+        match &t.token {
+            Token::Whitespace(Whitespace::MultiLineComment(body)) if body.contains("/*") => {
+                return Err(GuardError::AmbiguousLexeme(
+                    "nested block comments (`/*` inside `/* ... */`) are not allowed: \
+                     platforms disagree on where they end; remove the inner `/*`"
+                        .into(),
+                ));
+            }
+            Token::Whitespace(Whitespace::SingleLineComment { prefix, .. })
+                if prefix != "--" && prefix != "//" =>
+            {
+                return Err(GuardError::AmbiguousLexeme(format!(
+                    "`{prefix}` comments are not allowed: use `--` comments instead"
+                )));
+            }
+            Token::DollarQuotedString(_) if platform == Platform::Databricks => {
+                return Err(GuardError::AmbiguousLexeme(
+                    "dollar-quoted strings (`$$...$$`) are not Databricks SQL: \
+                     use single-quoted strings"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn unquoted_word(token: &Token) -> Option<&str> {
+    match token {
+        Token::Word(w) if w.quote_style.is_none() => Some(&w.value),
+        _ => None,
+    }
+}
+
+fn word_is(token: Option<&&Token>, expected: &[&str]) -> bool {
+    token
+        .and_then(|t| unquoted_word(t))
+        .is_some_and(|w| expected.iter().any(|e| w.eq_ignore_ascii_case(e)))
+}
+
+/// Role/user switches and dynamic SQL, found by word sequence anywhere in the
+/// text (not only at the start), so a parser that reads them oddly cannot
+/// smuggle them through.
+fn check_role_switch_words(significant: &[&Token]) -> Result<(), GuardError> {
+    for i in 0..significant.len() {
+        let at = |k: usize| significant.get(i + k);
+        if word_is(at(0), &["USE"]) {
+            if word_is(at(1), &["ROLE"]) {
+                return Err(role_switch("USE ROLE"));
+            }
+            if word_is(at(1), &["SECONDARY"]) {
+                return Err(role_switch("USE SECONDARY ROLES"));
+            }
+        }
+        if word_is(at(0), &["SET"]) {
+            if word_is(at(1), &["ROLE"]) {
+                return Err(role_switch("SET ROLE"));
+            }
+            if word_is(at(1), &["SESSION", "LOCAL"]) && word_is(at(2), &["ROLE", "AUTHORIZATION"]) {
+                return Err(role_switch("SET SESSION ROLE/AUTHORIZATION"));
+            }
+            if word_is(at(1), &["SESSION_AUTHORIZATION"]) {
+                return Err(role_switch("SET SESSION AUTHORIZATION"));
+            }
+        }
+        if word_is(at(0), &["ALTER"]) && word_is(at(1), &["USER"]) {
+            return Err(role_switch(
+                "ALTER USER (it changes a user's roles and defaults)",
+            ));
+        }
+        if word_is(at(0), &["EXECUTE", "EXEC"]) && word_is(at(1), &["IMMEDIATE", "AS"]) {
+            return Err(GuardError::DynamicSql {
+                what: "EXECUTE IMMEDIATE / EXECUTE AS".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn role_switch(what: &str) -> GuardError {
+    GuardError::RoleSwitch { what: what.into() }
+}
+
+/// A `;` may only be followed by more `;` (and whitespace/comments, already filtered).
+fn check_single_statement(significant: &[&Token]) -> Result<(), GuardError> {
+    let mut count = 0usize;
+    let mut in_statement = false;
+    for t in significant {
+        if matches!(t, Token::SemiColon) {
+            in_statement = false;
+        } else if !in_statement {
+            in_statement = true;
+            count += 1;
+        }
+    }
+    if count > 1 {
+        return Err(GuardError::MultipleStatements { count });
+    }
+    Ok(())
+}
+
+/// Functions that act instead of reading (read-only mode only).
+fn check_side_effect_functions(
+    platform: Platform,
+    significant: &[&Token],
+) -> Result<(), GuardError> {
+    for (i, t) in significant.iter().enumerate() {
+        let text = match t {
+            Token::Word(w) => Some(w.value.as_str()),
+            other if is_string_literal(other) => Some(literal_text(other)),
+            _ => None,
+        };
+        if let Some(text) = text {
+            let upper = text.to_ascii_uppercase();
+            let system_split = upper == "SYSTEM"
+                && significant
+                    .get(i + 1)
+                    .is_some_and(|n| n.to_string().starts_with('$'));
+            if upper.contains("SYSTEM$") || (platform == Platform::Snowflake && system_split) {
+                return Err(GuardError::ForbiddenFunction {
+                    function: "SYSTEM$ functions".into(),
+                    why: "they can change account or session state (cancel queries, alter \
+                          pipes, ...); the name is refused in strings too because \
+                          IDENTIFIER('...') could call one"
+                        .into(),
+                });
+            }
+        }
+        if let Token::Word(w) = t {
+            let name = w.value.to_ascii_lowercase();
+            let is_call = matches!(significant.get(i + 1), Some(Token::LParen));
+            if is_call
+                && matches!(
+                    name.as_str(),
+                    "reflect" | "try_reflect" | "java_method" | "http_request"
+                )
+            {
+                return Err(GuardError::ForbiddenFunction {
+                    function: format!("{name}()"),
+                    why: "it calls out of SQL (JVM methods or HTTP) and can have side effects"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn literal_text(token: &Token) -> &str {
+    match token {
+        Token::SingleQuotedString(s)
+        | Token::DoubleQuotedString(s)
+        | Token::TripleSingleQuotedString(s)
+        | Token::TripleDoubleQuotedString(s)
+        | Token::SingleQuotedByteStringLiteral(s)
+        | Token::DoubleQuotedByteStringLiteral(s)
+        | Token::TripleSingleQuotedByteStringLiteral(s)
+        | Token::TripleDoubleQuotedByteStringLiteral(s)
+        | Token::SingleQuotedRawStringLiteral(s)
+        | Token::DoubleQuotedRawStringLiteral(s)
+        | Token::TripleSingleQuotedRawStringLiteral(s)
+        | Token::TripleDoubleQuotedRawStringLiteral(s)
+        | Token::NationalStringLiteral(s)
+        | Token::EscapedStringLiteral(s)
+        | Token::UnicodeStringLiteral(s)
+        | Token::HexStringLiteral(s) => s,
+        Token::DollarQuotedString(d) => &d.value,
+        Token::QuoteDelimitedStringLiteral(q) | Token::NationalQuoteDelimitedStringLiteral(q) => {
+            &q.value
+        }
+        _ => "",
+    }
+}
+
+/// Role switches as the parser sees them, anywhere in the statement tree.
+fn check_role_switch_ast(statement: &Statement) -> Result<(), GuardError> {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = GuardError;
+        fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<GuardError> {
+            use sqlparser::ast::Set;
+            match s {
+                Statement::Use(Use::Role(_)) => ControlFlow::Break(role_switch("USE ROLE")),
+                Statement::Use(Use::SecondaryRoles(_)) => {
+                    ControlFlow::Break(role_switch("USE SECONDARY ROLES"))
+                }
+                Statement::Set(Set::SetRole { .. }) => ControlFlow::Break(role_switch("SET ROLE")),
+                Statement::Set(Set::SetSessionAuthorization(_)) => {
+                    ControlFlow::Break(role_switch("SET SESSION AUTHORIZATION"))
+                }
+                Statement::AlterUser(_) => ControlFlow::Break(role_switch(
+                    "ALTER USER (it changes a user's roles and defaults)",
+                )),
+                Statement::Execute { .. } => ControlFlow::Break(GuardError::DynamicSql {
+                    what: "EXECUTE".into(),
+                }),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    match statement.visit(&mut Finder) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn classify(statement: &Statement) -> StatementKind {
+    match statement {
+        Statement::Query(_) => StatementKind::Select,
+        Statement::ShowFunctions { .. }
+        | Statement::ShowVariable { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowVariables { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowCatalogs { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::ShowProcessList { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowCharset(_)
+        | Statement::ShowObjects(_)
+        | Statement::ShowTables { .. }
+        | Statement::ShowViews { .. }
+        | Statement::ShowCollation { .. } => StatementKind::Show,
+        Statement::ExplainTable { .. } => StatementKind::Describe,
+        Statement::Explain { statement, .. } => match classify(statement) {
+            StatementKind::Other(inner) => StatementKind::Other(format!("EXPLAIN of {inner}")),
+            _ => StatementKind::Explain,
+        },
+        other => StatementKind::Other(statement_name(other)),
+    }
+}
+
+/// A write hidden inside an otherwise read statement: `SELECT ... INTO`,
+/// data-modifying CTEs (`WITH d AS (DELETE ...)`), locking clauses.
+fn hidden_write(statement: &Statement) -> Option<String> {
+    struct Finder;
+    impl Visitor for Finder {
+        type Break = String;
+        fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<String> {
+            match s {
+                Statement::Query(q) if !q.locks.is_empty() => {
+                    ControlFlow::Break("SELECT ... FOR UPDATE (it takes row locks)".into())
+                }
+                Statement::Query(q) => match write_in_set_expr(&q.body) {
+                    Some(w) => ControlFlow::Break(w),
+                    None => ControlFlow::Continue(()),
+                },
+                Statement::Explain { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowCreate { .. } => ControlFlow::Continue(()),
+                other if classify(other) == StatementKind::Show => ControlFlow::Continue(()),
+                other => ControlFlow::Break(statement_name(other)),
+            }
+        }
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<String> {
+            if !q.locks.is_empty() {
+                return ControlFlow::Break("SELECT ... FOR UPDATE (it takes row locks)".into());
+            }
+            match write_in_set_expr(&q.body) {
+                Some(w) => ControlFlow::Break(w),
+                None => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<String> {
+            if s.into.is_some() {
+                return ControlFlow::Break("SELECT ... INTO (it writes a table)".into());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match statement.visit(&mut Finder) {
+        ControlFlow::Break(w) => Some(w),
+        ControlFlow::Continue(()) => None,
+    }
+}
+
+fn write_in_set_expr(body: &SetExpr) -> Option<String> {
+    match body {
+        SetExpr::Select(s) if s.into.is_some() => {
+            Some("SELECT ... INTO (it writes a table)".into())
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            write_in_set_expr(left).or_else(|| write_in_set_expr(right))
+        }
+        SetExpr::Query(q) => write_in_set_expr(&q.body),
+        SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) | SetExpr::Merge(s) => {
+            Some(statement_name(s))
+        }
+        _ => None,
+    }
+}
+
+/// A short upper-case name of a statement for messages (`INSERT`, `DROP TABLE`, ...).
+fn statement_name(statement: &Statement) -> String {
+    let name = match statement {
+        Statement::Query(_) => "SELECT",
+        Statement::Insert(_) => "INSERT",
+        Statement::Update { .. } => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        Statement::Merge { .. } => "MERGE",
+        Statement::CreateTable(t) if t.query.is_some() => "CREATE TABLE ... AS SELECT",
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateView { .. } => "CREATE VIEW",
+        Statement::Drop { object_type, .. } => return format!("DROP {object_type}"),
+        Statement::Truncate { .. } => "TRUNCATE",
+        Statement::AlterTable { .. } => "ALTER TABLE",
+        Statement::Grant { .. } => "GRANT",
+        Statement::Revoke { .. } => "REVOKE",
+        Statement::Call(_) => "CALL",
+        Statement::Copy { .. } | Statement::CopyIntoSnowflake { .. } => "COPY INTO",
+        Statement::Set(_) => "SET",
+        Statement::Use(_) => "USE",
+        Statement::Execute { .. } => "EXECUTE",
+        Statement::StartTransaction { .. } => "transaction (BEGIN / START TRANSACTION)",
+        Statement::Commit { .. } => "COMMIT",
+        Statement::Rollback { .. } => "ROLLBACK",
+        Statement::List(_) => "LIST",
+        Statement::Remove(_) => "REMOVE",
+        Statement::Put { .. } => "PUT",
+        Statement::AlterSession { .. } => "ALTER SESSION",
+        Statement::AlterUser(_) => "ALTER USER",
+        Statement::CreateFunction(_) => "CREATE FUNCTION",
+        Statement::CreateProcedure { .. } => "CREATE PROCEDURE",
+        Statement::CreateStage { .. } => "CREATE STAGE",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::CreateRole(_) => "CREATE ROLE",
+        Statement::CreateUser(_) => "CREATE USER",
+        Statement::Comment { .. } => "COMMENT",
+        _ => {
+            // Leading upper-case keywords of the canonical rendering, e.g. "CREATE SEQUENCE".
+            let text = statement.to_string();
+            let words: Vec<&str> = text
+                .split_whitespace()
+                .take_while(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .take(3)
+                .collect();
+            return if words.is_empty() {
+                "statement that is not a read".into()
+            } else {
+                words.join(" ")
+            };
+        }
+    };
+    name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SF: Platform = Platform::Snowflake;
+    const DB: Platform = Platform::Databricks;
+
+    fn ro() -> SqlGuard {
+        SqlGuard::new(true, 10_000)
+    }
+    fn rw() -> SqlGuard {
+        SqlGuard::new(false, 10_000)
+    }
+    fn refused(guard: &SqlGuard, platform: Platform, sql: &str) -> String {
+        match guard.check(platform, sql) {
+            Ok(kind) => panic!("{sql:?} on {platform} was allowed as {kind:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn reads_pass_on_both_platforms() {
+        for p in [SF, DB] {
+            assert_eq!(ro().check(p, "SELECT 1").unwrap(), StatementKind::Select);
+            assert_eq!(
+                ro().check(p, "with x as (select a from t) select * from x;")
+                    .unwrap(),
+                StatementKind::Select
+            );
+            assert_eq!(ro().check(p, "SHOW SCHEMAS").unwrap(), StatementKind::Show);
+            assert_eq!(ro().check(p, "DESC t").unwrap(), StatementKind::Describe);
+            assert_eq!(
+                ro().check(p, "EXPLAIN SELECT * FROM t").unwrap(),
+                StatementKind::Explain
+            );
+            assert_eq!(
+                ro().check(p, "SELECT 1 ;  -- done\n ; /* trailing */ ")
+                    .unwrap(),
+                StatementKind::Select
+            );
+        }
+    }
+
+    #[test]
+    fn writes_are_named_in_the_refusal() {
+        let msg = refused(&ro(), SF, "INSERT INTO t VALUES (1)");
+        assert!(
+            msg.contains("only read-only statements are allowed"),
+            "{msg}"
+        );
+        assert!(msg.contains("this is an INSERT"), "{msg}");
+        assert!(refused(&ro(), DB, "DROP TABLE t").contains("DROP TABLE"));
+        assert!(
+            refused(&ro(), SF, "CREATE TABLE x AS SELECT 1").contains("CREATE TABLE ... AS SELECT")
+        );
+    }
+
+    #[test]
+    fn write_mode_allows_single_writes_but_not_role_switches() {
+        assert_eq!(
+            rw().check(SF, "INSERT INTO t VALUES (1)").unwrap(),
+            StatementKind::Other("INSERT".into())
+        );
+        assert!(refused(&rw(), SF, "USE ROLE ACCOUNTADMIN").contains("USE ROLE is never allowed"));
+        assert!(refused(&rw(), SF, "use secondary roles all").contains("USE SECONDARY ROLES"));
+        assert!(refused(&rw(), DB, "SET ROLE admin").contains("SET ROLE"));
+        assert!(
+            refused(&rw(), SF, "ALTER USER me SET DEFAULT_ROLE = sysadmin").contains("ALTER USER")
+        );
+        assert!(refused(&rw(), SF, "EXECUTE IMMEDIATE 'USE ROLE x'").contains("cannot inspect"));
+        assert!(
+            refused(&rw(), SF, "INSERT INTO t VALUES (1); DELETE FROM t").contains("one statement")
+        );
+    }
+
+    #[test]
+    fn multiple_statements_are_refused() {
+        let msg = refused(&ro(), SF, "SELECT 1; DROP TABLE t");
+        assert!(msg.contains("only one statement per call"), "{msg}");
+        assert!(msg.contains("2 statements"), "{msg}");
+        assert!(refused(&ro(), DB, "COMMIT; DROP TABLE t").contains("one statement"));
+    }
+
+    #[test]
+    fn empty_and_oversized_sql() {
+        assert_eq!(ro().check(SF, "  \n"), Err(GuardError::Empty));
+        assert_eq!(ro().check(SF, "-- just a comment"), Err(GuardError::Empty));
+        assert_eq!(ro().check(SF, " ; ;"), Err(GuardError::Empty));
+        let guard = SqlGuard::new(true, 10);
+        assert!(refused(&guard, SF, "SELECT 1234567890").contains("limit of 10 bytes"));
+    }
+
+    #[test]
+    fn invisible_and_lookalike_characters() {
+        assert!(refused(&ro(), SF, "SELECT\u{200B} 1").contains("U+200B"));
+        assert!(refused(&ro(), SF, "SELECT 'a\u{202E}b'").contains("U+202E"));
+        let msg = refused(&ro(), SF, "ＳＥＬＥＣＴ 1");
+        assert!(msg.contains("U+FF33"), "{msg}");
+        assert!(msg.contains("outside a string literal"), "{msg}");
+        // Non-ASCII text inside literals and quoted identifiers is fine.
+        assert!(ro().check(SF, "SELECT 'Zoë ✓' AS \"naïve\"").is_ok());
+        assert!(
+            ro().check(DB, "SELECT `größe` FROM t WHERE c = 'ü'")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ambiguous_comments_and_strings() {
+        assert!(
+            refused(&ro(), SF, "SELECT 1 /* /* */ ; DROP TABLE t; /* */")
+                .contains("nested block comments")
+        );
+        assert!(refused(&ro(), SF, "SELECT 1 # comment").contains("`#` comments"));
+        assert!(refused(&ro(), DB, "SELECT $$a$$").contains("dollar-quoted"));
+        assert!(ro().check(SF, "SELECT $$a;b$$").is_ok());
+        assert!(ro().check(SF, "SELECT 'a\\'; DROP TABLE t; --'").is_ok());
+    }
+
+    #[test]
+    fn hidden_writes_inside_reads() {
+        assert!(refused(&ro(), SF, "SELECT * INTO t2 FROM t").contains("SELECT ... INTO"));
+        assert!(
+            refused(
+                &ro(),
+                SF,
+                "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"
+            )
+            .contains("DELETE")
+        );
+        assert!(refused(&ro(), DB, "EXPLAIN ANALYZE DELETE FROM t").contains("EXPLAIN of DELETE"));
+        assert!(rw().check(SF, "SELECT * INTO t2 FROM t").is_ok());
+    }
+
+    #[test]
+    fn side_effect_functions() {
+        let msg = refused(&ro(), SF, "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)");
+        assert!(msg.contains("SYSTEM$"), "{msg}");
+        assert!(refused(&ro(), SF, "select \"SYSTEM$ABORT_SESSION\"(1)").contains("SYSTEM$"));
+        assert!(
+            refused(&ro(), SF, "SELECT IDENTIFIER('system$cancel_query')('x')").contains("SYSTEM$")
+        );
+        assert!(
+            refused(
+                &ro(),
+                DB,
+                "SELECT reflect('java.lang.Runtime', 'getRuntime')"
+            )
+            .contains("reflect()")
+        );
+        assert!(
+            ro().check(SF, "SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))")
+                .is_ok()
+        );
+        assert!(
+            rw().check(SF, "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn unparseable_sql_fails_closed() {
+        let msg = refused(&ro(), SF, "SEL/**/ECT 1");
+        assert!(
+            msg.contains("could not be parsed as snowflake SQL"),
+            "{msg}"
+        );
+        assert!(refused(&rw(), SF, "SELECT FROM WHERE").contains("could not be parsed"));
+        assert!(refused(&ro(), SF, "PUT file:///tmp/x @s").contains("this is a PUT"));
+        // SHOW/DESCRIBE forms the parser lacks still pass.
+        assert_eq!(
+            ro().check(DB, "DESCRIBE TABLE t").unwrap(),
+            StatementKind::Describe
+        );
+        assert_eq!(
+            ro().check(DB, "DESCRIBE HISTORY t").unwrap(),
+            StatementKind::Describe
+        );
+    }
+}

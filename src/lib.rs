@@ -9,12 +9,17 @@
 pub mod broker;
 pub mod config;
 pub mod databricks;
+pub mod app;
+pub mod audit;
 pub mod guard;
+pub mod http;
+pub mod http_client;
 pub mod identity;
 pub mod immuta;
 pub mod query;
 pub mod result;
 pub mod retry;
 pub mod sandbox;
+pub mod server;
 pub mod secret;
 pub mod snowflake;

@@ -1,1 +1,389 @@
-//! (being written)
+//! The governed Databricks path: every statement runs as the end user's
+//! Immuta-vended exclusive group, never as the service principal itself.
+//!
+//! Per call: vend through Immuta (`roles.Databricks`: group name and id), get
+//! an OAuth M2M token with `assume_group=<group id>` ([`oauth`]), run the SQL
+//! with the Statement Execution API ([`statements`]) and decode the
+//! `JSON_ARRAY` chunks ([`decode`]). The (group, token) pair is cached per
+//! user in a [`CredentialCache`] until shortly before the earlier of the token
+//! and the vend expiry; concurrent cold calls share one vend and one token.
+//! If Databricks rejects the token when the statement is submitted, the
+//! entry is dropped and the call re-vends and retries exactly once.
+
+pub mod decode;
+pub mod oauth;
+pub mod statements;
+pub mod wire;
+
+use crate::broker::CredentialCache;
+use crate::config::{DatabricksConfig, Limits};
+use crate::immuta::client::ImmutaClient;
+use crate::query::{CallContext, GovernedQuery, QueryError, QueryRequest};
+use crate::result::{Platform, ResultSet};
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
+use oauth::{GroupId, TokenClient};
+use statements::{RunError, StatementSettings, StatementsClient};
+use std::time::Duration;
+
+/// Why the Databricks path cannot be set up or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabricksError {
+    #[error("Databricks configuration: {0}")]
+    Config(String),
+    #[error("Databricks check failed: {0}")]
+    Check(String),
+}
+
+/// The credential cached per user: the vended group and a token assuming it.
+#[derive(Debug, Clone, PartialEq)]
+struct GroupCredential {
+    group_id: String,
+    group_name: String,
+    vend_id: String,
+    access_token: Secret,
+}
+
+/// Runs governed SQL on Databricks as the caller's vended exclusive group.
+pub struct DatabricksGoverned {
+    host: String,
+    http: reqwest::Client,
+    immuta: ImmutaClient,
+    tokens: TokenClient,
+    statements: StatementsClient,
+    cache: CredentialCache<String, GroupCredential>,
+    default_catalog: Option<String>,
+    default_schema: Option<String>,
+}
+
+impl std::fmt::Debug for DatabricksGoverned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabricksGoverned")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Workspace base URL without a trailing slash; `https://` is assumed when no scheme is given
+/// (as Databricks unified auth does for `DATABRICKS_HOST`).
+fn normalize_host(host: &str) -> Result<String, DatabricksError> {
+    let trimmed = host.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(DatabricksError::Config("databricks.host is empty".into()));
+    }
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let url = url::Url::parse(&with_scheme)
+        .map_err(|e| DatabricksError::Config(format!("databricks.host {host:?}: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(DatabricksError::Config(format!(
+            "databricks.host {host:?} must be an https:// URL"
+        )));
+    }
+    Ok(with_scheme)
+}
+
+impl DatabricksGoverned {
+    /// Resolve the client secret and prepare the clients (no network traffic).
+    pub fn new(
+        cfg: &DatabricksConfig,
+        immuta: ImmutaClient,
+        limits: &Limits,
+        http: reqwest::Client,
+    ) -> Result<Self, DatabricksError> {
+        let host = normalize_host(&cfg.host)?;
+        if cfg.client_id.trim().is_empty() {
+            return Err(DatabricksError::Config(
+                "databricks.client_id is empty".into(),
+            ));
+        }
+        if cfg.warehouse_id.trim().is_empty() {
+            return Err(DatabricksError::Config(
+                "databricks.warehouse_id is empty".into(),
+            ));
+        }
+        statements::validate_wait_timeout(&cfg.wait_timeout)
+            .map_err(|m| DatabricksError::Config(format!("databricks.{m}")))?;
+        let client_secret = cfg
+            .client_secret
+            .resolve("databricks.client_secret")
+            .map_err(|e| DatabricksError::Config(e.to_string()))?;
+        if client_secret.is_empty() {
+            return Err(DatabricksError::Config(
+                "databricks.client_secret is empty".into(),
+            ));
+        }
+        let retry = RetryPolicy {
+            max_attempts: limits.retry_attempts.max(1),
+            ..RetryPolicy::default()
+        };
+        let tokens = TokenClient::new(
+            &host,
+            cfg.client_id.clone(),
+            client_secret,
+            http.clone(),
+            retry.clone(),
+        );
+        let statements = StatementsClient::new(
+            &host,
+            http.clone(),
+            retry,
+            StatementSettings {
+                warehouse_id: cfg.warehouse_id.clone(),
+                wait_timeout: cfg.wait_timeout.clone(),
+                statement_timeout: Duration::from_secs(cfg.statement_timeout_secs.max(1)),
+                poll_initial: Duration::from_millis(250),
+                poll_max: Duration::from_secs(5),
+            },
+        );
+        Ok(Self {
+            host,
+            http,
+            immuta,
+            tokens,
+            statements,
+            cache: CredentialCache::new(limits.credential_margin()),
+            default_catalog: cfg.default_catalog.clone(),
+            default_schema: cfg.default_schema.clone(),
+        })
+    }
+
+    /// Use `retry` for token and statement requests (default: `limits.retry_attempts` attempts).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.tokens.set_retry(retry.clone());
+        self.statements.set_retry(retry);
+        self
+    }
+
+    /// Pause between status polls: starts at `initial`, grows by half up to `max`.
+    pub fn with_polling(mut self, initial: Duration, max: Duration) -> Self {
+        let s = self.statements.settings_mut();
+        s.poll_initial = initial;
+        s.poll_max = max.max(initial);
+        self
+    }
+
+    /// Override the submit's `wait_timeout` (`"0s"` or `"5s"`..`"50s"`; default `databricks.wait_timeout`).
+    pub fn with_wait_timeout(mut self, wait_timeout: &str) -> Result<Self, DatabricksError> {
+        statements::validate_wait_timeout(wait_timeout).map_err(DatabricksError::Config)?;
+        self.statements.settings_mut().wait_timeout = wait_timeout.to_string();
+        Ok(self)
+    }
+
+    /// Overall time a statement may run before it is cancelled (default `statement_timeout_secs`).
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statements.settings_mut().statement_timeout = timeout;
+        self
+    }
+
+    /// Forget every cached group token (e.g. after a configuration change).
+    pub async fn clear_credentials(&self) {
+        self.cache.clear().await;
+    }
+
+    /// Probe the workspace without a user and without minting any token.
+    ///
+    /// Our rules forbid requesting a token that does not assume a vended
+    /// group, and running SQL needs a user, so the probe only reads public
+    /// OAuth metadata: `GET {host}/oidc/.well-known/oauth-authorization-server`
+    /// must answer with a `token_endpoint`. When the metadata document is
+    /// missing, it falls back to `GET {host}/oidc/v1/token` (a POST-only
+    /// endpoint: a 400/401/405 answer proves it exists; a GET can never
+    /// mint a token). The client credentials themselves are first exercised
+    /// by a real query, together with a vended group.
+    pub async fn check(&self) -> Result<String, DatabricksError> {
+        let http = &self.http;
+        let metadata_url = format!("{}{}", self.host, wire::OAUTH_METADATA_PATH);
+        let retry = RetryPolicy {
+            max_attempts: 2,
+            ..RetryPolicy::default()
+        };
+        let resp = retry
+            .send(|_| {
+                http.get(&metadata_url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await
+            .map_err(|e| DatabricksError::Check(format!("cannot reach {metadata_url}: {e}")))?;
+        if resp.is_success() {
+            let doc: serde_json::Value = resp.json().map_err(|e| {
+                DatabricksError::Check(format!("{metadata_url} did not answer JSON: {e}"))
+            })?;
+            let endpoint = doc
+                .get("token_endpoint")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| {
+                    DatabricksError::Check(format!("{metadata_url} has no token_endpoint"))
+                })?;
+            return Ok(format!(
+                "Databricks workspace {} answers; OAuth token endpoint {endpoint}; \
+                 client credentials are used only with a vended group (no token minted by the check)",
+                self.host
+            ));
+        }
+        if resp.status != 404 {
+            return Err(DatabricksError::Check(format!(
+                "{metadata_url} answered HTTP {}: {}",
+                resp.status,
+                resp.text_snippet(200)
+            )));
+        }
+        let token_url = self.tokens.token_url().to_string();
+        let resp = retry
+            .send(|_| http.get(&token_url))
+            .await
+            .map_err(|e| DatabricksError::Check(format!("cannot reach {token_url}: {e}")))?;
+        match resp.status {
+            400 | 401 | 405 => Ok(format!(
+                "Databricks workspace {} answers; OAuth token endpoint {token_url} exists; \
+                 client credentials are used only with a vended group (no token minted by the check)",
+                self.host
+            )),
+            status => Err(DatabricksError::Check(format!(
+                "{token_url} answered HTTP {status}; is databricks.host a workspace URL?"
+            ))),
+        }
+    }
+
+    /// The caller's cached group credential, or a fresh vend + token (single-flight per user).
+    async fn credential(&self, ctx: &CallContext) -> Result<GroupCredential, QueryError> {
+        self.cache
+            .get_or_mint(ctx.user.clone(), |_previous| async move {
+                let vend = self.immuta.vend(ctx).await?;
+                let group = vend.roles.databricks.clone().ok_or_else(|| {
+                    QueryError::Vend(format!(
+                        "Immuta's answer (vend {}) has no Databricks group for {}; \
+                         is the Databricks connection enabled for agentic data access?",
+                        vend.id, ctx.user
+                    ))
+                })?;
+                let group_id = GroupId::new(group.native_role_id.clone()).map_err(|_| {
+                    QueryError::Vend(format!(
+                        "Immuta's Databricks group {} (vend {}) has no nativeRoleId",
+                        group.role_name, vend.id
+                    ))
+                })?;
+                let token = self.tokens.token_for_group(&group_id, ctx).await?;
+                let expires_at = token.expires_at.min(vend.expires_at);
+                tracing::debug!(
+                    user = %ctx.user,
+                    group = %group.role_name,
+                    vend_id = %vend.id,
+                    "minted a Databricks token for the vended group"
+                );
+                Ok::<_, QueryError>((
+                    GroupCredential {
+                        group_id: group_id.as_str().to_string(),
+                        group_name: group.role_name,
+                        vend_id: vend.id,
+                        access_token: token.access_token,
+                    },
+                    expires_at,
+                ))
+            })
+            .await
+    }
+
+    fn with_defaults(&self, request: &QueryRequest) -> QueryRequest {
+        let mut request = request.clone();
+        if request.database.is_none() {
+            request.database = self.default_catalog.clone();
+        }
+        if request.schema.is_none() {
+            request.schema = self.default_schema.clone();
+        }
+        request
+    }
+}
+
+#[async_trait::async_trait]
+impl GovernedQuery for DatabricksGoverned {
+    fn platform(&self) -> Platform {
+        Platform::Databricks
+    }
+
+    async fn query(
+        &self,
+        ctx: &CallContext,
+        request: &QueryRequest,
+    ) -> Result<ResultSet, QueryError> {
+        let request = self.with_defaults(request);
+        let mut retried = false;
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(QueryError::Cancelled { statement_id: None });
+            }
+            let credential = self.credential(ctx).await?;
+            ctx.set_vended_role(&credential.group_name);
+            match self
+                .statements
+                .run(&credential.access_token, ctx, &request)
+                .await
+            {
+                Ok(result) => return Ok(result),
+                Err(RunError::Query(e)) => return Err(e),
+                Err(RunError::TokenRejected {
+                    before_submit,
+                    statement_id,
+                    message,
+                }) => {
+                    self.cache
+                        .invalidate_if(&ctx.user, |c| c.access_token == credential.access_token)
+                        .await;
+                    tracing::info!(
+                        user = %ctx.user,
+                        group = %credential.group_name,
+                        vend_id = %credential.vend_id,
+                        before_submit,
+                        "Databricks rejected the group token"
+                    );
+                    if before_submit && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    let when = match statement_id {
+                        Some(id) => format!("while statement {id} ran"),
+                        None => "after a fresh vend".to_string(),
+                    };
+                    return Err(QueryError::Credential(format!(
+                        "Databricks rejected the token of vended group {} {when}: {message}",
+                        credential.group_name
+                    )));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_normalized_like_unified_auth() {
+        assert_eq!(
+            normalize_host("dbc-1.cloud.databricks.com/").unwrap(),
+            "https://dbc-1.cloud.databricks.com"
+        );
+        assert_eq!(
+            normalize_host("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(normalize_host("").is_err());
+        assert!(normalize_host("ftp://x").is_err());
+    }
+
+    #[test]
+    fn cached_credentials_never_print_the_token() {
+        let c = GroupCredential {
+            group_id: "1".into(),
+            group_name: "immuta_obo_1".into(),
+            vend_id: "v".into(),
+            access_token: Secret::new("dapi-secret-token"),
+        };
+        assert!(!format!("{c:?}").contains("dapi-secret-token"));
+    }
+}

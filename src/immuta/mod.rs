@@ -2,3 +2,5 @@
 
 pub mod client;
 pub mod wire;
+
+pub use client::{ImmutaClient, ImmutaError, VendedAccess};

@@ -1,1 +1,211 @@
-//! (being written)
+//! Local emulators of the Immuta, Snowflake and Databricks HTTP APIs, backed
+//! by an embedded SQL engine with per-role grants, row filters, column masks
+//! and fault injection.
+//!
+//! [`Sandbox::start`] loads a [`Fixture`] into the [`Engine`], generates the
+//! agent's credentials (an RSA-2048 key pair for Snowflake key-pair auth, an
+//! Immuta API key, a Databricks client secret) and serves each emulator on its
+//! own loopback port. [`Sandbox::client_config`] is a ready-made
+//! [`Config`](crate::config::Config) for the production clients;
+//! [`Sandbox::faults`] and the [`SandboxState`] counters are for tests.
+
+pub mod databricks;
+pub mod engine;
+pub mod faults;
+pub mod fixture;
+pub mod immuta;
+pub mod issuer;
+pub mod snowflake;
+pub mod state;
+pub mod types;
+
+pub use engine::{Engine, EngineError, Namespace};
+pub use faults::{Endpoint, Fault, Faults};
+pub use fixture::Fixture;
+pub use state::{
+    Counter, ExecutedStatement, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
+};
+
+use crate::config::{Config, DatabricksConfig, ImmutaConfig, SecretRef, SnowflakeConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What to serve.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    pub fixture: Fixture,
+    pub settings: SandboxSettings,
+}
+
+impl Default for SandboxOptions {
+    /// The built-in demo fixture with default settings.
+    fn default() -> Self {
+        Self {
+            fixture: Fixture::demo(),
+            settings: SandboxSettings::default(),
+        }
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Key(#[from] state::KeyError),
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Bind(std::io::Error),
+    #[error("sandbox setup task failed: {0}")]
+    Task(String),
+}
+
+/// Running emulators; dropping the handle stops them.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// `http://127.0.0.1:<port>` of the Immuta emulator.
+    pub immuta_url: String,
+    /// `http://127.0.0.1:<port>` of the Snowflake SQL API emulator.
+    pub snowflake_url: String,
+    /// `http://127.0.0.1:<port>` of the Databricks workspace emulator.
+    pub databricks_url: String,
+    pub state: Arc<SandboxState>,
+    shutdown: CancellationToken,
+    servers: Vec<JoinHandle<()>>,
+}
+
+async fn listen() -> Result<(TcpListener, String), SandboxError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(SandboxError::Bind)?;
+    let addr = listener.local_addr().map_err(SandboxError::Bind)?;
+    Ok((listener, format!("http://{addr}")))
+}
+
+impl Sandbox {
+    /// Load the fixture, generate credentials, and serve the three emulators on 127.0.0.1.
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let fixture = opts.fixture;
+        let engine = tokio::task::spawn_blocking(move || Engine::new(&fixture));
+        let creds = tokio::task::spawn_blocking(SandboxCredentials::generate);
+        let (immuta_listener, immuta_url) = listen().await?;
+        let (snowflake_listener, snowflake_url) = listen().await?;
+        let (databricks_listener, databricks_url) = listen().await?;
+        let engine = engine
+            .await
+            .map_err(|e| SandboxError::Task(e.to_string()))??;
+        let creds = creds
+            .await
+            .map_err(|e| SandboxError::Task(e.to_string()))??;
+        let state = Arc::new(SandboxState::new(
+            engine,
+            creds,
+            opts.settings,
+            SandboxUrls {
+                immuta: immuta_url.clone(),
+                snowflake: snowflake_url.clone(),
+                databricks: databricks_url.clone(),
+            },
+        ));
+        let shutdown = CancellationToken::new();
+        let servers = [
+            (immuta_listener, immuta::router(state.clone())),
+            (snowflake_listener, snowflake::router(state.clone())),
+            (databricks_listener, databricks::router(state.clone())),
+        ]
+        .into_iter()
+        .map(|(listener, app)| {
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::warn!(error = %e, "sandbox server stopped with an error");
+                }
+            })
+        })
+        .collect();
+        tracing::info!(%immuta_url, %snowflake_url, %databricks_url, "sandbox emulators listening");
+        Ok(Sandbox {
+            immuta_url,
+            snowflake_url,
+            databricks_url,
+            state,
+            shutdown,
+            servers,
+        })
+    }
+
+    /// Fault knobs of every endpoint.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// The credentials generated for this start.
+    pub fn credentials(&self) -> &SandboxCredentials {
+        &self.state.creds
+    }
+
+    /// A configuration for the production clients pointing at this sandbox
+    /// (secrets inline as [`SecretRef::Value`]; stdio user = the fixture's first user).
+    pub fn client_config(&self) -> Config {
+        let creds = &self.state.creds;
+        let mut cfg = Config {
+            immuta: Some(ImmutaConfig {
+                url: self.immuta_url.clone(),
+                api_key: SecretRef::Value(creds.immuta_api_key.clone()),
+                ttl_minutes: 60,
+                pending_timeout_secs: 30,
+            }),
+            snowflake: Some(SnowflakeConfig {
+                user: creds.snowflake_user.clone(),
+                account: Some(creds.snowflake_account.clone()),
+                private_key: SecretRef::Value(creds.snowflake_private_key_pem.clone()),
+                private_key_passphrase: None,
+                base_url: Some(self.snowflake_url.clone()),
+                default_warehouse: Some("COMPUTE_WH".into()),
+                default_database: Some("SALES".into()),
+                default_schema: Some("PUBLIC".into()),
+                pat_expiry_clause: Default::default(),
+                statement_timeout_secs: 300,
+            }),
+            databricks: Some(DatabricksConfig {
+                host: self.databricks_url.clone(),
+                client_id: creds.databricks_client_id.clone(),
+                client_secret: SecretRef::Value(creds.databricks_client_secret.clone()),
+                warehouse_id: creds.warehouse_id.clone(),
+                default_catalog: Some("main".into()),
+                default_schema: None,
+                statement_timeout_secs: 300,
+                wait_timeout: "10s".into(),
+            }),
+            ..Config::default()
+        };
+        cfg.identity.stdio_user = self.state.engine.user_ids().into_iter().next();
+        cfg
+    }
+
+    /// Stop the emulators and wait (briefly) for them to finish.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        for server in std::mem::take(&mut self.servers) {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

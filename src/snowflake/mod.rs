@@ -1,1 +1,226 @@
-//! (being written)
+//! Snowflake governed path: every user statement runs as the end user's
+//! Immuta-vended role, through a PAT restricted to that role.
+//!
+//! - [`keypair`]: the agent's key-pair JWT (only used to manage PATs);
+//! - [`pat`]: per-user PAT lifecycle (vend, mint, cache, replace, remove);
+//! - [`sql_api`]: SQL API v2 client (retry, 202 polling, cancel, partitions);
+//! - [`decode`]: `jsonv2` values into the shared [`ResultSet`].
+//!
+//! [`SnowflakeGoverned`] ties them together behind [`GovernedQuery`]. User
+//! SQL never runs under the agent's own identity: if the PAT is rejected the
+//! path re-vends and re-mints once, and otherwise fails closed.
+
+pub mod decode;
+pub mod keypair;
+pub mod pat;
+pub mod sql_api;
+
+use crate::config::{Limits, SnowflakeConfig};
+use crate::immuta::client::ImmutaClient;
+use crate::query::{CallContext, GovernedQuery, QueryError, QueryRequest};
+use crate::result::{Platform, ResultSet};
+use crate::retry::RetryPolicy;
+use keypair::{AgentKey, KeyError, KeyPairJwt};
+use pat::{PatManager, PatSettings};
+use sql_api::{Auth, FetchLimits, SqlApiClient, StatementRequest};
+use std::time::Duration;
+
+/// Why the Snowflake path cannot be set up or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum SnowflakeError {
+    #[error("Snowflake configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("Snowflake check failed: {0}")]
+    Check(String),
+}
+
+/// The production Snowflake path behind `query_snowflake`.
+pub struct SnowflakeGoverned {
+    pats: PatManager,
+    api: SqlApiClient,
+    statement_timeout_secs: u64,
+    default_database: Option<String>,
+    default_schema: Option<String>,
+    default_warehouse: Option<String>,
+    account: Option<String>,
+    base_url: Option<String>,
+}
+
+impl std::fmt::Debug for SnowflakeGoverned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnowflakeGoverned")
+            .field("pats", &self.pats)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnowflakeGoverned {
+    /// Load the agent key and prepare the path; nothing is sent yet.
+    pub fn new(
+        cfg: &SnowflakeConfig,
+        immuta: ImmutaClient,
+        limits: &Limits,
+        http: reqwest::Client,
+    ) -> Result<Self, SnowflakeError> {
+        if cfg.user.trim().is_empty() {
+            return Err(SnowflakeError::Config(
+                "snowflake.user must name the agent user".into(),
+            ));
+        }
+        let pem = cfg
+            .private_key
+            .resolve("snowflake.private_key")
+            .map_err(|e| SnowflakeError::Config(e.to_string()))?;
+        let passphrase = cfg
+            .private_key_passphrase
+            .as_ref()
+            .map(|p| p.resolve("snowflake.private_key_passphrase"))
+            .transpose()
+            .map_err(|e| SnowflakeError::Config(e.to_string()))?;
+        let key = AgentKey::from_pem(&pem, passphrase.as_ref())?;
+        let jwt = KeyPairJwt::new(key, &cfg.user);
+        let retry = RetryPolicy {
+            max_attempts: limits.retry_attempts.max(1),
+            ..RetryPolicy::default()
+        };
+        let api = SqlApiClient::new(http, retry);
+        let timeout = cfg.statement_timeout_secs.max(1);
+        let settings = PatSettings {
+            expiry_clause: cfg.pat_expiry_clause,
+            account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
+            base_url: cfg.base_url.clone(),
+            statement_timeout_secs: timeout.min(120),
+            margin: limits.credential_margin(),
+        };
+        Ok(Self {
+            pats: PatManager::new(immuta, jwt, api.clone(), settings),
+            api,
+            statement_timeout_secs: timeout,
+            default_database: cfg.default_database.clone(),
+            default_schema: cfg.default_schema.clone(),
+            default_warehouse: cfg.default_warehouse.clone(),
+            account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
+            base_url: cfg.base_url.clone(),
+        })
+    }
+
+    /// Replace the retry policy (tests use short backoffs).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.api = self.api.clone().with_retry_policy(retry);
+        self.pats.set_api(self.api.clone());
+        self
+    }
+
+    /// Change how often running statements are polled.
+    pub fn with_poll_interval(mut self, initial: Duration, max: Duration) -> Self {
+        self.api = self.api.clone().with_poll_interval(initial, max);
+        self.pats.set_api(self.api.clone());
+        self
+    }
+
+    /// The agent key's registered fingerprint (`SHA256:...`).
+    pub fn fingerprint(&self) -> &str {
+        self.pats.jwt().fingerprint()
+    }
+
+    /// Prove the agent can authenticate: sign a key-pair JWT and run the
+    /// harmless `SHOW USER PROGRAMMATIC ACCESS TOKENS` with it.
+    pub async fn check(&self) -> Result<String, SnowflakeError> {
+        let account = self.account.clone().ok_or_else(|| {
+            SnowflakeError::Check(format!(
+                "key loaded (fingerprint {}), but snowflake.account is not set, so the connection cannot be checked without vending a role; set snowflake.account to the account locator",
+                self.fingerprint()
+            ))
+        })?;
+        let base_url = self.pats.base_url_for(&keypair::jwt_account(&account));
+        let ctx = CallContext::new("immuta-mcp check", "check");
+        let tokens = self
+            .pats
+            .show_tokens(&ctx, &account, &base_url)
+            .await
+            .map_err(|e| SnowflakeError::Check(e.to_string()))?;
+        Ok(format!(
+            "Snowflake at {base_url}: key-pair JWT accepted for {} (key {}); the agent user holds {} programmatic access token(s)",
+            self.pats.jwt().subject(&account),
+            self.fingerprint(),
+            tokens.row_count
+        ))
+    }
+
+    /// Remove every PAT this process created (on shutdown), best effort.
+    pub async fn shutdown(&self) {
+        self.pats.remove_all().await;
+    }
+
+    fn query_tag(ctx: &CallContext) -> String {
+        let user: String = ctx.user.chars().take(512).collect();
+        serde_json::json!({ "app": "immuta-mcp", "end_user": user, "tool": ctx.tool }).to_string()
+    }
+}
+
+#[async_trait::async_trait]
+impl GovernedQuery for SnowflakeGoverned {
+    fn platform(&self) -> Platform {
+        Platform::Snowflake
+    }
+
+    async fn query(
+        &self,
+        ctx: &CallContext,
+        request: &QueryRequest,
+    ) -> Result<ResultSet, QueryError> {
+        if ctx.cancel.is_cancelled() {
+            return Err(QueryError::Cancelled { statement_id: None });
+        }
+        let limits = FetchLimits {
+            max_rows: request.max_rows,
+            max_bytes: request.max_bytes,
+        };
+        let mut reminted = false;
+        loop {
+            let session = self.pats.session(ctx).await?;
+            ctx.set_vended_role(&session.role);
+            let statement = StatementRequest {
+                statement: request.sql.clone(),
+                timeout_secs: self.statement_timeout_secs,
+                database: request
+                    .database
+                    .clone()
+                    .or_else(|| self.default_database.clone()),
+                schema: request
+                    .schema
+                    .clone()
+                    .or_else(|| self.default_schema.clone()),
+                warehouse: request
+                    .warehouse
+                    .clone()
+                    .or_else(|| self.default_warehouse.clone()),
+                role: Some(session.role.clone()),
+                query_tag: Some(Self::query_tag(ctx)),
+            };
+            let auth = Auth::Pat(session.pat.clone());
+            match self
+                .api
+                .execute(ctx, &session.base_url, &auth, &statement, limits)
+                .await
+            {
+                Ok(result) => return Ok(result),
+                Err(e) if e.is_credential_rejected() && !reminted => {
+                    tracing::info!(user = %ctx.user, role = %session.role, error = %e, "PAT rejected; vending and minting once more");
+                    self.pats.reject(ctx, &session).await;
+                    reminted = true;
+                }
+                Err(e) if e.is_credential_rejected() => {
+                    return Err(QueryError::Credential(format!(
+                        "Snowflake rejected a freshly minted PAT for the vended role {}: {e}",
+                        session.role
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

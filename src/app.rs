@@ -1,0 +1,278 @@
+//! Assembly: from a [`Config`] to a running server (stdio or HTTP), the
+//! sandbox mode, and the `check` command's upstream probes.
+//!
+//! This is the only module that knows how the pieces fit together; `main.rs`
+//! only parses the command line and calls in here.
+
+use crate::config::{Config, IdentityConfig, OAuthConfig};
+use crate::databricks::DatabricksGoverned;
+use crate::guard::SqlGuard;
+use crate::http::{HttpSettings, app, serve};
+use crate::identity::http::{BearerAuth, resource_metadata_url};
+use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
+use crate::immuta::ImmutaClient;
+use crate::query::GovernedQuery;
+use crate::retry::RetryPolicy;
+use crate::sandbox::issuer::TestIssuer;
+use crate::server::{GovernedServer, UserSource};
+use crate::snowflake::SnowflakeGoverned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not be assembled or started.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("identity: {0}")]
+    Identity(#[from] crate::identity::AuthError),
+    #[error("Immuta: {0}")]
+    Immuta(#[from] crate::immuta::ImmutaError),
+    #[error("Snowflake: {0}")]
+    Snowflake(#[from] crate::snowflake::SnowflakeError),
+    #[error("Databricks: {0}")]
+    Databricks(#[from] crate::databricks::DatabricksError),
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+/// The configured platform paths.
+pub struct Platforms {
+    pub immuta: Option<ImmutaClient>,
+    pub snowflake: Option<Arc<SnowflakeGoverned>>,
+    pub databricks: Option<Arc<DatabricksGoverned>>,
+}
+
+/// Build the Immuta client and the platform paths the configuration names.
+pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
+    cfg.validate().map_err(|e| AppError::Config(e.to_string()))?;
+    let http = crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+    let retry = RetryPolicy { max_attempts: cfg.limits.retry_attempts, ..RetryPolicy::default() };
+    let Some(immuta_cfg) = &cfg.immuta else {
+        return Ok(Platforms { immuta: None, snowflake: None, databricks: None });
+    };
+    let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
+    let snowflake = cfg
+        .snowflake
+        .as_ref()
+        .map(|s| SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new))
+        .transpose()?;
+    let databricks = cfg
+        .databricks
+        .as_ref()
+        .map(|d| DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new))
+        .transpose()?;
+    Ok(Platforms { immuta: Some(immuta), snowflake, databricks })
+}
+
+/// The MCP handler for the given platforms and user source.
+pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> GovernedServer {
+    GovernedServer::new(
+        platforms.snowflake.clone().map(|s| s as Arc<dyn GovernedQuery>),
+        platforms.databricks.clone().map(|d| d as Arc<dyn GovernedQuery>),
+        SqlGuard::new(cfg.guard.read_only, cfg.limits.max_sql_bytes),
+        cfg.limits.clone(),
+        users,
+    )
+}
+
+fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {
+    let http = crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+    Ok(JwtVerifier::new(oauth, audience, http)?)
+}
+
+/// Resolve the stdio user from configuration (and verify its ID token, if any).
+pub async fn stdio_user(cfg: &Config) -> Result<VerifiedUser, AppError> {
+    let id: &IdentityConfig = &cfg.identity;
+    let verifier = match (&id.stdio_id_token, &id.oauth) {
+        (Some(_), Some(oauth)) => {
+            let audience = oauth
+                .id_token_audience
+                .clone()
+                .or_else(|| cfg.server.resource_url.clone())
+                .unwrap_or_default();
+            Some(verifier(oauth, &audience, cfg)?)
+        }
+        _ => None,
+    };
+    Ok(resolve_stdio_user(id, verifier.as_ref()).await?)
+}
+
+/// Serve MCP over stdin/stdout until the client disconnects.
+pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
+    use rmcp::ServiceExt;
+    let user = stdio_user(cfg).await?;
+    let platforms = build_platforms(cfg)?;
+    tracing::info!(user = %user.user_id, source = ?user.source, "serving MCP over stdio");
+    let server = build_server(cfg, &platforms, UserSource::Fixed(user));
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| AppError::Transport(e.to_string()))?;
+    running.waiting().await.map_err(|e| AppError::Transport(e.to_string()))?;
+    Ok(())
+}
+
+/// A running HTTP server.
+pub struct HttpServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The MCP endpoint and token audience.
+    pub resource_url: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Stop accepting requests and wait for the server task.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Wait until the server stops (it stops on a shutdown signal or an I/O error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+/// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity.
+pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.into(), source })?;
+    let local = listener.local_addr().map_err(|source| AppError::Bind { addr: addr.into(), source })?;
+    let resource_url = cfg.server.resource_url.clone().unwrap_or_else(|| format!("http://{local}/mcp"));
+    let oauth = cfg.identity.oauth.as_ref().ok_or_else(|| {
+        AppError::Config("HTTP needs [identity.oauth] (issuer, jwks_url): every request must carry a bearer token".into())
+    })?;
+    let platforms = build_platforms(cfg)?;
+    let server = build_server(cfg, &platforms, UserSource::PerRequest);
+    let auth = Arc::new(BearerAuth::new(verifier(oauth, &resource_url, cfg)?, resource_metadata_url(&resource_url)));
+    let shutdown = CancellationToken::new();
+    let settings = HttpSettings {
+        resource_url: resource_url.clone(),
+        issuer: oauth.issuer.clone(),
+        allowed_origins: cfg.server.allowed_origins.clone(),
+        stateful_sessions: cfg.server.stateful_sessions,
+        shutdown: shutdown.clone(),
+    };
+    let router = app(server, auth, &settings);
+    let task = tokio::spawn(serve(listener, router, shutdown.clone()));
+    tracing::info!(%local, %resource_url, "serving MCP over streamable HTTP");
+    Ok(HttpServer { addr: local, resource_url, shutdown, task })
+}
+
+/// A local OAuth issuer for sandbox mode: serves its JWKS on loopback and mints user tokens.
+pub struct LocalIssuer {
+    pub issuer: Arc<TestIssuer>,
+    shutdown: CancellationToken,
+}
+
+impl LocalIssuer {
+    /// Bind 127.0.0.1:0 and serve discovery + JWKS.
+    pub async fn start() -> Result<Self, AppError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| AppError::Bind { addr: "127.0.0.1:0".into(), source })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: "127.0.0.1:0".into(), source })?;
+        let issuer = Arc::new(TestIssuer::new(format!("http://{addr}")));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(listener, issuer.clone().router(), shutdown.clone()));
+        Ok(Self { issuer, shutdown })
+    }
+
+    /// The identity config accepting this issuer's tokens.
+    pub fn oauth_config(&self) -> OAuthConfig {
+        self.issuer.oauth_config()
+    }
+}
+
+impl Drop for LocalIssuer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// One line of `immuta-mcp check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckLine {
+    pub component: &'static str,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Validate the configuration and probe each configured upstream without running user SQL.
+pub async fn check(cfg: &Config) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    let line = |component, ok, message: String| CheckLine { component, ok, message };
+    if let Err(e) = cfg.validate() {
+        lines.push(line("config", false, e.to_string()));
+        return lines;
+    }
+    lines.push(line("config", true, "valid".into()));
+    match (&cfg.identity.stdio_user, &cfg.identity.oauth) {
+        (None, None) => lines.push(line(
+            "identity",
+            false,
+            "neither identity.stdio_user (stdio) nor identity.oauth (HTTP) is set".into(),
+        )),
+        (_, Some(oauth)) => {
+            let http = crate::http_client::build(&cfg.limits);
+            let probe = match http {
+                Ok(http) => http.get(&oauth.jwks_url).send().await.map(|r| r.status().as_u16()),
+                Err(e) => {
+                    lines.push(line("identity", false, e.to_string()));
+                    return lines;
+                }
+            };
+            match probe {
+                Ok(200) => lines.push(line("identity", true, format!("JWKS reachable at {}", oauth.jwks_url))),
+                Ok(s) => lines.push(line("identity", false, format!("JWKS at {} answered HTTP {s}", oauth.jwks_url))),
+                Err(e) => lines.push(line(
+                    "identity",
+                    false,
+                    format!("JWKS at {} unreachable: {}", oauth.jwks_url, crate::retry::describe_transport_error(&e)),
+                )),
+            }
+        }
+        (Some(u), None) => lines.push(line("identity", true, format!("stdio user {u}"))),
+    }
+    let platforms = match build_platforms(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            lines.push(line("platforms", false, e.to_string()));
+            return lines;
+        }
+    };
+    match &platforms.immuta {
+        Some(immuta) => match immuta.status("immuta-mcp-check").await {
+            Ok(_) | Err(crate::immuta::ImmutaError::Rejected { status: 404, .. }) => {
+                lines.push(line("immuta", true, format!("API key accepted by {}", immuta.base_url())))
+            }
+            Err(e) => lines.push(line("immuta", false, e.to_string())),
+        },
+        None => lines.push(line("immuta", false, "[immuta] is not configured".into())),
+    }
+    if let Some(s) = &platforms.snowflake {
+        lines.push(match s.check().await {
+            Ok(m) => line("snowflake", true, m),
+            Err(e) => line("snowflake", false, e.to_string()),
+        });
+    }
+    if let Some(d) = &platforms.databricks {
+        lines.push(match d.check().await {
+            Ok(m) => line("databricks", true, m),
+            Err(e) => line("databricks", false, e.to_string()),
+        });
+    }
+    lines
+}

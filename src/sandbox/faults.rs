@@ -1,0 +1,213 @@
+//! Fault injection for the emulators, configurable per endpoint from tests.
+//!
+//! Every handler starts with [`Faults::before`], which counts the request,
+//! waits the endpoint's latency, and answers for the handler when a one-shot
+//! fault is due. Kinds:
+//! - [`Fault::Latency`]: every request to the endpoint waits this long (the
+//!   latest `Latency` added wins; [`Faults::clear`] removes it).
+//! - [`Fault::Status`]: the next `times` requests answer `status` with the
+//!   platform's error body (`{"message"}` for Immuta, `{"code","message"}` for
+//!   the Snowflake SQL API, `{"error_code","message"}` for Databricks, an OAuth
+//!   `{"error","error_description"}` for the Databricks token endpoint) and a
+//!   `Retry-After` header when `retry_after` is set.
+//! - [`Fault::ConnectionReset`]: the next `times` requests get a response whose
+//!   body stream fails at once; hyper then aborts the connection mid-answer, so
+//!   the client sees a transport / body error rather than an HTTP status.
+//! - [`Fault::Pending`]: read (and reset) by the vend / submit handlers through
+//!   [`Faults::pending_polls`]; the next vend (or statement) stays "pending" /
+//!   running for that many status polls.
+//!
+//! One-shot faults (`Status`, `ConnectionReset`) fire in the order they were added.
+
+use crate::sandbox::state::SandboxState;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The emulated endpoints, for counting and fault injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ImmutaVend,
+    ImmutaStatus,
+    ImmutaDelete,
+    ImmutaActivity,
+    SnowflakeSubmit,
+    /// GET of a statement handle, also `?partition=N`.
+    SnowflakeStatus,
+    SnowflakeCancel,
+    DatabricksToken,
+    DatabricksSubmit,
+    DatabricksStatus,
+    DatabricksChunk,
+    DatabricksCancel,
+}
+
+/// One injected fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Every request to the endpoint waits this long.
+    Latency(Duration),
+    /// The next `times` requests answer this status (platform-shaped error body).
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+        times: u32,
+    },
+    /// The next `times` requests: connection dropped before a complete answer.
+    ConnectionReset { times: u32 },
+    /// Vend: answer "pending" for N status polls; submit: the statement stays running for N polls.
+    Pending { polls: u32 },
+}
+
+#[derive(Debug, Default)]
+struct EndpointFaults {
+    latency: Option<Duration>,
+    one_shot: VecDeque<OneShot>,
+    pending: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OneShot {
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Reset,
+}
+
+/// Fault knobs of all endpoints.
+#[derive(Debug, Default)]
+pub struct Faults {
+    inner: Mutex<HashMap<Endpoint, EndpointFaults>>,
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Endpoint, EndpointFaults>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a fault to `ep`.
+    pub fn add(&self, ep: Endpoint, fault: Fault) {
+        let mut all = self.lock();
+        let f = all.entry(ep).or_default();
+        match fault {
+            Fault::Latency(d) => f.latency = Some(d),
+            Fault::Status {
+                status,
+                retry_after,
+                times,
+            } => f.one_shot.extend(std::iter::repeat_n(
+                OneShot::Status {
+                    status,
+                    retry_after,
+                },
+                times as usize,
+            )),
+            Fault::ConnectionReset { times } => f
+                .one_shot
+                .extend(std::iter::repeat_n(OneShot::Reset, times as usize)),
+            Fault::Pending { polls } => f.pending = polls,
+        }
+    }
+
+    /// Remove every fault of every endpoint.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Entry of every handler: counts the request, sleeps latency, returns Some(response) when a Status/Reset fault fires.
+    pub async fn before(&self, state: &SandboxState, ep: Endpoint) -> Option<Response> {
+        state.record_request(ep);
+        let (latency, due) = {
+            let mut all = self.lock();
+            match all.get_mut(&ep) {
+                Some(f) => (f.latency, f.one_shot.pop_front()),
+                None => (None, None),
+            }
+        };
+        if let Some(d) = latency {
+            tokio::time::sleep(d).await;
+        }
+        match due? {
+            OneShot::Status {
+                status,
+                retry_after,
+            } => {
+                tracing::debug!(?ep, status, "sandbox fault: status");
+                Some(status_response(ep, status, retry_after))
+            }
+            OneShot::Reset => {
+                tracing::debug!(?ep, "sandbox fault: connection reset");
+                Some(reset_response())
+            }
+        }
+    }
+
+    /// Take the pending-poll count set for `ep` (0 when none); the next call returns 0.
+    pub fn pending_polls(&self, ep: Endpoint) -> u32 {
+        self.lock()
+            .get_mut(&ep)
+            .map(|f| std::mem::take(&mut f.pending))
+            .unwrap_or(0)
+    }
+}
+
+fn status_response(ep: Endpoint, status: u16, retry_after: Option<u64>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let reason = code.canonical_reason().unwrap_or("Error");
+    let message = format!("{reason} (injected by the sandbox)");
+    let body = match ep {
+        Endpoint::ImmutaVend
+        | Endpoint::ImmutaStatus
+        | Endpoint::ImmutaDelete
+        | Endpoint::ImmutaActivity => json!({ "message": message }),
+        Endpoint::SnowflakeSubmit | Endpoint::SnowflakeStatus | Endpoint::SnowflakeCancel => {
+            json!({ "code": format!("{status:06}"), "message": message })
+        }
+        Endpoint::DatabricksToken => json!({
+            "error": match status {
+                429 => "slow_down",
+                503 => "temporarily_unavailable",
+                _ => "server_error",
+            },
+            "error_description": message,
+        }),
+        Endpoint::DatabricksSubmit
+        | Endpoint::DatabricksStatus
+        | Endpoint::DatabricksChunk
+        | Endpoint::DatabricksCancel => json!({
+            "error_code": match status {
+                429 => "REQUEST_LIMIT_EXCEEDED",
+                503 => "TEMPORARILY_UNAVAILABLE",
+                500 => "INTERNAL_ERROR",
+                _ => "BAD_REQUEST",
+            },
+            "message": message,
+        }),
+    };
+    let mut resp = (code, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// A 200 whose body fails immediately: hyper aborts the connection mid-answer.
+fn reset_response() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset (injected by the sandbox)",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,493 @@
+//! Emulator of Immuta's agent on-behalf-of (OBO) API.
+//!
+//! - `POST /agent/obo/roles` `{"userId", "ttlMinutes"}` vends, per request, a
+//!   fresh Snowflake role `IMMUTA_OBO_<n>_<HEX>` (connectionKey
+//!   `sandbox01.sandbox.snowflakecomputing.com`) and a fresh exclusive
+//!   Databricks group `immuta_obo_<n>` with a numeric `nativeRoleId`
+//!   (connectionKey = the Databricks emulator's host), both bound in the
+//!   engine to the user's grants until `expiresAt` (now + TTL). Answer 201.
+//!   With [`Fault::Pending`](crate::sandbox::faults::Fault::Pending) on
+//!   `ImmutaVend` the answer is `"pending"` (no roles yet) and the next N
+//!   status polls stay pending; the poll after them binds the roles and
+//!   answers `"ready"`.
+//! - `GET /agent/obo/roles/{id}`: the vend's state (`ready`, `pending`, or
+//!   `expired` once past its TTL or dropped).
+//! - `DELETE /agent/obo/roles/{id}`: drops the vend's roles (unbound in the
+//!   engine); with the agent id in place of a vend id, drops every vend.
+//! - `GET /agent/{agentId}/activity?startDate&endDate&offset&size&search`:
+//!   vend events, oldest first, as `{"data": [...]}`. Dates are RFC 3339 or
+//!   `YYYY-MM-DD` (an end date covers that whole day); `size` defaults to 100
+//!   (at most 1000); `search` matches user, vend id and role names,
+//!   case-insensitively.
+//!
+//! Every request needs `Authorization: Bearer <agent API key>` (else 401).
+//! Errors are `{"message": ...}`: 400 for a bad body or query, 404 for an
+//! unknown user (`... is not known to Immuta`), vend or agent.
+
+use crate::immuta::wire::{
+    ActivityEvent, ActivityPage, DatabricksGroup, ErrorBody, SnowflakeRole, VEND_PATH, VendRequest,
+    VendResponse, VendStatus, VendedRoles,
+};
+use crate::result::Platform;
+use crate::sandbox::faults::Endpoint;
+use crate::sandbox::state::{Counter, SandboxState};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+/// The Snowflake connection key the sandbox vends (first label = account locator).
+pub const SNOWFLAKE_CONNECTION_KEY: &str = "sandbox01.sandbox.snowflakecomputing.com";
+
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
+
+struct ImmutaEmulator {
+    state: Arc<SandboxState>,
+    store: Mutex<VendStore>,
+}
+
+#[derive(Default)]
+struct VendStore {
+    next: u64,
+    /// Oldest first.
+    vends: Vec<Vend>,
+}
+
+struct Vend {
+    id: String,
+    user_id: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    roles: VendedRoles,
+    /// Status polls that still answer "pending".
+    pending_polls: u32,
+    bound: bool,
+    dropped: bool,
+}
+
+impl Vend {
+    fn status(&self) -> VendStatus {
+        if self.dropped || Utc::now() >= self.expires_at {
+            VendStatus::Expired
+        } else if !self.bound {
+            VendStatus::Pending
+        } else {
+            VendStatus::Ready
+        }
+    }
+
+    fn answer(&self) -> VendResponse {
+        let status = self.status();
+        VendResponse {
+            id: self.id.clone(),
+            status,
+            user_id: self.user_id.clone(),
+            expires_at: Some(iso(self.expires_at)),
+            roles: if status == VendStatus::Pending {
+                VendedRoles::default()
+            } else {
+                self.roles.clone()
+            },
+        }
+    }
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A refused request: status and `{"message"}` text.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        message(self.0, self.1)
+    }
+}
+
+fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            message: text.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// The Immuta emulator's routes.
+pub fn router(state: Arc<SandboxState>) -> Router {
+    let emu = Arc::new(ImmutaEmulator {
+        state,
+        store: Mutex::new(VendStore::default()),
+    });
+    Router::new()
+        .route(VEND_PATH, post(create_vend))
+        .route(
+            &format!("{VEND_PATH}/{{id}}"),
+            get(vend_status).delete(drop_vend),
+        )
+        .route("/agent/{agent_id}/activity", get(activity))
+        .fallback(|| async {
+            message(
+                StatusCode::NOT_FOUND,
+                "no such Immuta API endpoint in the sandbox",
+            )
+        })
+        .with_state(emu)
+}
+
+impl ImmutaEmulator {
+    fn store(&self) -> MutexGuard<'_, VendStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Check `Authorization: Bearer <agent API key>`.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        match given {
+            Some(key) if key == self.state.creds.immuta_api_key => Ok(()),
+            Some(_) => Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: the agent API key is not valid".into(),
+            )),
+            None => Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: send the agent API key as 'Authorization: Bearer <key>'".into(),
+            )),
+        }
+    }
+
+    fn bind(&self, vend: &Vend) {
+        let expires_at = SystemTime::from(vend.expires_at);
+        let engine = &self.state.engine;
+        let bind = |platform: Platform, role: &str| {
+            if let Err(e) = engine.bind_role(platform, role, &vend.user_id, expires_at) {
+                tracing::warn!(%platform, error = %e, "sandbox could not bind a vended role");
+            }
+        };
+        if let Some(sf) = &vend.roles.snowflake {
+            bind(Platform::Snowflake, &sf.role_name);
+        }
+        if let Some(db) = &vend.roles.databricks {
+            bind(Platform::Databricks, &db.native_role_id);
+        }
+    }
+
+    fn unbind(&self, vend: &Vend) {
+        if let Some(sf) = &vend.roles.snowflake {
+            self.state
+                .engine
+                .unbind_role(Platform::Snowflake, &sf.role_name);
+        }
+        if let Some(db) = &vend.roles.databricks {
+            self.state
+                .engine
+                .unbind_role(Platform::Databricks, &db.native_role_id);
+        }
+    }
+
+    fn databricks_host(&self) -> String {
+        let url = &self.state.urls.databricks;
+        url.split_once("://")
+            .map_or(url.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+async fn create_vend(
+    State(emu): State<Arc<ImmutaEmulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaVend)
+        .await
+    {
+        return r;
+    }
+    if let Err(r) = emu.authorize(&headers) {
+        return r.into_response();
+    }
+    let expected = r#"expected {"userId": "<Immuta user id>", "ttlMinutes": <1..1440>}"#;
+    let req: VendRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                format!("invalid vend request body: {e}; {expected}"),
+            );
+        }
+    };
+    if req.user_id.trim().is_empty() {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!("invalid vend request body: userId is empty; {expected}"),
+        );
+    }
+    if !(1..=1440).contains(&req.ttl_minutes) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "invalid vend request body: ttlMinutes {} is outside 1..1440",
+                req.ttl_minutes
+            ),
+        );
+    }
+    if !emu.state.engine.has_user(&req.user_id) {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Cannot vend roles: user {:?} is not known to Immuta",
+                req.user_id
+            ),
+        );
+    }
+    let pending_polls = emu.state.faults.pending_polls(Endpoint::ImmutaVend);
+    let databricks_host = emu.databricks_host();
+    let answer = {
+        let mut store = emu.store();
+        store.next += 1;
+        let n = store.next;
+        let now = Utc::now();
+        let ttl = Duration::from_secs(u64::from(req.ttl_minutes) * 60);
+        let group_id = 100_000_000_000_000u64 + rand::random::<u64>() % 900_000_000_000_000;
+        let mut vend = Vend {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: req.user_id.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+            roles: VendedRoles {
+                snowflake: Some(SnowflakeRole {
+                    role_name: format!("IMMUTA_OBO_{n}_{:08X}", rand::random::<u32>()),
+                    connection_key: SNOWFLAKE_CONNECTION_KEY.into(),
+                }),
+                databricks: Some(DatabricksGroup {
+                    role_name: format!("immuta_obo_{n}"),
+                    native_role_id: group_id.to_string(),
+                    connection_key: Some(databricks_host),
+                }),
+            },
+            pending_polls,
+            bound: false,
+            dropped: false,
+        };
+        if pending_polls == 0 {
+            emu.bind(&vend);
+            vend.bound = true;
+        }
+        let answer = vend.answer();
+        store.vends.push(vend);
+        answer
+    };
+    emu.state.bump(Counter::VendsCreated);
+    tracing::debug!(user = %answer.user_id, vend_id = %answer.id, status = ?answer.status, "sandbox vended roles");
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+async fn vend_status(
+    State(emu): State<Arc<ImmutaEmulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaStatus)
+        .await
+    {
+        return r;
+    }
+    if let Err(r) = emu.authorize(&headers) {
+        return r.into_response();
+    }
+    let mut store = emu.store();
+    let Some(vend) = store.vends.iter_mut().find(|v| v.id == id) else {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("vended role {id:?} does not exist"),
+        );
+    };
+    if !vend.bound && !vend.dropped {
+        if vend.pending_polls > 0 {
+            vend.pending_polls -= 1;
+        } else {
+            emu.bind(vend);
+            vend.bound = true;
+        }
+    }
+    axum::Json(vend.answer()).into_response()
+}
+
+async fn drop_vend(
+    State(emu): State<Arc<ImmutaEmulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaDelete)
+        .await
+    {
+        return r;
+    }
+    if let Err(r) = emu.authorize(&headers) {
+        return r.into_response();
+    }
+    let mut store = emu.store();
+    if id == emu.state.creds.agent_id {
+        let mut dropped = 0usize;
+        for vend in store.vends.iter_mut().filter(|v| !v.dropped) {
+            emu.unbind(vend);
+            vend.dropped = true;
+            dropped += 1;
+        }
+        return axum::Json(serde_json::json!({
+            "message": format!("dropped the roles of {dropped} vend(s)"),
+            "dropped": dropped,
+        }))
+        .into_response();
+    }
+    let Some(vend) = store.vends.iter_mut().find(|v| v.id == id) else {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("vended role {id:?} does not exist"),
+        );
+    };
+    emu.unbind(vend);
+    vend.dropped = true;
+    axum::Json(vend.answer()).into_response()
+}
+
+/// `startDate`/`endDate`: RFC 3339, or a date (start of day; an end date includes the whole day).
+fn parse_bound(name: &str, text: &str, is_end: bool) -> Result<DateTime<Utc>, Refusal> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        // An end date-time is inclusive; the filter compares with `<`.
+        let nudge = chrono::Duration::nanoseconds(i64::from(is_end));
+        return Ok(dt.with_timezone(&Utc) + nudge);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let day = if is_end { d.succ_opt().unwrap_or(d) } else { d };
+        if let Some(dt) = day.and_hms_opt(0, 0, 0) {
+            return Ok(dt.and_utc());
+        }
+    }
+    Err(Refusal(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "{name} {t:?} is not an ISO 8601 date or date-time (e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
+        ),
+    ))
+}
+
+fn parse_count(name: &str, text: Option<&String>, default: usize) -> Result<usize, Refusal> {
+    match text {
+        None => Ok(default),
+        Some(t) => t.trim().parse::<usize>().map_err(|_| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("{name} {t:?} is not a non-negative integer"),
+            )
+        }),
+    }
+}
+
+async fn activity(
+    State(emu): State<Arc<ImmutaEmulator>>,
+    Path(agent_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaActivity)
+        .await
+    {
+        return r;
+    }
+    if let Err(r) = emu.authorize(&headers) {
+        return r.into_response();
+    }
+    if agent_id != emu.state.creds.agent_id {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("agent {agent_id:?} does not exist"),
+        );
+    }
+    let parsed = (|| {
+        let start = params
+            .get("startDate")
+            .map(|s| parse_bound("startDate", s, false))
+            .transpose()?;
+        let end = params
+            .get("endDate")
+            .map(|s| parse_bound("endDate", s, true))
+            .transpose()?;
+        let offset = parse_count("offset", params.get("offset"), 0)?;
+        let size = parse_count("size", params.get("size"), DEFAULT_PAGE_SIZE)?;
+        if size > MAX_PAGE_SIZE {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("size {size} is larger than {MAX_PAGE_SIZE}"),
+            ));
+        }
+        Ok((start, end, offset, size))
+    })();
+    let (start, end, offset, size) = match parsed {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let search = params
+        .get("search")
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
+    let store = emu.store();
+    let data: Vec<ActivityEvent> = store
+        .vends
+        .iter()
+        .filter(|v| start.is_none_or(|s| v.created_at >= s))
+        .filter(|v| end.is_none_or(|e| v.created_at < e))
+        .filter(|v| {
+            search.as_deref().is_none_or(|needle| {
+                let mut hay = vec![v.id.to_lowercase(), v.user_id.to_lowercase()];
+                if let Some(sf) = &v.roles.snowflake {
+                    hay.push(sf.role_name.to_lowercase());
+                }
+                if let Some(db) = &v.roles.databricks {
+                    hay.push(db.role_name.to_lowercase());
+                    hay.push(db.native_role_id.clone());
+                }
+                hay.iter().any(|h| h.contains(needle))
+            })
+        })
+        .skip(offset)
+        .take(size)
+        .map(|v| ActivityEvent {
+            id: v.id.clone(),
+            user_id: v.user_id.clone(),
+            created_at: iso(v.created_at),
+            roles: v.roles.clone(),
+        })
+        .collect();
+    axum::Json(ActivityPage { data }).into_response()
+}

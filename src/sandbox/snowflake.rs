@@ -1,0 +1,1119 @@
+//! Emulator of Snowflake's SQL API v2 (`/api/v2/statements`) for the sandbox.
+//!
+//! Two kinds of caller, as on a real account:
+//! - the agent user with a **key-pair JWT** (`X-Snowflake-Authorization-Token-Type:
+//!   KEYPAIR_JWT`), which may only manage programmatic access tokens
+//!   (`ALTER USER ... ADD|REMOVE PROGRAMMATIC ACCESS TOKEN`, `SHOW USER
+//!   PROGRAMMATIC ACCESS TOKENS`); the agent's own role has no data grants, so
+//!   any other SQL fails with "does not exist or not authorized";
+//! - a **programmatic access token** (`PROGRAMMATIC_ACCESS_TOKEN`), whose SQL
+//!   runs in the engine as the token's role restriction and nothing else.
+//!
+//! Statements run on a spawned task (the engine call on the blocking pool) and
+//! are kept by handle. The submit answer waits up to
+//! `settings.snowflake_sync_wait`: 200 with the result set (`jsonv2`,
+//! partition 0 inline), 422 with the error, or 202 "Asynchronous execution in
+//! progress" when the statement is still running, `async=true` was asked, or
+//! the `Pending` fault holds it for N polls. `GET /api/v2/statements/{handle}`
+//! polls, `?partition=N` returns `{data}` of one partition,
+//! `POST .../cancel` cancels (later polls answer 422 `000604`). A resubmit with
+//! the same `requestId` and `retry=true` returns the existing statement. Every
+//! handler first passes the fault injector.
+//!
+//! Statement error codes: `002003`/`42S02` object does not exist or not
+//! authorized, `001003`/`42000` syntax error, `003001`/`42501` insufficient
+//! privileges, `002049` bind error, `000630`/`57014` timeout, `000604`/`57014`
+//! canceled, `390189`/`08004` role not allowed for the token, `394100`/`54000`
+//! per-user token limit, `100000`/`22000` execution error. Unknown handle:
+//! 404 `000709`. Authentication codes: see [`auth`].
+
+mod auth;
+mod bindings;
+mod pat_sql;
+
+use crate::result::Platform;
+use crate::sandbox::engine::{EngineColumn, EngineError, EngineResult, EngineValue, Namespace};
+use crate::sandbox::faults::Endpoint;
+use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
+use crate::sandbox::types::{SnowflakeEncoded, encode_snowflake};
+use auth::{AddPatOutcome, AuthError, KeyPairVerifier, NewPat, PatRegistry};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pat_sql::{Expiry, PatStatement};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Header naming the kind of bearer token.
+const TOKEN_TYPE_HEADER: &str = "x-snowflake-authorization-token-type";
+const SUCCESS_CODE: &str = "090001";
+const SUCCESS_MESSAGE: &str = "Statement executed successfully.";
+const ASYNC_CODE: &str = "333334";
+const ASYNC_MESSAGE: &str = "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.";
+/// Default token lifetime when neither DAYS_TO_EXPIRY nor MINS_TO_EXPIRY is given (Snowflake: 15 days).
+const DEFAULT_PAT_DAYS: u64 = 15;
+
+/// The Snowflake SQL API emulator's routes, bound to the shared sandbox state.
+pub fn router(state: Arc<SandboxState>) -> Router {
+    let verifier = KeyPairVerifier::new(&state.creds, state.settings.max_jwt_lifetime);
+    let emulator = Arc::new(Emulator {
+        state,
+        verifier,
+        pats: PatRegistry::new(),
+        statements: Mutex::new(HashMap::new()),
+        request_ids: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/api/v2/statements", post(submit))
+        .route("/api/v2/statements/{handle}", get(status))
+        .route("/api/v2/statements/{handle}/cancel", post(cancel))
+        .fallback(not_found)
+        .with_state(emulator)
+}
+
+struct Emulator {
+    state: Arc<SandboxState>,
+    verifier: KeyPairVerifier,
+    pats: PatRegistry,
+    statements: Mutex<HashMap<String, Arc<Statement>>>,
+    /// (owner key, requestId) → statement handle, for `retry=true`.
+    request_ids: Mutex<HashMap<(String, String), String>>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+enum Principal {
+    /// The agent user, authenticated with a key-pair JWT.
+    Agent,
+    /// A programmatic access token: SQL runs as its role for `user` (the end user the role was vended for).
+    Pat {
+        token_name: String,
+        role: String,
+        user: String,
+    },
+}
+
+impl Principal {
+    /// Statements are visible only to the principal that submitted them.
+    fn owner_key(&self) -> String {
+        match self {
+            Principal::Agent => "agent".to_string(),
+            Principal::Pat { role, .. } => format!("role:{role}"),
+        }
+    }
+}
+
+/// A statement error: answered as 422 `{code, sqlState, message, statementHandle}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SqlError {
+    code: &'static str,
+    sql_state: &'static str,
+    message: String,
+}
+
+impl SqlError {
+    fn new(code: &'static str, sql_state: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            sql_state,
+            message: message.into(),
+        }
+    }
+
+    fn not_authorized(object: &str) -> Self {
+        Self::new(
+            "002003",
+            "42S02",
+            format!("SQL compilation error:\nObject '{object}' does not exist or not authorized."),
+        )
+    }
+
+    fn canceled() -> Self {
+        Self::new("000604", "57014", "SQL execution canceled")
+    }
+
+    fn from_engine(err: EngineError) -> Self {
+        match err {
+            EngineError::NotAuthorized { object } => Self::not_authorized(&object),
+            EngineError::Syntax(m) => Self::new(
+                "001003",
+                "42000",
+                if m.starts_with("SQL compilation error") {
+                    m
+                } else {
+                    format!("SQL compilation error:\n{m}")
+                },
+            ),
+            EngineError::Unsupported(m) => Self::new("003001", "42501", m),
+            EngineError::UnknownRole(role) => Self::new(
+                "390189",
+                "08004",
+                format!(
+                    "Role '{role}' specified in the connect string is not granted to this user. Contact your local system administrator, or attempt to login with another role, e.g. PUBLIC."
+                ),
+            ),
+            other => Self::new("100000", "22000", other.to_string()),
+        }
+    }
+}
+
+/// A finished result set, encoded once and cut into partitions.
+struct ResultData {
+    encoded: SnowflakeEncoded,
+    /// One per partition (at least one, empty for an empty result).
+    partitions: Vec<Partition>,
+}
+
+/// A `[start, end)` row range and the bytes of its JSON rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Partition {
+    start: usize,
+    end: usize,
+    uncompressed_size: usize,
+}
+
+impl ResultData {
+    /// Cut into partitions of `partition_rows`; sizes are computed once, here (on the blocking pool).
+    fn new(encoded: SnowflakeEncoded, partition_rows: usize) -> Self {
+        let total = encoded.rows.len();
+        let size = partition_rows.max(1);
+        let mut partitions: Vec<Partition> = (0..total)
+            .step_by(size)
+            .map(|start| {
+                let end = (start + size).min(total);
+                Partition {
+                    start,
+                    end,
+                    uncompressed_size: json_rows_size(&encoded.rows[start..end]),
+                }
+            })
+            .collect();
+        if partitions.is_empty() {
+            partitions.push(Partition {
+                start: 0,
+                end: 0,
+                uncompressed_size: 2,
+            });
+        }
+        Self {
+            encoded,
+            partitions,
+        }
+    }
+
+    fn partition_data(&self, index: usize, nullable: bool) -> Value {
+        let Partition { start, end, .. } = self.partitions[index];
+        Value::Array(
+            self.encoded.rows[start..end]
+                .iter()
+                .map(|row| {
+                    Value::Array(
+                        row.iter()
+                            .map(|cell| match cell {
+                                Some(s) => Value::String(s.clone()),
+                                None if nullable => Value::Null,
+                                None => Value::String("null".to_string()),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Bytes of `rows` as a JSON array of arrays of strings/null (computed exactly).
+fn json_rows_size(rows: &[Vec<Option<String>>]) -> usize {
+    let cells: usize = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| match cell {
+                    Some(s) => serde_json::to_string(s).map_or(s.len() + 2, |j| j.len()),
+                    None => 4,
+                })
+                .sum::<usize>()
+                + row.len().saturating_sub(1)
+                + 2
+        })
+        .sum();
+    cells + rows.len().saturating_sub(1) + 2
+}
+
+#[derive(Clone)]
+enum Outcome {
+    Running,
+    Succeeded(Arc<ResultData>),
+    Failed(SqlError),
+}
+
+struct Statement {
+    handle: String,
+    owner: String,
+    created_on: u64,
+    request_id: Option<String>,
+    outcome: watch::Sender<Outcome>,
+    /// Polls that still answer 202 because of a `Pending` fault.
+    pending_polls: AtomicU32,
+}
+
+impl Statement {
+    fn status_url(&self) -> String {
+        match &self.request_id {
+            Some(id) => format!("/api/v2/statements/{}?requestId={id}", self.handle),
+            None => format!("/api/v2/statements/{}", self.handle),
+        }
+    }
+
+    /// Set the outcome unless the statement already finished (a cancel wins over a late result).
+    fn finish(&self, outcome: Outcome) -> bool {
+        self.outcome.send_if_modified(|current| {
+            if matches!(current, Outcome::Running) {
+                *current = outcome;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    fn current(&self) -> Outcome {
+        self.outcome.borrow().clone()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SubmitQuery {
+    #[serde(rename = "requestId")]
+    request_id: Option<String>,
+    retry: Option<String>,
+    #[serde(rename = "async")]
+    run_async: Option<String>,
+    nullable: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatusQuery {
+    partition: Option<String>,
+    nullable: Option<String>,
+}
+
+/// The request body; `warehouse` and `parameters` are accepted and have no effect in the sandbox.
+#[derive(Debug, Default, Deserialize)]
+struct SubmitBody {
+    statement: Option<String>,
+    /// Seconds; 0 or absent = no limit.
+    timeout: Option<u64>,
+    database: Option<String>,
+    schema: Option<String>,
+    role: Option<String>,
+    bindings: Option<Map<String, Value>>,
+}
+
+fn flag(value: &Option<String>, default: bool) -> bool {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        _ => default,
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn auth_failure(err: AuthError) -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({"code": err.code, "message": err.message}),
+    )
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"code": "391902", "message": message.into()}),
+    )
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"code": "390404", "message": "Not found: the Snowflake SQL API emulator serves /api/v2/statements."}),
+    )
+}
+
+impl Emulator {
+    /// Identify the caller from `Authorization` and the token-type header.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AuthError::new(
+                    auth::CODE_NO_AUTH,
+                    "Authorization header not found in the request data (expected 'Authorization: Bearer <token>').",
+                )
+            })?;
+        let token_type = headers
+            .get(TOKEN_TYPE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_uppercase);
+        let token_type = token_type.unwrap_or_else(|| {
+            // Without the header, tell the two kinds apart by shape.
+            if token.split('.').count() == 3 {
+                "KEYPAIR_JWT".to_string()
+            } else {
+                "PROGRAMMATIC_ACCESS_TOKEN".to_string()
+            }
+        });
+        match token_type.as_str() {
+            "KEYPAIR_JWT" => self.verifier.verify(token).map(|()| Principal::Agent),
+            "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
+            other => Err(AuthError::new(
+                auth::CODE_NO_AUTH,
+                format!(
+                    "Unsupported authorization token type '{other}': use KEYPAIR_JWT or PROGRAMMATIC_ACCESS_TOKEN."
+                ),
+            )),
+        }
+    }
+
+    fn authenticate_pat(&self, secret: &str) -> Result<Principal, AuthError> {
+        let pat = self.pats.find_by_secret(secret).ok_or_else(|| {
+            AuthError::new(
+                auth::CODE_PAT_INVALID,
+                "Invalid OAuth access token. [The programmatic access token is not valid or has been removed.]",
+            )
+        })?;
+        if pat.epoch < self.state.credential_epoch() || SystemTime::now() >= pat.expires_at {
+            return Err(AuthError::new(
+                auth::CODE_PAT_EXPIRED,
+                format!(
+                    "OAuth access token expired. [Programmatic access token '{}' has expired.]",
+                    pat.name
+                ),
+            ));
+        }
+        let user = self
+            .state
+            .engine
+            .role_user(Platform::Snowflake, &pat.role_restriction)
+            .ok_or_else(|| {
+                AuthError::new(
+                    auth::CODE_PAT_INVALID,
+                    format!(
+                        "Invalid OAuth access token. [Role '{}' restricting programmatic access token '{}' is no longer granted to user '{}'.]",
+                        pat.role_restriction, pat.name, pat.user
+                    ),
+                )
+            })?;
+        Ok(Principal::Pat {
+            token_name: pat.name,
+            role: pat.role_restriction,
+            user,
+        })
+    }
+
+    fn new_statement(&self, owner: String, request_id: Option<String>) -> Arc<Statement> {
+        let (tx, _rx) = watch::channel(Outcome::Running);
+        let statement = Arc::new(Statement {
+            handle: uuid::Uuid::new_v4().to_string(),
+            owner,
+            created_on: now_millis(),
+            request_id,
+            outcome: tx,
+            pending_polls: AtomicU32::new(0),
+        });
+        let mut statements = self.statements.lock().expect("statements lock");
+        evict_oldest_finished(&mut statements);
+        statements.insert(statement.handle.clone(), statement.clone());
+        statement
+    }
+
+    fn lookup(&self, handle: &str, principal: &Principal) -> Option<Arc<Statement>> {
+        let statements = self.statements.lock().expect("statements lock");
+        statements
+            .get(handle)
+            .filter(|s| s.owner == principal.owner_key())
+            .cloned()
+    }
+
+    /// Run the statement on the blocking pool; its outcome lands in `statement`.
+    fn spawn_engine(
+        self: &Arc<Self>,
+        statement: Arc<Statement>,
+        role: String,
+        user: String,
+        sql: String,
+        namespace: Namespace,
+        timeout: Option<Duration>,
+    ) {
+        self.state.record_executed(ExecutedStatement {
+            platform: Platform::Snowflake,
+            role: role.clone(),
+            user,
+            sql: sql.clone(),
+            statement_id: statement.handle.clone(),
+        });
+        let engine = self.state.engine.clone();
+        let partition_rows = self.state.settings.partition_rows;
+        tokio::spawn(async move {
+            let work = tokio::task::spawn_blocking(move || {
+                let result = engine
+                    .execute(Platform::Snowflake, &role, &sql, &namespace)
+                    .map_err(SqlError::from_engine)?;
+                encode_result(result, partition_rows)
+            });
+            let outcome = match timeout {
+                Some(limit) => match tokio::time::timeout(limit, work).await {
+                    Ok(joined) => joined_outcome(joined),
+                    Err(_) => Outcome::Failed(SqlError::new(
+                        "000630",
+                        "57014",
+                        format!(
+                            "Statement reached its statement or warehouse timeout of {} second(s) and was canceled.",
+                            limit.as_secs()
+                        ),
+                    )),
+                },
+                None => joined_outcome(work.await),
+            };
+            statement.finish(outcome);
+        });
+    }
+
+    /// Execute a token-management statement for the agent (synchronous, no engine).
+    fn run_pat_statement(&self, statement: PatStatement) -> Result<ResultData, SqlError> {
+        let agent = self.state.creds.snowflake_user.to_ascii_uppercase();
+        let check_user = |user: &Option<String>| match user {
+            Some(u) if !u.eq_ignore_ascii_case(&agent) => Err(SqlError::new(
+                "003001",
+                "42501",
+                format!(
+                    "SQL access control error:\nInsufficient privileges to operate on user '{u}'."
+                ),
+            )),
+            _ => Ok(()),
+        };
+        match statement {
+            PatStatement::Add(add) => {
+                check_user(&add.user)?;
+                let role = add.role_restriction.ok_or_else(|| {
+                    SqlError::new(
+                        "001003",
+                        "42000",
+                        format!("SQL compilation error:\nROLE_RESTRICTION is required when adding a programmatic access token for user '{agent}' (TYPE = SERVICE)."),
+                    )
+                })?;
+                let role = self.live_role(&role).ok_or_else(|| {
+                    SqlError::new(
+                        "002003",
+                        "02000",
+                        format!("SQL compilation error:\nRole '{role}' does not exist or not authorized."),
+                    )
+                })?;
+                let lifetime = match add.expiry {
+                    Some(Expiry::Minutes(m)) => Duration::from_secs(m.saturating_mul(60)),
+                    Some(Expiry::Days(d)) => Duration::from_secs(d.saturating_mul(86_400)),
+                    None => Duration::from_secs(DEFAULT_PAT_DAYS * 86_400),
+                };
+                let outcome = self
+                    .pats
+                    .add(
+                        NewPat {
+                            user: agent.clone(),
+                            name: add.name,
+                            role_restriction: role,
+                            lifetime,
+                            comment: add.comment,
+                            epoch: self.state.credential_epoch(),
+                            if_not_exists: add.if_not_exists,
+                        },
+                        self.state.settings.pat_limit_per_user,
+                    )
+                    .map_err(|e| match e {
+                        auth::AddPatError::AlreadyExists(_) => {
+                            SqlError::new("002002", "42710", format!("SQL compilation error:\n{e}"))
+                        }
+                        auth::AddPatError::LimitReached { .. } => {
+                            SqlError::new("394100", "54000", e.to_string())
+                        }
+                    })?;
+                let (name, secret) = match outcome {
+                    AddPatOutcome::Created { name, secret } => {
+                        self.state.bump(Counter::PatsCreated);
+                        (name, Some(secret))
+                    }
+                    AddPatOutcome::Existed { name } => (name, None),
+                };
+                Ok(text_result(
+                    &["token_name", "token_secret"],
+                    vec![vec![Some(name), secret]],
+                ))
+            }
+            PatStatement::Remove {
+                user,
+                if_exists,
+                name,
+            } => {
+                check_user(&user)?;
+                if self.pats.remove(&agent, &name) {
+                    self.state.bump(Counter::PatsRemoved);
+                } else if !if_exists {
+                    return Err(SqlError::new(
+                        "002003",
+                        "02000",
+                        format!(
+                            "SQL compilation error:\nProgrammatic access token '{name}' does not exist or not authorized."
+                        ),
+                    ));
+                }
+                Ok(text_result(
+                    &["status"],
+                    vec![vec![Some(SUCCESS_MESSAGE.to_string())]],
+                ))
+            }
+            PatStatement::Show { user } => {
+                check_user(&user)?;
+                let epoch = self.state.credential_epoch();
+                let now = SystemTime::now();
+                let rows = self
+                    .pats
+                    .list(&agent)
+                    .into_iter()
+                    .map(|t| {
+                        let expired = t.epoch < epoch || now >= t.expires_at;
+                        vec![
+                            Some(t.name),
+                            Some(t.user.clone()),
+                            Some(t.role_restriction),
+                            Some(iso(t.expires_at)),
+                            Some(if expired { "EXPIRED" } else { "ACTIVE" }.to_string()),
+                            t.comment,
+                            Some(iso(t.created_at)),
+                            Some(t.user),
+                        ]
+                    })
+                    .collect();
+                Ok(text_result(
+                    &[
+                        "name",
+                        "user_name",
+                        "role_restriction",
+                        "expires_at",
+                        "status",
+                        "comment",
+                        "created_on",
+                        "created_by",
+                    ],
+                    rows,
+                ))
+            }
+        }
+    }
+
+    /// The engine's spelling of a live vended role (`'r'` in ROLE_RESTRICTION is an identifier: try it upper-cased too).
+    fn live_role(&self, role: &str) -> Option<String> {
+        let engine = &self.state.engine;
+        [role.to_string(), role.to_ascii_uppercase()]
+            .into_iter()
+            .find(|r| engine.role_user(Platform::Snowflake, r).is_some())
+    }
+
+    fn respond(&self, statement: &Statement, nullable: bool) -> Response {
+        if statement.pending_polls.load(Ordering::SeqCst) > 0 {
+            return accepted(statement);
+        }
+        match statement.current() {
+            Outcome::Running => accepted(statement),
+            Outcome::Failed(err) => failed(statement, &err),
+            Outcome::Succeeded(data) => {
+                let partition_info: Vec<Value> = data
+                    .partitions
+                    .iter()
+                    .map(|p| json!({"rowCount": p.end - p.start, "uncompressedSize": p.uncompressed_size}))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    json!({
+                        "resultSetMetaData": {
+                            "numRows": data.encoded.rows.len(),
+                            "format": "jsonv2",
+                            "partitionInfo": partition_info,
+                            "rowType": data.encoded.row_type,
+                        },
+                        "data": data.partition_data(0, nullable),
+                        "code": SUCCESS_CODE,
+                        "statementStatusUrl": statement.status_url(),
+                        "requestId": statement.request_id,
+                        "sqlState": "00000",
+                        "statementHandle": statement.handle,
+                        "message": SUCCESS_MESSAGE,
+                        "createdOn": statement.created_on,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+/// Statements kept for polling at most; beyond this the oldest finished one is forgotten.
+const MAX_STATEMENTS: usize = 512;
+
+fn evict_oldest_finished(statements: &mut HashMap<String, Arc<Statement>>) {
+    if statements.len() < MAX_STATEMENTS {
+        return;
+    }
+    let oldest = statements
+        .values()
+        .filter(|s| !matches!(*s.outcome.borrow(), Outcome::Running))
+        .min_by_key(|s| s.created_on)
+        .map(|s| s.handle.clone());
+    if let Some(handle) = oldest {
+        statements.remove(&handle);
+    }
+}
+
+fn joined_outcome(joined: Result<Result<ResultData, SqlError>, tokio::task::JoinError>) -> Outcome {
+    match joined {
+        Ok(Ok(data)) => Outcome::Succeeded(Arc::new(data)),
+        Ok(Err(err)) => Outcome::Failed(err),
+        Err(join) => Outcome::Failed(SqlError::new(
+            "100000",
+            "XX000",
+            format!("Internal error while executing the statement: {join}"),
+        )),
+    }
+}
+
+fn encode_result(result: EngineResult, partition_rows: usize) -> Result<ResultData, SqlError> {
+    let encoded = encode_snowflake(&result.columns, &result.rows)
+        .map_err(|e| SqlError::new("100038", "22018", e.to_string()))?;
+    Ok(ResultData::new(encoded, partition_rows))
+}
+
+/// A result of text columns (token management answers).
+fn text_result(names: &[&str], rows: Vec<Vec<Option<String>>>) -> ResultData {
+    let columns: Vec<EngineColumn> = names
+        .iter()
+        .map(|n| EngineColumn {
+            name: (*n).to_string(),
+            declared_type: Some("TEXT".to_string()),
+            nullable: true,
+        })
+        .collect();
+    let rows: Vec<Vec<EngineValue>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| c.map_or(EngineValue::Null, EngineValue::Text))
+                .collect()
+        })
+        .collect();
+    let encoded = encode_snowflake(&columns, &rows).expect("text cells always encode as TEXT");
+    ResultData::new(encoded, usize::MAX)
+}
+
+fn iso(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn accepted(statement: &Statement) -> Response {
+    json_response(
+        StatusCode::ACCEPTED,
+        json!({
+            "code": ASYNC_CODE,
+            "message": ASYNC_MESSAGE,
+            "statementHandle": statement.handle,
+            "statementStatusUrl": statement.status_url(),
+        }),
+    )
+}
+
+fn failed(statement: &Statement, err: &SqlError) -> Response {
+    json_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({
+            "code": err.code,
+            "sqlState": err.sql_state,
+            "message": err.message,
+            "statementHandle": statement.handle,
+            "statementStatusUrl": statement.status_url(),
+            "createdOn": statement.created_on,
+        }),
+    )
+}
+
+/// The object the agent tried to read, for the "not authorized" wording.
+fn first_object(sql: &str) -> Option<String> {
+    use sqlparser::ast::ObjectNamePart;
+    use sqlparser::dialect::SnowflakeDialect;
+    let statements = sqlparser::parser::Parser::parse_sql(&SnowflakeDialect {}, sql).ok()?;
+    let mut found = None;
+    let _ = sqlparser::ast::visit_relations(&statements, |name| {
+        if found.is_none() {
+            found = Some(
+                name.0
+                    .iter()
+                    .map(|part| match part {
+                        ObjectNamePart::Identifier(ident) if ident.quote_style.is_some() => {
+                            ident.value.clone()
+                        }
+                        ObjectNamePart::Identifier(ident) => ident.value.to_ascii_uppercase(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("."),
+            );
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+async fn submit(
+    State(emu): State<Arc<Emulator>>,
+    Query(query): Query<SubmitQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(resp) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::SnowflakeSubmit)
+        .await
+    {
+        return resp;
+    }
+    let principal = match emu.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => return auth_failure(e),
+    };
+    let nullable = flag(&query.nullable, true);
+    let owner = principal.owner_key();
+    if let Some(request_id) = &query.request_id
+        && flag(&query.retry, false)
+    {
+        let existing = emu
+            .request_ids
+            .lock()
+            .expect("request id lock")
+            .get(&(owner.clone(), request_id.clone()))
+            .cloned();
+        if let Some(statement) = existing.and_then(|h| emu.lookup(&h, &principal)) {
+            return emu.respond(&statement, nullable);
+        }
+    }
+    let body: SubmitBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("Unable to parse the request body as JSON: {e}")),
+    };
+    let Some(sql) = body.statement.filter(|s| !s.trim().is_empty()) else {
+        return bad_request("The request body must contain a non-empty 'statement'.");
+    };
+    let statement = emu.new_statement(owner.clone(), query.request_id.clone());
+    if let Some(request_id) = &query.request_id {
+        emu.request_ids
+            .lock()
+            .expect("request id lock")
+            .insert((owner, request_id.clone()), statement.handle.clone());
+    }
+    let pending = emu.state.faults.pending_polls(Endpoint::SnowflakeSubmit);
+    statement.pending_polls.store(pending, Ordering::SeqCst);
+
+    let sql = match body.bindings.as_ref() {
+        Some(b) => match bindings::substitute(&sql, b) {
+            Ok(s) => s,
+            Err(e) => {
+                statement.finish(Outcome::Failed(SqlError::new("002049", "42601", e.message)));
+                return emu.respond(&statement, nullable);
+            }
+        },
+        None => sql,
+    };
+
+    let parsed = pat_sql::parse(&sql);
+    match (&principal, parsed) {
+        (_, Err(syntax)) => {
+            statement.finish(Outcome::Failed(SqlError::new(
+                "001003",
+                "42000",
+                syntax.message,
+            )));
+        }
+        (Principal::Agent, Ok(Some(pat_statement))) => {
+            let outcome = match emu.run_pat_statement(pat_statement) {
+                Ok(data) => Outcome::Succeeded(Arc::new(data)),
+                Err(err) => Outcome::Failed(err),
+            };
+            statement.finish(outcome);
+        }
+        (Principal::Agent, Ok(None)) => {
+            let err = match first_object(&sql) {
+                Some(object) => SqlError::not_authorized(&object),
+                None => SqlError::new(
+                    "003001",
+                    "42501",
+                    format!(
+                        "SQL access control error:\nInsufficient privileges: user '{}' authenticated with a key-pair JWT may only manage programmatic access tokens; its role has no data grants.",
+                        emu.state.creds.snowflake_user.to_ascii_uppercase()
+                    ),
+                ),
+            };
+            statement.finish(Outcome::Failed(err));
+        }
+        (Principal::Pat { .. }, Ok(Some(_))) => {
+            statement.finish(Outcome::Failed(SqlError::new(
+                "003001",
+                "42501",
+                "SQL access control error:\nProgrammatic access tokens cannot be managed from a session authenticated with a programmatic access token.",
+            )));
+        }
+        (
+            Principal::Pat {
+                role,
+                user,
+                token_name,
+            },
+            Ok(None),
+        ) => {
+            if let Some(asked) = &body.role
+                && !asked.trim_matches('"').eq_ignore_ascii_case(role)
+            {
+                statement.finish(Outcome::Failed(SqlError::new(
+                    "390189",
+                    "08004",
+                    format!(
+                        "Role '{asked}' specified in the request is not allowed: programmatic access token '{token_name}' is restricted to role '{role}'."
+                    ),
+                )));
+            } else {
+                let namespace = Namespace {
+                    database: body.database.clone(),
+                    schema: body.schema.clone(),
+                };
+                let timeout = body.timeout.filter(|t| *t > 0).map(Duration::from_secs);
+                emu.spawn_engine(
+                    statement.clone(),
+                    role.clone(),
+                    user.clone(),
+                    sql,
+                    namespace,
+                    timeout,
+                );
+            }
+        }
+    }
+
+    if pending == 0 && !flag(&query.run_async, false) {
+        let mut rx = statement.outcome.subscribe();
+        let _ = tokio::time::timeout(
+            emu.state.settings.snowflake_sync_wait,
+            rx.wait_for(|o| !matches!(o, Outcome::Running)),
+        )
+        .await;
+    }
+    if pending > 0 || flag(&query.run_async, false) {
+        return accepted(&statement);
+    }
+    emu.respond(&statement, nullable)
+}
+
+async fn status(
+    State(emu): State<Arc<Emulator>>,
+    Path(handle): Path<String>,
+    Query(query): Query<StatusQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(resp) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::SnowflakeStatus)
+        .await
+    {
+        return resp;
+    }
+    let principal = match emu.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => return auth_failure(e),
+    };
+    let Some(statement) = emu.lookup(&handle, &principal) else {
+        return unknown_handle(&handle);
+    };
+    let nullable = flag(&query.nullable, true);
+    // A `Pending` fault holds the statement for N polls.
+    let held = statement
+        .pending_polls
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if held {
+        return accepted(&statement);
+    }
+    let Some(partition) = query.partition else {
+        return emu.respond(&statement, nullable);
+    };
+    let data = match statement.current() {
+        Outcome::Succeeded(data) => data,
+        _ => return emu.respond(&statement, nullable),
+    };
+    match partition.trim().parse::<usize>() {
+        Ok(index) if index < data.partitions.len() => json_response(
+            StatusCode::OK,
+            json!({"data": data.partition_data(index, nullable)}),
+        ),
+        _ => bad_request(format!(
+            "Invalid partition '{partition}': statement {handle} has partitions 0..{}.",
+            data.partitions.len() - 1
+        )),
+    }
+}
+
+async fn cancel(
+    State(emu): State<Arc<Emulator>>,
+    Path(handle): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(resp) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::SnowflakeCancel)
+        .await
+    {
+        return resp;
+    }
+    let principal = match emu.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => return auth_failure(e),
+    };
+    let Some(statement) = emu.lookup(&handle, &principal) else {
+        return unknown_handle(&handle);
+    };
+    // A statement held by a `Pending` fault is still running as far as the client can tell.
+    let held = statement.pending_polls.swap(0, Ordering::SeqCst) > 0;
+    let canceled = statement.finish(Outcome::Failed(SqlError::canceled()))
+        || (held && {
+            statement
+                .outcome
+                .send_replace(Outcome::Failed(SqlError::canceled()));
+            true
+        });
+    if canceled {
+        emu.state.bump(Counter::StatementsCancelled);
+    }
+    let message = match statement.current() {
+        Outcome::Failed(err) if err == SqlError::canceled() => "Statement canceled successfully.",
+        _ => "Statement already completed; nothing to cancel.",
+    };
+    json_response(
+        StatusCode::OK,
+        json!({
+            "code": "000000",
+            "sqlState": "00000",
+            "message": message,
+            "statementHandle": statement.handle,
+            "statementStatusUrl": statement.status_url(),
+        }),
+    )
+}
+
+fn unknown_handle(handle: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({
+            "code": "000709",
+            "message": format!("Statement {handle} not found."),
+            "statementHandle": handle,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_cover_all_rows() {
+        let encoded = SnowflakeEncoded {
+            types: vec![],
+            row_type: vec![],
+            rows: (0..5).map(|i| vec![Some(i.to_string())]).collect(),
+        };
+        let data = ResultData::new(encoded, 2);
+        let ranges: Vec<(usize, usize)> = data.partitions.iter().map(|p| (p.start, p.end)).collect();
+        assert_eq!(ranges, vec![(0, 2), (2, 4), (4, 5)]);
+        assert_eq!(data.partition_data(2, true), json!([["4"]]));
+        assert_eq!(
+            data.partitions[0].uncompressed_size,
+            serde_json::to_string(&data.partition_data(0, true))
+                .unwrap()
+                .len()
+        );
+    }
+
+    #[test]
+    fn empty_result_has_one_empty_partition() {
+        let encoded = SnowflakeEncoded {
+            types: vec![],
+            row_type: vec![],
+            rows: vec![],
+        };
+        let data = ResultData::new(encoded, 10);
+        assert_eq!((data.partitions[0].start, data.partitions[0].end), (0, 0));
+        assert_eq!(data.partitions.len(), 1);
+        assert_eq!(data.partition_data(0, true), json!([]));
+    }
+
+    #[test]
+    fn null_cells_follow_the_nullable_flag() {
+        let encoded = SnowflakeEncoded {
+            types: vec![],
+            row_type: vec![],
+            rows: vec![vec![None, Some("x".into())]],
+        };
+        let data = ResultData::new(encoded, 10);
+        assert_eq!(data.partition_data(0, true), json!([[null, "x"]]));
+        assert_eq!(data.partition_data(0, false), json!([["null", "x"]]));
+        assert_eq!(
+            data.partitions[0].uncompressed_size,
+            serde_json::to_string(&data.partition_data(0, true))
+                .unwrap()
+                .len()
+        );
+    }
+
+    #[test]
+    fn first_object_names_the_table() {
+        assert_eq!(
+            first_object("select * from sales.public.orders o join x on 1=1").as_deref(),
+            Some("SALES.PUBLIC.ORDERS")
+        );
+        assert_eq!(first_object("select 1"), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! State shared by the three emulators: the engine, fault knobs, generated
+//! credentials, settings, request counters, the executed-statement log and
+//! the credential epoch.
+
+use crate::result::Platform;
+use crate::sandbox::engine::Engine;
+use crate::sandbox::faults::{Endpoint, Faults};
+use base64::Engine as _;
+use rsa::RsaPrivateKey;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Semantic counters tests assert on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counter {
+    VendsCreated,
+    PatsCreated,
+    PatsRemoved,
+    OAuthTokensIssued,
+    StatementsExecuted,
+    StatementsCancelled,
+}
+
+/// One statement an emulator ran through the engine, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutedStatement {
+    pub platform: Platform,
+    /// Snowflake role name / Databricks group id the statement ran as.
+    pub role: String,
+    /// The Immuta user the role was vended for.
+    pub user: String,
+    pub sql: String,
+    pub statement_id: String,
+}
+
+/// Credentials generated for one sandbox start.
+#[derive(Clone)]
+pub struct SandboxCredentials {
+    /// The agent's Immuta API key (fresh per start).
+    pub immuta_api_key: String,
+    pub agent_id: String,
+    /// `SANDBOX01`.
+    pub snowflake_account: String,
+    /// `IMMUTA_AGENT`.
+    pub snowflake_user: String,
+    /// PKCS#8 PEM of the agent's RSA-2048 key (generated at start).
+    pub snowflake_private_key_pem: String,
+    /// `SHA256:<base64 SHA-256 of the DER SubjectPublicKeyInfo>`.
+    pub snowflake_public_key_fingerprint: String,
+    pub databricks_client_id: String,
+    /// Service principal secret (fresh per start).
+    pub databricks_client_secret: String,
+    pub warehouse_id: String,
+}
+
+impl std::fmt::Debug for SandboxCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxCredentials")
+            .field("agent_id", &self.agent_id)
+            .field("snowflake_account", &self.snowflake_account)
+            .field("snowflake_user", &self.snowflake_user)
+            .field(
+                "snowflake_public_key_fingerprint",
+                &self.snowflake_public_key_fingerprint,
+            )
+            .field("databricks_client_id", &self.databricks_client_id)
+            .field("warehouse_id", &self.warehouse_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why credentials could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot generate the sandbox agent key: {0}")]
+pub struct KeyError(String);
+
+impl SandboxCredentials {
+    /// Fresh credentials: a new RSA-2048 key pair, API key, client secret and ids.
+    /// RSA generation takes a moment; call it from a blocking context.
+    pub fn generate() -> Result<SandboxCredentials, KeyError> {
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            .map_err(|e| KeyError(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| KeyError(e.to_string()))?;
+        let spki = key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| KeyError(e.to_string()))?;
+        let fingerprint = format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki.as_bytes()))
+        );
+        let token = || uuid::Uuid::new_v4().simple().to_string();
+        Ok(SandboxCredentials {
+            immuta_api_key: format!("imm_{}{}", token(), token()),
+            agent_id: format!("agent-{}", &token()[..12]),
+            snowflake_account: "SANDBOX01".into(),
+            snowflake_user: "IMMUTA_AGENT".into(),
+            snowflake_private_key_pem: pem.to_string(),
+            snowflake_public_key_fingerprint: fingerprint,
+            databricks_client_id: uuid::Uuid::new_v4().to_string(),
+            databricks_client_secret: format!("dose{}", token()),
+            warehouse_id: token()[..16].to_string(),
+        })
+    }
+}
+
+/// Emulator behaviour knobs.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Live PATs per Snowflake user at most (default 15).
+    pub pat_limit_per_user: usize,
+    /// Snowflake statements slower than this answer 202 (default 45 s, as Snowflake).
+    pub snowflake_sync_wait: Duration,
+    /// Rows per Snowflake result partition (default 10,000).
+    pub partition_rows: usize,
+    /// Rows per Databricks result chunk (default 10,000).
+    pub databricks_chunk_rows: usize,
+    /// Longest accepted key-pair JWT lifetime (default 1 h).
+    pub max_jwt_lifetime: Duration,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            pat_limit_per_user: 15,
+            snowflake_sync_wait: Duration::from_secs(45),
+            partition_rows: 10_000,
+            databricks_chunk_rows: 10_000,
+            max_jwt_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Base URLs of the three emulators (`http://127.0.0.1:<port>`, no trailing slash).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxUrls {
+    pub immuta: String,
+    pub snowflake: String,
+    pub databricks: String,
+}
+
+/// Everything the emulators share.
+#[derive(Debug)]
+pub struct SandboxState {
+    pub engine: Engine,
+    pub faults: Faults,
+    pub creds: SandboxCredentials,
+    pub settings: SandboxSettings,
+    pub urls: SandboxUrls,
+    requests: Mutex<HashMap<Endpoint, u64>>,
+    counters: Mutex<HashMap<Counter, u64>>,
+    executed: Mutex<Vec<ExecutedStatement>>,
+    epoch: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SandboxState {
+    pub fn new(
+        engine: Engine,
+        creds: SandboxCredentials,
+        settings: SandboxSettings,
+        urls: SandboxUrls,
+    ) -> SandboxState {
+        SandboxState {
+            engine,
+            faults: Faults::default(),
+            creds,
+            settings,
+            urls,
+            requests: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            executed: Mutex::new(Vec::new()),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests received by `ep` (faulted ones included).
+    pub fn count(&self, ep: Endpoint) -> u64 {
+        lock(&self.requests).get(&ep).copied().unwrap_or(0)
+    }
+
+    /// Count one request to `ep` ([`Faults::before`] does this for every handler).
+    pub fn record_request(&self, ep: Endpoint) {
+        *lock(&self.requests).entry(ep).or_insert(0) += 1;
+    }
+
+    /// Log a statement the engine ran (and bump [`Counter::StatementsExecuted`]).
+    pub fn record_executed(&self, s: ExecutedStatement) {
+        tracing::debug!(platform = %s.platform, role = %s.role, user = %s.user, statement_id = %s.statement_id, "sandbox statement executed");
+        lock(&self.executed).push(s);
+        self.bump(Counter::StatementsExecuted);
+    }
+
+    /// Every statement run so far, oldest first.
+    pub fn executed(&self) -> Vec<ExecutedStatement> {
+        lock(&self.executed).clone()
+    }
+
+    /// Tokens minted under an older epoch are expired.
+    pub fn credential_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Fault knob: every PAT / OAuth token issued so far is now expired.
+    pub fn expire_credentials(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn bump(&self, c: Counter) {
+        *lock(&self.counters).entry(c).or_insert(0) += 1;
+    }
+
+    pub fn counter(&self, c: Counter) -> u64 {
+        lock(&self.counters).get(&c).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::fixture::Fixture;
+    use rsa::pkcs8::DecodePrivateKey;
+
+    #[test]
+    fn credentials_hold_a_usable_key_and_its_fingerprint() {
+        let creds = SandboxCredentials::generate().unwrap();
+        let key = RsaPrivateKey::from_pkcs8_pem(&creds.snowflake_private_key_pem).unwrap();
+        let der = key.to_public_key().to_public_key_der().unwrap();
+        let expect =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(der.as_bytes()));
+        assert_eq!(
+            creds.snowflake_public_key_fingerprint,
+            format!("SHA256:{expect}")
+        );
+        let debug = format!("{creds:?}");
+        assert!(!debug.contains(&creds.immuta_api_key));
+        assert!(!debug.contains(&creds.databricks_client_secret));
+        assert!(!debug.contains("PRIVATE KEY"));
+        let state = SandboxState::new(
+            Engine::new(&Fixture::demo()).unwrap(),
+            creds,
+            SandboxSettings::default(),
+            SandboxUrls::default(),
+        );
+        state.record_request(Endpoint::ImmutaVend);
+        state.expire_credentials();
+        assert_eq!(state.count(Endpoint::ImmutaVend), 1);
+        assert_eq!(state.count(Endpoint::ImmutaStatus), 0);
+        assert_eq!(state.credential_epoch(), 1);
+    }
+}

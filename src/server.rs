@@ -1,0 +1,671 @@
+//! The MCP server: tool definitions, per-call identity, guard, progress,
+//! cancellation and the audit event.
+//!
+//! [`GovernedServer`] implements rmcp's `ServerHandler` by hand (not with the
+//! tool macros) so that every call goes through one path:
+//! resolve the verified user → validate arguments → SQL guard → platform
+//! path → `structuredContent` + text → one audit event. No tool takes a user
+//! argument; the user comes from the transport (stdio configuration or the
+//! HTTP request's verified bearer token).
+
+use crate::audit::{self, AuditEvent};
+use crate::config::Limits;
+use crate::guard::SqlGuard;
+use crate::identity::VerifiedUser;
+use crate::query::{CallContext, CallFacts, GovernedQuery, ProgressSink, QueryError, QueryRequest};
+use crate::result::{Platform, ResultSet};
+use rmcp::handler::server::common::{schema_for_output, schema_for_type};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+pub const QUERY_SNOWFLAKE: &str = "query_snowflake";
+pub const QUERY_DATABRICKS: &str = "query_databricks";
+pub const LIST_TABLES: &str = "list_tables";
+pub const DESCRIBE_TABLE: &str = "describe_table";
+pub const WHOAMI: &str = "whoami";
+
+/// Arguments of `query_snowflake`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnowflakeQueryArgs {
+    /// Exactly one Snowflake SQL statement (read-only unless the operator allowed more).
+    pub sql: String,
+    /// Database for unqualified names (defaults to the server's configured database).
+    pub database: Option<String>,
+    /// Schema for unqualified names.
+    pub schema: Option<String>,
+    /// Warehouse to run on (defaults to the configured warehouse).
+    pub warehouse: Option<String>,
+    /// Most rows to return; more rows mark the result `truncated`.
+    pub max_rows: Option<u64>,
+}
+
+/// Arguments of `query_databricks`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabricksQueryArgs {
+    /// Exactly one Databricks SQL statement (read-only unless the operator allowed more).
+    pub sql: String,
+    /// Unity Catalog catalog for unqualified names.
+    pub catalog: Option<String>,
+    /// Schema for unqualified names.
+    pub schema: Option<String>,
+    /// Most rows to return; more rows mark the result `truncated`.
+    pub max_rows: Option<u64>,
+}
+
+/// Arguments of `list_tables`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListTablesArgs {
+    /// Which platform to list.
+    pub platform: Platform,
+    /// Snowflake database or Databricks catalog to limit the list to.
+    pub database: Option<String>,
+    /// Schema to limit the list to (needs `database`).
+    pub schema: Option<String>,
+}
+
+/// Arguments of `describe_table`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeTableArgs {
+    /// Which platform the table lives on.
+    pub platform: Platform,
+    /// Fully qualified table name: `DB.SCHEMA.TABLE` (Snowflake) or `catalog.schema.table` (Databricks).
+    pub table: String,
+}
+
+/// Arguments of `whoami` (none).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// Answer of `whoami`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WhoAmI {
+    /// The end user every query runs for (Immuta user id).
+    pub user: String,
+    /// How the user was established: `stdio_config`, `stdio_id_token` or `http_bearer`.
+    pub identity_source: String,
+    /// Issuer of the verified token (`local-config` for a configured stdio user).
+    pub issuer: String,
+    /// Platforms this server can query.
+    pub platforms: Vec<PlatformStatus>,
+    /// True when only read statements are allowed.
+    pub read_only: bool,
+}
+
+/// Whether one platform is available.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PlatformStatus {
+    pub platform: Platform,
+    pub configured: bool,
+}
+
+/// How the server learns the end user of a call.
+#[derive(Debug, Clone)]
+pub enum UserSource {
+    /// stdio: one user for the whole process, resolved at startup.
+    Fixed(VerifiedUser),
+    /// HTTP: the `VerifiedUser` the bearer middleware put on each request.
+    PerRequest,
+}
+
+struct Inner {
+    snowflake: Option<Arc<dyn GovernedQuery>>,
+    databricks: Option<Arc<dyn GovernedQuery>>,
+    guard: SqlGuard,
+    limits: Limits,
+    users: UserSource,
+    tools: Vec<Tool>,
+}
+
+/// The rmcp server handler (cheap to clone: one per MCP session).
+#[derive(Clone)]
+pub struct GovernedServer {
+    inner: Arc<Inner>,
+}
+
+impl GovernedServer {
+    pub fn new(
+        snowflake: Option<Arc<dyn GovernedQuery>>,
+        databricks: Option<Arc<dyn GovernedQuery>>,
+        guard: SqlGuard,
+        limits: Limits,
+        users: UserSource,
+    ) -> Self {
+        let tools = tool_definitions(guard.read_only());
+        Self { inner: Arc::new(Inner { snowflake, databricks, guard, limits, users, tools }) }
+    }
+
+    /// The tools this server lists.
+    pub fn tools(&self) -> &[Tool] {
+        &self.inner.tools
+    }
+
+    fn user_for(&self, ctx: &RequestContext<RoleServer>) -> Result<VerifiedUser, McpError> {
+        match &self.inner.users {
+            UserSource::Fixed(user) => Ok(user.clone()),
+            UserSource::PerRequest => ctx
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<VerifiedUser>())
+                .cloned()
+                .ok_or_else(|| McpError::invalid_request("no authenticated end user on this request", None)),
+        }
+    }
+
+    fn platform(&self, platform: Platform) -> Option<&Arc<dyn GovernedQuery>> {
+        match platform {
+            Platform::Snowflake => self.inner.snowflake.as_ref(),
+            Platform::Databricks => self.inner.databricks.as_ref(),
+        }
+    }
+
+    fn max_rows(&self, asked: Option<u64>) -> Result<usize, String> {
+        let cap = self.inner.limits.max_rows_cap;
+        match asked {
+            None => Ok(self.inner.limits.default_max_rows),
+            Some(0) => Err(format!("max_rows must be between 1 and {cap}")),
+            Some(n) if n > cap as u64 => Err(format!("max_rows {n} is above this server's limit of {cap}; ask for fewer rows")),
+            Some(n) => Ok(n as usize),
+        }
+    }
+
+    /// Run one tool call for a verified user (the transport-independent core).
+    pub async fn call(
+        &self,
+        user: &VerifiedUser,
+        tool: &str,
+        arguments: Value,
+        call: CallContext,
+    ) -> Result<CallToolResult, McpError> {
+        let started = Instant::now();
+        let outcome = self.dispatch(user, tool, arguments, &call).await;
+        let (result, platform, rows, kind, error) = match outcome {
+            Ok(Dispatched::Rows(platform, rs)) => {
+                let rows = rs.row_count;
+                (self.render(&rs), platform.as_str(), Some(rows), "ok", None)
+            }
+            Ok(Dispatched::WhoAmI(who)) => {
+                let text = format!(
+                    "user: {}\nidentity: {} ({})\nplatforms: {}\nread-only guard: {}",
+                    who.user,
+                    who.identity_source,
+                    who.issuer,
+                    who.platforms
+                        .iter()
+                        .map(|p| format!("{}={}", p.platform, if p.configured { "configured" } else { "not configured" }))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    who.read_only
+                );
+                let mut r = CallToolResult::structured(serde_json::to_value(&who).unwrap_or_default());
+                r.content = vec![ContentBlock::text(text)];
+                (r, "-", None, "ok", None)
+            }
+            Err(Failure::Protocol(e)) => {
+                audit::record(&AuditEvent {
+                    user: &user.user_id,
+                    tool,
+                    platform: "-",
+                    facts: call.facts(),
+                    rows: None,
+                    duration: started.elapsed(),
+                    outcome: "invalid_arguments",
+                    error: Some(&e.message),
+                });
+                return Err(e);
+            }
+            Err(Failure::Tool { platform, kind, message }) => {
+                let r = CallToolResult::error(vec![ContentBlock::text(message.clone())]);
+                (r, platform, None, kind, Some(message))
+            }
+        };
+        audit::record(&AuditEvent {
+            user: &user.user_id,
+            tool,
+            platform,
+            facts: call.facts(),
+            rows,
+            duration: started.elapsed(),
+            outcome: kind,
+            error: error.as_deref(),
+        });
+        Ok(result)
+    }
+
+    fn render(&self, rs: &ResultSet) -> CallToolResult {
+        let text = rs.render_text(self.inner.limits.max_text_chars);
+        let mut result = CallToolResult::structured(serde_json::to_value(rs).unwrap_or_default());
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        user: &VerifiedUser,
+        tool: &str,
+        arguments: Value,
+        call: &CallContext,
+    ) -> Result<Dispatched, Failure> {
+        match tool {
+            QUERY_SNOWFLAKE => {
+                let a: SnowflakeQueryArgs = parse_args(tool, arguments)?;
+                let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
+                let request = QueryRequest {
+                    sql: a.sql,
+                    database: a.database,
+                    schema: a.schema,
+                    warehouse: a.warehouse,
+                    max_rows,
+                    max_bytes: self.inner.limits.max_result_bytes,
+                };
+                self.run(Platform::Snowflake, request, call).await
+            }
+            QUERY_DATABRICKS => {
+                let a: DatabricksQueryArgs = parse_args(tool, arguments)?;
+                let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
+                let request = QueryRequest {
+                    sql: a.sql,
+                    database: a.catalog,
+                    schema: a.schema,
+                    warehouse: None,
+                    max_rows,
+                    max_bytes: self.inner.limits.max_result_bytes,
+                };
+                self.run(Platform::Databricks, request, call).await
+            }
+            LIST_TABLES => {
+                let a: ListTablesArgs = parse_args(tool, arguments)?;
+                let sql = list_tables_sql(a.platform, a.database.as_deref(), a.schema.as_deref())
+                    .map_err(Failure::bad_input)?;
+                self.run(a.platform, self.catalog_request(sql), call).await
+            }
+            DESCRIBE_TABLE => {
+                let a: DescribeTableArgs = parse_args(tool, arguments)?;
+                let name = validate_table_name(a.platform, &a.table).map_err(Failure::bad_input)?;
+                let sql = format!("DESCRIBE TABLE {name}");
+                self.run(a.platform, self.catalog_request(sql), call).await
+            }
+            WHOAMI => {
+                let _: NoArgs = parse_args(tool, arguments)?;
+                Ok(Dispatched::WhoAmI(WhoAmI {
+                    user: user.user_id.clone(),
+                    identity_source: format!("{:?}", user.source).to_lowercase_snake(),
+                    issuer: user.issuer.clone(),
+                    platforms: [Platform::Snowflake, Platform::Databricks]
+                        .into_iter()
+                        .map(|p| PlatformStatus { platform: p, configured: self.platform(p).is_some() })
+                        .collect(),
+                    read_only: self.inner.guard.read_only(),
+                }))
+            }
+            other => Err(Failure::Protocol(McpError::invalid_params(
+                format!("unknown tool {other:?}; call tools/list for the available tools"),
+                None,
+            ))),
+        }
+    }
+
+    fn catalog_request(&self, sql: String) -> QueryRequest {
+        QueryRequest {
+            sql,
+            database: None,
+            schema: None,
+            warehouse: None,
+            max_rows: self.inner.limits.max_rows_cap.min(10_000),
+            max_bytes: self.inner.limits.max_result_bytes,
+        }
+    }
+
+    async fn run(&self, platform: Platform, request: QueryRequest, call: &CallContext) -> Result<Dispatched, Failure> {
+        let tool_platform = platform.as_str();
+        self.inner.guard.check(platform, &request.sql).map_err(|e| Failure::Tool {
+            platform: tool_platform,
+            kind: "guard_refused",
+            message: format!("refused by the SQL guard: {e}"),
+        })?;
+        let Some(path) = self.platform(platform) else {
+            return Err(Failure::Tool {
+                platform: tool_platform,
+                kind: "not_configured",
+                message: QueryError::NotConfigured(platform).to_string(),
+            });
+        };
+        match path.query(call, &request).await {
+            Ok(rs) => Ok(Dispatched::Rows(platform, rs)),
+            Err(e) => Err(Failure::Tool { platform: tool_platform, kind: e.outcome(), message: e.to_string() }),
+        }
+    }
+}
+
+enum Dispatched {
+    Rows(Platform, ResultSet),
+    WhoAmI(WhoAmI),
+}
+
+enum Failure {
+    /// Protocol misuse (unknown tool, arguments that do not match the schema): JSON-RPC error.
+    Protocol(McpError),
+    /// Anything the model can act on: `isError: true` tool result.
+    Tool { platform: &'static str, kind: &'static str, message: String },
+}
+
+impl Failure {
+    fn bad_input(message: String) -> Self {
+        Failure::Tool { platform: "-", kind: "invalid_input", message }
+    }
+}
+
+trait SnakeCase {
+    fn to_lowercase_snake(&self) -> String;
+}
+
+impl SnakeCase for String {
+    fn to_lowercase_snake(&self) -> String {
+        let mut out = String::new();
+        for (i, ch) in self.chars().enumerate() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        }
+        out
+    }
+}
+
+fn parse_args<T: serde::de::DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, Failure> {
+    let arguments = if arguments.is_null() { Value::Object(Default::default()) } else { arguments };
+    serde_json::from_value(arguments).map_err(|e| {
+        Failure::Protocol(McpError::invalid_params(format!("invalid arguments for {tool}: {e}"), None))
+    })
+}
+
+/// A plain identifier: letters, digits, `_`, `$` (not first), at most 255 chars.
+fn is_plain_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && s.len() <= 255
+}
+
+fn validate_identifier(platform: Platform, part: &str) -> Result<String, String> {
+    let quote = match platform {
+        Platform::Snowflake => '"',
+        Platform::Databricks => '`',
+    };
+    if is_plain_identifier(part) {
+        return Ok(part.to_string());
+    }
+    let quoted = part.len() >= 2 && part.starts_with(quote) && part.ends_with(quote);
+    let inner = if quoted { &part[1..part.len() - 1] } else { part };
+    if quoted && !inner.is_empty() && !inner.contains(quote) && !inner.chars().any(char::is_control) {
+        return Ok(part.to_string());
+    }
+    Err(format!(
+        "{part:?} is not a valid {platform} identifier: use letters, digits and _ (or quote it with {quote})"
+    ))
+}
+
+/// Check a 1–3 part table name and return it unchanged.
+pub fn validate_table_name(platform: Platform, table: &str) -> Result<String, String> {
+    let parts = split_name(table);
+    if parts.is_empty() || parts.len() > 3 {
+        return Err(format!("{table:?} is not a table name: use DB.SCHEMA.TABLE or catalog.schema.table"));
+    }
+    let checked: Result<Vec<String>, String> = parts.iter().map(|p| validate_identifier(platform, p)).collect();
+    Ok(checked?.join("."))
+}
+
+fn split_name(name: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_quote: Option<char> = None;
+    for (i, ch) in name.char_indices() {
+        match (in_quote, ch) {
+            (None, '"' | '`') => in_quote = Some(ch),
+            (Some(q), c) if c == q => in_quote = None,
+            (None, '.') => {
+                parts.push(&name[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&name[start..]);
+    parts
+}
+
+/// The statement `list_tables` runs (filtered by the platform to what the vended role can see).
+pub fn list_tables_sql(platform: Platform, database: Option<&str>, schema: Option<&str>) -> Result<String, String> {
+    let database = database.map(|d| validate_identifier(platform, d)).transpose()?;
+    let schema = schema.map(|s| validate_identifier(platform, s)).transpose()?;
+    if schema.is_some() && database.is_none() {
+        return Err("schema needs database (the Snowflake database or Databricks catalog) as well".into());
+    }
+    Ok(match platform {
+        Platform::Snowflake => match (database, schema) {
+            (Some(d), Some(s)) => format!("SHOW TABLES IN SCHEMA {d}.{s}"),
+            (Some(d), None) => format!("SHOW TABLES IN DATABASE {d}"),
+            _ => "SHOW TABLES IN ACCOUNT".to_string(),
+        },
+        Platform::Databricks => {
+            let mut sql = "SELECT table_catalog, table_schema, table_name, table_type FROM system.information_schema.tables"
+                .to_string();
+            let unquote = |s: String| s.trim_matches('`').to_string();
+            if let Some(d) = database {
+                sql.push_str(&format!(" WHERE table_catalog = '{}'", unquote(d)));
+                if let Some(s) = schema {
+                    sql.push_str(&format!(" AND table_schema = '{}'", unquote(s)));
+                }
+            }
+            sql.push_str(" ORDER BY table_catalog, table_schema, table_name");
+            sql
+        }
+    })
+}
+
+fn tool_definitions(read_only: bool) -> Vec<Tool> {
+    let mode = if read_only {
+        "Only read statements run (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), one statement per call."
+    } else {
+        "One statement per call; the operator allowed statements other than reads."
+    };
+    let governed = "It runs as the end user's ephemeral role vended by Immuta, so it returns only the rows and columns \
+                    that user may see (masked columns arrive masked, filtered rows are absent, tables the user may not \
+                    read give a 'does not exist or not authorized' error). Do not try to switch roles.";
+    let query_annotations = ToolAnnotations::new().read_only(read_only).destructive(!read_only).open_world(true);
+    let catalog_annotations = ToolAnnotations::new().read_only(true).destructive(false).open_world(true);
+    let result_schema = schema_for_output::<ResultSet>();
+    vec![
+        Tool::new(
+            QUERY_SNOWFLAKE,
+            format!(
+                "Run one SQL statement on Snowflake for the current user. {governed} {mode} Results come back as \
+                 typed columns and rows (structuredContent) and as a text table; `truncated` says more rows exist \
+                 than `max_rows`."
+            ),
+            schema_for_type::<SnowflakeQueryArgs>(),
+        )
+        .with_title("Query Snowflake (governed by Immuta)")
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(query_annotations.clone()),
+        Tool::new(
+            QUERY_DATABRICKS,
+            format!(
+                "Run one SQL statement on Databricks (Unity Catalog) for the current user. {governed} {mode} Results \
+                 come back as typed columns and rows (structuredContent) and as a text table; `truncated` says more \
+                 rows exist than `max_rows`."
+            ),
+            schema_for_type::<DatabricksQueryArgs>(),
+        )
+        .with_title("Query Databricks (governed by Immuta)")
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(query_annotations),
+        Tool::new(
+            LIST_TABLES,
+            "List the tables the current user can read on one platform (optionally within one database/catalog and \
+             schema). Use it before writing a query.",
+            schema_for_type::<ListTablesArgs>(),
+        )
+        .with_title("List readable tables")
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(catalog_annotations.clone()),
+        Tool::new(
+            DESCRIBE_TABLE,
+            "Describe the columns of one table the current user can read (name and type per column).",
+            schema_for_type::<DescribeTableArgs>(),
+        )
+        .with_title("Describe a table")
+        .with_raw_output_schema(result_schema)
+        .with_annotations(catalog_annotations),
+        Tool::new(
+            WHOAMI,
+            "Report which end user this server acts for and which platforms are configured. Never returns secrets.",
+            schema_for_type::<NoArgs>(),
+        )
+        .with_title("Who am I")
+        .with_raw_output_schema(schema_for_output::<WhoAmI>())
+        .with_annotations(ToolAnnotations::new().read_only(true).destructive(false).open_world(false)),
+    ]
+}
+
+/// Forwards platform progress to the MCP client as monotonic progress notifications.
+struct PeerProgress {
+    tx: tokio::sync::mpsc::UnboundedSender<(f64, String)>,
+    counter: AtomicU32,
+}
+
+impl PeerProgress {
+    fn start(peer: Peer<RoleServer>, token: ProgressToken) -> Arc<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, String)>();
+        tokio::spawn(async move {
+            while let Some((progress, message)) = rx.recv().await {
+                let param = ProgressNotificationParam::new(token.clone(), progress).with_message(message);
+                if peer.notify_progress(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Arc::new(Self { tx, counter: AtomicU32::new(0) })
+    }
+}
+
+impl ProgressSink for PeerProgress {
+    fn progress(&self, _step: u32, message: &str) {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.tx.send((f64::from(n), message.to_string()));
+    }
+}
+
+fn tool_name(name: &str) -> &'static str {
+    match name {
+        QUERY_SNOWFLAKE => QUERY_SNOWFLAKE,
+        QUERY_DATABRICKS => QUERY_DATABRICKS,
+        LIST_TABLES => LIST_TABLES,
+        DESCRIBE_TABLE => DESCRIBE_TABLE,
+        WHOAMI => WHOAMI,
+        _ => "unknown",
+    }
+}
+
+impl ServerHandler for GovernedServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(rmcp::model::Implementation::new("immuta-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Governed SQL over Snowflake and Databricks. Every query runs as the end user's Immuta-vended \
+                 role, so results show only what that user may see. Start with list_tables / describe_table, then \
+                 query_snowflake or query_databricks with one read statement per call.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.inner.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let user = self.user_for(&context)?;
+        let mut call = CallContext::new(user.user_id.clone(), tool_name(&request.name));
+        call.cancel = context.ct.clone();
+        if let Some(token) = context.meta.get_progress_token() {
+            call.progress = Some(PeerProgress::start(context.peer.clone(), token) as Arc<dyn ProgressSink>);
+        }
+        let arguments = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        self.call(&user, &request.name, arguments, call).await.map(CallToolResponse::from)
+    }
+}
+
+/// Facts of a finished call, for tests and benchmarks that drive [`GovernedServer::call`] directly.
+pub fn facts_of(call: &CallContext) -> CallFacts {
+    call.facts()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_validated() {
+        assert_eq!(validate_table_name(Platform::Snowflake, "SALES.PUBLIC.ORDERS").unwrap(), "SALES.PUBLIC.ORDERS");
+        assert_eq!(validate_table_name(Platform::Snowflake, "\"My Db\".PUBLIC.T").unwrap(), "\"My Db\".PUBLIC.T");
+        assert!(validate_table_name(Platform::Snowflake, "T; DROP TABLE X").is_err());
+        assert!(validate_table_name(Platform::Databricks, "a.b.c.d").is_err());
+        assert!(validate_table_name(Platform::Databricks, "main.`odd name`.t").is_ok());
+        assert!(validate_table_name(Platform::Databricks, "main.x'--.t").is_err());
+    }
+
+    #[test]
+    fn list_sql_per_platform() {
+        assert_eq!(list_tables_sql(Platform::Snowflake, None, None).unwrap(), "SHOW TABLES IN ACCOUNT");
+        assert_eq!(
+            list_tables_sql(Platform::Snowflake, Some("SALES"), Some("PUBLIC")).unwrap(),
+            "SHOW TABLES IN SCHEMA SALES.PUBLIC"
+        );
+        let db = list_tables_sql(Platform::Databricks, Some("main"), None).unwrap();
+        assert!(db.contains("WHERE table_catalog = 'main'"), "{db}");
+        assert!(list_tables_sql(Platform::Databricks, None, Some("x")).is_err());
+        assert!(list_tables_sql(Platform::Databricks, Some("m' OR '1'='1"), None).is_err());
+    }
+
+    #[test]
+    fn tools_have_output_schemas_and_annotations() {
+        let tools = tool_definitions(true);
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, [QUERY_SNOWFLAKE, QUERY_DATABRICKS, LIST_TABLES, DESCRIBE_TABLE, WHOAMI]);
+        for t in &tools {
+            assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
+            let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+            assert!(props.is_none_or(|p| !p.contains_key("user")), "no tool takes a user argument");
+        }
+        let q = &tools[0];
+        assert_eq!(q.annotations.as_ref().unwrap().read_only_hint, Some(true));
+        assert_eq!(q.annotations.as_ref().unwrap().open_world_hint, Some(true));
+        let writable = tool_definitions(false);
+        assert_eq!(writable[0].annotations.as_ref().unwrap().read_only_hint, Some(false));
+    }
+}

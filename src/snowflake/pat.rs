@@ -1,0 +1,532 @@
+//! Per-user programmatic access tokens (PATs) restricted to the vended role.
+//!
+//! For an end user, [`PatManager::session`] returns a [`PatSession`]: Immuta
+//! vends the user's ephemeral role, then the agent (authenticated by its
+//! key-pair JWT) runs
+//! `ALTER USER ADD PROGRAMMATIC ACCESS TOKEN <name> ROLE_RESTRICTION = '<role>' MINS_TO_EXPIRY = <ttl> COMMENT = 'OBO <user>'`
+//! and reads `token_name` / `token_secret` from the result row. Sessions are
+//! cached per user in a [`CredentialCache`] (single-flight: concurrent first
+//! calls share one vend and one PAT) until shortly before
+//! `min(vend expiry, PAT expiry)`.
+//!
+//! Token hygiene, because Snowflake limits tokens per user and every token is
+//! created on the one agent user: a superseded token is removed
+//! (`ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort) when
+//! its replacement exists; a token the platform rejected is removed when it is
+//! invalidated; and if the limit is hit anyway, the tokens this process
+//! created that have expired (or are inside the reuse margin, so no cached
+//! session would use them again) are removed and the creation is retried once.
+//! The PAT secret lives only in a [`Secret`]; logs name tokens, never secrets.
+
+use super::keypair::KeyPairJwt;
+use super::sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
+use crate::broker::CredentialCache;
+use crate::config::PatExpiryClause;
+use crate::immuta::client::ImmutaClient;
+use crate::query::{CallContext, QueryError};
+use crate::secret::Secret;
+use sha2::{Digest, Sha256};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// The end user's scoped Snowflake session: what every user statement runs with.
+#[derive(Debug, Clone)]
+pub struct PatSession {
+    /// Immuta vend id.
+    pub vend_id: String,
+    /// The vended role the PAT is restricted to.
+    pub role: String,
+    /// Account for the agent's JWT (config override or the vend's locator).
+    pub account: String,
+    /// SQL API base URL for this account.
+    pub base_url: String,
+    pub token_name: String,
+    pub pat: Secret,
+    /// `min(vend expiry, PAT expiry)`.
+    pub expires_at: SystemTime,
+}
+
+/// A token this process created, remembered so it can be cleaned up.
+#[derive(Debug, Clone)]
+struct CreatedToken {
+    account: String,
+    base_url: String,
+    name: String,
+    expires_at: SystemTime,
+}
+
+/// Settings of the PAT lifecycle.
+#[derive(Debug, Clone)]
+pub struct PatSettings {
+    pub expiry_clause: PatExpiryClause,
+    /// `snowflake.account`, else the vend's account locator.
+    pub account: Option<String>,
+    /// `snowflake.base_url`, else `https://<locator>.snowflakecomputing.com`.
+    pub base_url: Option<String>,
+    /// Timeout of the token statements, seconds.
+    pub statement_timeout_secs: u64,
+    /// Sessions are re-minted when they have less than this left.
+    pub margin: Duration,
+}
+
+/// Mints, caches, replaces and removes the per-user PATs.
+pub struct PatManager {
+    immuta: ImmutaClient,
+    jwt: KeyPairJwt,
+    api: SqlApiClient,
+    settings: PatSettings,
+    cache: CredentialCache<String, PatSession>,
+    created: Mutex<Vec<CreatedToken>>,
+}
+
+impl std::fmt::Debug for PatManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatManager")
+            .field("jwt", &self.jwt)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PatManager {
+    pub fn new(
+        immuta: ImmutaClient,
+        jwt: KeyPairJwt,
+        api: SqlApiClient,
+        settings: PatSettings,
+    ) -> Self {
+        Self {
+            cache: CredentialCache::new(settings.margin),
+            immuta,
+            jwt,
+            api,
+            settings,
+            created: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn jwt(&self) -> &KeyPairJwt {
+        &self.jwt
+    }
+
+    /// Use another SQL API client (e.g. with a different retry policy).
+    pub fn set_api(&mut self, api: SqlApiClient) {
+        self.api = api;
+    }
+
+    pub fn api(&self) -> &SqlApiClient {
+        &self.api
+    }
+
+    /// Base URL of the SQL API for an account locator.
+    pub fn base_url_for(&self, locator: &str) -> String {
+        match &self.settings.base_url {
+            Some(b) => b.trim_end_matches('/').to_string(),
+            None => format!(
+                "https://{}.snowflakecomputing.com",
+                locator.to_ascii_lowercase()
+            ),
+        }
+    }
+
+    /// The user's cached session, or a freshly vended role + minted PAT.
+    pub async fn session(&self, ctx: &CallContext) -> Result<PatSession, QueryError> {
+        self.cache
+            .get_or_mint(ctx.user.clone(), |previous| self.mint(ctx, previous))
+            .await
+    }
+
+    /// The platform rejected `session`'s PAT: forget it (unless already
+    /// replaced) and remove the token, best effort.
+    pub async fn reject(&self, ctx: &CallContext, session: &PatSession) {
+        let dropped = self
+            .cache
+            .invalidate_if(&ctx.user, |cached| cached.token_name == session.token_name)
+            .await;
+        if let Some(stale) = dropped {
+            tracing::info!(user = %ctx.user, token = %stale.token_name, "Snowflake rejected the PAT; minting a new one");
+            self.remove_token(ctx, &stale.account, &stale.base_url, &stale.token_name)
+                .await;
+        }
+    }
+
+    /// Remove every token this process created (e.g. on shutdown), best effort.
+    pub async fn remove_all(&self) {
+        self.cache.clear().await;
+        let tokens: Vec<CreatedToken> = self.created.lock().expect("created lock").clone();
+        let ctx = CallContext::new("immuta-mcp", "shutdown");
+        for t in tokens {
+            self.remove_token(&ctx, &t.account, &t.base_url, &t.name)
+                .await;
+        }
+    }
+
+    async fn mint(
+        &self,
+        ctx: &CallContext,
+        mut previous: Option<PatSession>,
+    ) -> Result<(PatSession, SystemTime), QueryError> {
+        // The mint is shared by every concurrent caller of this user: one
+        // caller's cancellation must not abort it halfway (e.g. after the
+        // token was created but before it was recorded).
+        let ctx = &detached(ctx);
+        let vend = self.immuta.vend(ctx).await?;
+        let role = vend.roles.snowflake.clone().ok_or_else(|| {
+            QueryError::Vend(format!(
+                "Immuta vended no Snowflake role for {} (is the agent mapped to Snowflake and the user entitled to Snowflake data?)",
+                ctx.user
+            ))
+        })?;
+        ctx.set_vended_role(&role.role_name);
+        let locator = role.account_locator().to_string();
+        if locator.is_empty() && self.settings.account.is_none() {
+            return Err(QueryError::Protocol {
+                service: "Immuta",
+                message: "the vend's Snowflake connectionKey names no account locator".into(),
+            });
+        }
+        let account = self
+            .settings
+            .account
+            .clone()
+            .unwrap_or_else(|| locator.clone());
+        let base_url = self.base_url_for(&locator);
+        let ttl = self.immuta.ttl_minutes().max(1);
+        let name = token_name(&ctx.user);
+        let statement = add_pat_statement(
+            &name,
+            &role.role_name,
+            self.settings.expiry_clause,
+            ttl,
+            &ctx.user,
+        );
+        let minted = match self.run_jwt(ctx, &account, &base_url, &statement).await {
+            Err(e) if is_token_limit(&e) => {
+                tracing::warn!(user = %ctx.user, "Snowflake's PAT limit for the agent user was reached; removing stale tokens and retrying once");
+                if let Some(prev) = previous.take() {
+                    self.remove_token(ctx, &prev.account, &prev.base_url, &prev.token_name)
+                        .await;
+                }
+                self.remove_expired_created(ctx).await;
+                self.run_jwt(ctx, &account, &base_url, &statement).await
+            }
+            other => other,
+        }
+        .map_err(|e| self.credential_error(&account, "create a PAT for the vended role", e))?;
+        let (token_name, secret) = token_from_result(&minted)?;
+        let now = SystemTime::now();
+        let pat_lifetime = match self.settings.expiry_clause {
+            PatExpiryClause::MinsToExpiry => Duration::from_secs(u64::from(ttl) * 60),
+            PatExpiryClause::DaysToExpiry => Duration::from_secs(24 * 3600),
+        };
+        let expires_at = vend.expires_at.min(now + pat_lifetime);
+        self.created
+            .lock()
+            .expect("created lock")
+            .push(CreatedToken {
+                account: account.clone(),
+                base_url: base_url.clone(),
+                name: token_name.clone(),
+                expires_at,
+            });
+        tracing::info!(user = %ctx.user, role = %role.role_name, token = %token_name, "minted Snowflake PAT for the vended role");
+        if let Some(prev) = previous {
+            self.remove_token(ctx, &prev.account, &prev.base_url, &prev.token_name)
+                .await;
+        }
+        let session = PatSession {
+            vend_id: vend.id,
+            role: role.role_name,
+            account,
+            base_url,
+            token_name,
+            pat: secret,
+            expires_at,
+        };
+        Ok((session, expires_at))
+    }
+
+    /// Run a token-management statement under the agent's JWT.
+    async fn run_jwt(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+        statement: &str,
+    ) -> Result<crate::result::ResultSet, SqlApiError> {
+        let jwt = self
+            .jwt
+            .token(account)
+            .map_err(|e| SqlApiError::Signing(e.to_string()))?;
+        let request = StatementRequest::bare(statement, self.settings.statement_timeout_secs);
+        let limits = FetchLimits {
+            max_rows: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+        };
+        let result = self
+            .api
+            .execute(ctx, base_url, &Auth::KeyPairJwt(jwt), &request, limits)
+            .await;
+        if matches!(result, Err(SqlApiError::Unauthorized { .. })) {
+            // A rejected JWT is not reused (e.g. after a clock jump).
+            self.jwt.forget();
+        }
+        result
+    }
+
+    /// Run `SHOW USER PROGRAMMATIC ACCESS TOKENS` under the JWT (connectivity check).
+    pub async fn show_tokens(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+    ) -> Result<crate::result::ResultSet, QueryError> {
+        self.run_jwt(
+            ctx,
+            account,
+            base_url,
+            "SHOW USER PROGRAMMATIC ACCESS TOKENS",
+        )
+        .await
+        .map_err(|e| self.credential_error(account, "list the agent's PATs", e))
+    }
+
+    fn credential_error(&self, account: &str, what: &str, e: SqlApiError) -> QueryError {
+        match e {
+            SqlApiError::Unauthorized { .. } => QueryError::Credential(format!(
+                "Snowflake rejected the agent's key-pair JWT for {} while trying to {what} ({e}); check snowflake.user, snowflake.account and that the public key with fingerprint {} is set on the agent user",
+                self.jwt.subject(account),
+                self.jwt.fingerprint()
+            )),
+            ref err if is_token_limit(err) => QueryError::Credential(format!(
+                "the agent user has reached Snowflake's limit of programmatic access tokens ({e}); remove unused tokens (SHOW USER PROGRAMMATIC ACCESS TOKENS / ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN)"
+            )),
+            SqlApiError::Unavailable { .. } | SqlApiError::Timeout { .. } => e.into(),
+            SqlApiError::Cancelled { .. } => e.into(),
+            other => QueryError::Credential(format!("could not {what}: {other}")),
+        }
+    }
+
+    /// `ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort, logged without secrets.
+    async fn remove_token(&self, ctx: &CallContext, account: &str, base_url: &str, name: &str) {
+        let statement = format!("ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN {name}");
+        // Removal must not be cut short by the caller's cancellation.
+        match self
+            .run_jwt(&detached(ctx), account, base_url, &statement)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(token = name, "removed superseded Snowflake PAT");
+                self.forget_created(name);
+            }
+            Err(SqlApiError::Statement { message, .. })
+                if message.to_ascii_lowercase().contains("does not exist") =>
+            {
+                self.forget_created(name);
+            }
+            Err(e) => {
+                tracing::warn!(token = name, error = %e, "could not remove a Snowflake PAT (it expires on its own)");
+            }
+        }
+    }
+
+    fn forget_created(&self, name: &str) {
+        self.created
+            .lock()
+            .expect("created lock")
+            .retain(|t| t.name != name);
+    }
+
+    /// Remove the tokens this process created that are no longer usable:
+    /// expired, or so close to expiry that the cache would not reuse them.
+    async fn remove_expired_created(&self, ctx: &CallContext) {
+        let now = SystemTime::now() + self.settings.margin;
+        let expired: Vec<CreatedToken> = self
+            .created
+            .lock()
+            .expect("created lock")
+            .iter()
+            .filter(|t| t.expires_at <= now)
+            .cloned()
+            .collect();
+        for t in expired {
+            self.remove_token(ctx, &t.account, &t.base_url, &t.name)
+                .await;
+        }
+    }
+}
+
+/// `ctx` without its cancellation (same user, tool, facts and progress).
+fn detached(ctx: &CallContext) -> CallContext {
+    CallContext {
+        cancel: tokio_util::sync::CancellationToken::new(),
+        ..ctx.clone()
+    }
+}
+
+/// True when Snowflake refused a new token because the user has too many.
+pub fn is_token_limit(e: &SqlApiError) -> bool {
+    match e {
+        SqlApiError::Statement { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("token")
+                && (m.contains("limit") || m.contains("maximum") || m.contains("exceed"))
+        }
+        _ => false,
+    }
+}
+
+/// A fresh, valid unquoted identifier: `IMMUTA_MCP_<user hash>_<random>`.
+pub fn token_name(user: &str) -> String {
+    let digest = Sha256::digest(user.as_bytes());
+    let suffix: u32 = rand::random();
+    format!(
+        "IMMUTA_MCP_{}_{suffix:08X}",
+        hex::encode_upper(&digest[..4])
+    )
+}
+
+/// Quote `s` as a Snowflake single-quoted string literal.
+pub fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The `ALTER USER ADD PROGRAMMATIC ACCESS TOKEN` statement for one user.
+pub fn add_pat_statement(
+    name: &str,
+    role: &str,
+    clause: PatExpiryClause,
+    ttl_minutes: u32,
+    user: &str,
+) -> String {
+    let expiry = match clause {
+        PatExpiryClause::MinsToExpiry => format!("MINS_TO_EXPIRY = {ttl_minutes}"),
+        PatExpiryClause::DaysToExpiry => {
+            format!("DAYS_TO_EXPIRY = {}", ttl_minutes.div_ceil(1440).max(1))
+        }
+    };
+    format!(
+        "ALTER USER ADD PROGRAMMATIC ACCESS TOKEN {name} ROLE_RESTRICTION = {} {expiry} COMMENT = {}",
+        sql_string(role),
+        sql_string(&format!("OBO {user}"))
+    )
+}
+
+/// Read `token_name` and `token_secret` (by column name) from the ADD result.
+fn token_from_result(rs: &crate::result::ResultSet) -> Result<(String, Secret), QueryError> {
+    let column = |name: &str| {
+        rs.columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| QueryError::Protocol {
+                service: "Snowflake",
+                message: format!("the PAT result has no {name} column"),
+            })
+    };
+    let (name_at, secret_at) = (column("token_name")?, column("token_secret")?);
+    let row = rs.rows.first().ok_or_else(|| QueryError::Protocol {
+        service: "Snowflake",
+        message: "the PAT result has no row".into(),
+    })?;
+    let text = |i: usize, what: &str| {
+        row.get(i)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| QueryError::Protocol {
+                service: "Snowflake",
+                message: format!("the PAT result's {what} is empty"),
+            })
+    };
+    Ok((
+        text(name_at, "token_name")?,
+        Secret::new(text(secret_at, "token_secret")?),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{Column, ColumnType, Platform, ResultSet};
+    use serde_json::json;
+
+    #[test]
+    fn statement_quotes_role_and_comment() {
+        let s = add_pat_statement(
+            "IMMUTA_MCP_AB_01",
+            "IMMUTA_OBO_1",
+            PatExpiryClause::MinsToExpiry,
+            60,
+            "o'brien\\x@example.com",
+        );
+        assert_eq!(
+            s,
+            "ALTER USER ADD PROGRAMMATIC ACCESS TOKEN IMMUTA_MCP_AB_01 ROLE_RESTRICTION = 'IMMUTA_OBO_1' MINS_TO_EXPIRY = 60 COMMENT = 'OBO o''brien\\\\x@example.com'"
+        );
+        let d = add_pat_statement("T", "R'X", PatExpiryClause::DaysToExpiry, 60, "u");
+        assert!(
+            d.contains("ROLE_RESTRICTION = 'R''X' DAYS_TO_EXPIRY = 1 "),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn token_names_are_identifiers_unique_per_call() {
+        let a = token_name("alice@example.com");
+        let b = token_name("alice@example.com");
+        let c = token_name("bob@example.com");
+        assert_ne!(a, b);
+        assert_eq!(a[..19], b[..19], "same user, same hash part");
+        assert_ne!(a[..19], c[..19]);
+        for n in [&a, &b, &c] {
+            assert!(
+                n.chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+            );
+            assert!(n.starts_with("IMMUTA_MCP_"));
+            assert!(n.len() < 255);
+        }
+    }
+
+    #[test]
+    fn token_is_read_by_column_name() {
+        let col = |n: &str| Column {
+            name: n.into(),
+            column_type: ColumnType::String,
+            native_type: "VARCHAR".into(),
+            nullable: true,
+        };
+        let mut rs = ResultSet::new(
+            Platform::Snowflake,
+            "h",
+            vec![col("token_secret"), col("token_name")],
+        );
+        rs.extend_limited(vec![vec![json!("s3cret"), json!("TOK")]], 10);
+        let (name, secret) = token_from_result(&rs).unwrap();
+        assert_eq!(name, "TOK");
+        assert_eq!(secret.expose(), "s3cret");
+        let empty = ResultSet::new(Platform::Snowflake, "h", vec![col("token_name")]);
+        let err = token_from_result(&empty).unwrap_err().to_string();
+        assert!(err.contains("token_secret"), "{err}");
+    }
+
+    #[test]
+    fn limit_errors_are_recognised() {
+        let e = SqlApiError::Statement {
+            code: Some("003170".into()),
+            sql_state: None,
+            message:
+                "Maximum number of programmatic access tokens (15) reached for user IMMUTA_AGENT."
+                    .into(),
+            statement_handle: None,
+        };
+        assert!(is_token_limit(&e));
+        let other = SqlApiError::Statement {
+            code: Some("002003".into()),
+            sql_state: None,
+            message: "Object does not exist or not authorized.".into(),
+            statement_handle: None,
+        };
+        assert!(!is_token_limit(&other));
+    }
+}

@@ -1,0 +1,900 @@
+//! Client of Snowflake's SQL API v2 (`/api/v2/statements`).
+//!
+//! One [`SqlApiClient::execute`] call runs one logical statement:
+//! - submit with a fresh `requestId`; retries (429/5xx/transport, through
+//!   [`RetryPolicy`], honouring `Retry-After`) resend the same `requestId`
+//!   with `retry=true`, so Snowflake never runs the statement twice;
+//! - a 202 answer is polled at `GET /api/v2/statements/{handle}` with growing
+//!   intervals, reporting progress and honouring the call's cancellation
+//!   (`POST .../{handle}/cancel`, then [`SqlApiError::Cancelled`]) and the
+//!   overall statement timeout (sent to Snowflake as `timeout` too);
+//! - further partitions (`?partition=N`) are fetched only while the result is
+//!   under the row and byte limits; the result is then marked truncated;
+//! - rows are decoded by [`super::decode`].
+//!
+//! Authentication is either the agent's key-pair JWT (only for PAT
+//! management) or the user's PAT; the caller chooses with [`Auth`]. Errors are
+//! typed ([`SqlApiError`]) so the PAT layer can tell a rejected credential
+//! from a failed statement; none of them carries a secret.
+
+use super::decode::{Decoder, RowTypeField, wire_row_bytes};
+use crate::query::{CallContext, QueryError};
+use crate::result::{Platform, ResultSet};
+use crate::retry::{RetryError, RetryPolicy, UpstreamResponse};
+use crate::secret::Secret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Header naming the kind of bearer token.
+pub const TOKEN_TYPE_HEADER: &str = "X-Snowflake-Authorization-Token-Type";
+/// Path of the statements endpoint.
+pub const STATEMENTS_PATH: &str = "/api/v2/statements";
+
+/// Snowflake code of a statement cancelled by request.
+const CODE_CANCELLED: &str = "000604";
+/// Snowflake code of a statement that reached its timeout.
+const CODE_TIMEOUT: &str = "000630";
+/// Snowflake codes meaning the session credential or its role is no longer valid.
+const CREDENTIAL_CODES: &[&str] = &[
+    "390100", // incorrect username or password / token
+    "390114", // authentication token has expired
+    "390144", // JWT token is invalid
+    "390189", // role specified in the connect string is not granted
+    "390303", // invalid OAuth / programmatic access token
+    "390318", // OAuth / programmatic access token expired
+    "394304", // programmatic access token is invalid
+];
+
+/// Extra time past the statement timeout before the client gives up itself.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// The agent's key-pair JWT (PAT management only).
+    KeyPairJwt(Secret),
+    /// The end user's PAT, restricted to the vended role.
+    Pat(Secret),
+}
+
+impl Auth {
+    fn token_type(&self) -> &'static str {
+        match self {
+            Auth::KeyPairJwt(_) => super::keypair::TOKEN_TYPE,
+            Auth::Pat(_) => "PROGRAMMATIC_ACCESS_TOKEN",
+        }
+    }
+
+    fn secret(&self) -> &Secret {
+        match self {
+            Auth::KeyPairJwt(s) | Auth::Pat(s) => s,
+        }
+    }
+}
+
+/// One statement to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementRequest {
+    pub statement: String,
+    /// Server-side timeout, seconds (also bounds the client's waiting).
+    pub timeout_secs: u64,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub warehouse: Option<String>,
+    pub role: Option<String>,
+    /// Value of the `QUERY_TAG` session parameter.
+    pub query_tag: Option<String>,
+}
+
+impl StatementRequest {
+    /// A statement with no context (PAT management).
+    pub fn bare(statement: impl Into<String>, timeout_secs: u64) -> Self {
+        Self {
+            statement: statement.into(),
+            timeout_secs,
+            database: None,
+            schema: None,
+            warehouse: None,
+            role: None,
+            query_tag: None,
+        }
+    }
+
+    fn body(&self) -> Value {
+        let mut body = json!({ "statement": self.statement, "timeout": self.timeout_secs });
+        let obj = body.as_object_mut().expect("object literal");
+        for (key, value) in [
+            ("database", &self.database),
+            ("schema", &self.schema),
+            ("warehouse", &self.warehouse),
+            ("role", &self.role),
+        ] {
+            if let Some(v) = value {
+                obj.insert(key.into(), Value::String(v.clone()));
+            }
+        }
+        if let Some(tag) = &self.query_tag {
+            obj.insert("parameters".into(), json!({ "QUERY_TAG": tag }));
+        }
+        body
+    }
+}
+
+/// How much of a result to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+/// Why a statement produced no result. Never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlApiError {
+    /// The bearer token was refused (expired, revoked, or its role is gone).
+    #[error("Snowflake rejected the credential (HTTP {status}{}): {message}", code_note(.code))]
+    Unauthorized {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// Authenticated, but not allowed to use the API.
+    #[error("Snowflake refused access (HTTP 403): {message}")]
+    Forbidden { message: String },
+    /// The statement failed (HTTP 422, or 400 for a malformed request).
+    #[error("Snowflake statement failed{}: {message}", code_note(.code))]
+    Statement {
+        code: Option<String>,
+        sql_state: Option<String>,
+        message: String,
+        statement_handle: Option<String>,
+    },
+    /// The statement or endpoint was not found (HTTP 404).
+    #[error("Snowflake answered 404: {message}")]
+    NotFound { message: String },
+    /// Retries ran out (rate limiting, server errors, broken connections).
+    #[error("{message}")]
+    Unavailable { message: String },
+    #[error("the statement was cancelled")]
+    Cancelled { statement_handle: Option<String> },
+    #[error("the statement did not finish within {seconds} s")]
+    Timeout {
+        seconds: u64,
+        statement_handle: Option<String>,
+    },
+    /// The agent's key-pair JWT could not be signed (nothing was sent).
+    #[error("cannot sign the agent's key-pair JWT: {0}")]
+    Signing(String),
+    /// The answer does not follow the SQL API's documented shape.
+    #[error("unexpected answer from Snowflake: {message}")]
+    Protocol { message: String },
+}
+
+fn code_note(code: &Option<String>) -> String {
+    code.as_ref()
+        .map(|c| format!(", code {c}"))
+        .unwrap_or_default()
+}
+
+impl SqlApiError {
+    /// True when the PAT (or JWT) is no longer accepted, or the role it is
+    /// restricted to was revoked: the caller should mint a new credential.
+    pub fn is_credential_rejected(&self) -> bool {
+        match self {
+            SqlApiError::Unauthorized { .. } => true,
+            SqlApiError::Statement { code, message, .. } => {
+                code.as_deref()
+                    .is_some_and(|c| CREDENTIAL_CODES.contains(&c))
+                    || {
+                        let m = message.to_ascii_lowercase();
+                        m.contains("programmatic access token")
+                            && (m.contains("expired")
+                                || m.contains("invalid")
+                                || m.contains("revoked"))
+                    }
+            }
+            _ => false,
+        }
+    }
+
+    /// The statement handle, when Snowflake assigned one.
+    pub fn statement_handle(&self) -> Option<&str> {
+        match self {
+            SqlApiError::Statement {
+                statement_handle, ..
+            }
+            | SqlApiError::Cancelled { statement_handle }
+            | SqlApiError::Timeout {
+                statement_handle, ..
+            } => statement_handle.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<SqlApiError> for QueryError {
+    fn from(e: SqlApiError) -> Self {
+        match e {
+            SqlApiError::Unauthorized { .. }
+            | SqlApiError::Forbidden { .. }
+            | SqlApiError::Signing(_) => QueryError::Credential(e.to_string()),
+            SqlApiError::Statement {
+                code,
+                sql_state,
+                message,
+                statement_handle,
+            } => QueryError::Statement {
+                platform: Platform::Snowflake,
+                code,
+                sql_state,
+                message,
+                statement_id: statement_handle,
+            },
+            SqlApiError::NotFound { message } => QueryError::Protocol {
+                service: "Snowflake",
+                message: format!("HTTP 404: {message}"),
+            },
+            SqlApiError::Unavailable { message } => QueryError::Unavailable {
+                service: "Snowflake",
+                message,
+            },
+            SqlApiError::Cancelled { statement_handle } => QueryError::Cancelled {
+                statement_id: statement_handle,
+            },
+            SqlApiError::Timeout {
+                seconds,
+                statement_handle,
+            } => QueryError::Timeout {
+                seconds,
+                statement_id: statement_handle,
+            },
+            SqlApiError::Protocol { message } => QueryError::Protocol {
+                service: "Snowflake",
+                message,
+            },
+        }
+    }
+}
+
+fn unavailable(e: RetryError) -> SqlApiError {
+    let message = match &e {
+        RetryError::Status {
+            status: 429,
+            attempts,
+            ..
+        } => format!(
+            "Snowflake kept rate-limiting the request (HTTP 429) after {attempts} attempts; try again shortly"
+        ),
+        RetryError::Status {
+            status, attempts, ..
+        } => format!("Snowflake kept failing (HTTP {status}) after {attempts} attempts"),
+        RetryError::Transport { message, attempts } => {
+            format!("cannot reach Snowflake after {attempts} attempts: {message}")
+        }
+    };
+    SqlApiError::Unavailable { message }
+}
+
+/// Body of 200/202/422 answers (`ResultSet` / `QueryStatus` / error).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatementAnswer {
+    code: Option<String>,
+    sql_state: Option<String>,
+    message: Option<String>,
+    statement_handle: Option<String>,
+    result_set_meta_data: Option<ResultSetMetaData>,
+    data: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultSetMetaData {
+    num_rows: Option<u64>,
+    format: Option<String>,
+    #[serde(default)]
+    row_type: Vec<RowTypeField>,
+    #[serde(default)]
+    partition_info: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartitionInfo {
+    #[allow(dead_code)]
+    row_count: Option<u64>,
+    #[allow(dead_code)]
+    uncompressed_size: Option<u64>,
+}
+
+/// How the submit request ended.
+enum Submitted {
+    Answer(Result<UpstreamResponse, SqlApiError>),
+    Interrupted(SqlApiError),
+}
+
+/// What one HTTP answer means for the statement.
+enum Outcome {
+    Done(StatementAnswer),
+    Running(String),
+}
+
+/// SQL API v2 client (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct SqlApiClient {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    poll_initial: Duration,
+    poll_max: Duration,
+}
+
+impl SqlApiClient {
+    pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
+        Self {
+            http,
+            retry,
+            poll_initial: Duration::from_millis(250),
+            poll_max: Duration::from_secs(5),
+        }
+    }
+
+    /// Change how often a running statement is polled (first interval, cap).
+    pub fn with_poll_interval(mut self, initial: Duration, max: Duration) -> Self {
+        self.poll_initial = initial;
+        self.poll_max = max.max(initial);
+        self
+    }
+
+    /// Replace the retry policy.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Run one statement and return its (possibly truncated) decoded result.
+    pub async fn execute(
+        &self,
+        ctx: &CallContext,
+        base_url: &str,
+        auth: &Auth,
+        request: &StatementRequest,
+        limits: FetchLimits,
+    ) -> Result<ResultSet, SqlApiError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(request.timeout_secs) + TIMEOUT_GRACE;
+        let timeout_secs = request.timeout_secs;
+
+        self.run(ctx, &base, auth, request, limits, started, deadline)
+            .await
+            .map_err(|e| match e {
+                SqlApiError::Timeout {
+                    statement_handle, ..
+                } => SqlApiError::Timeout {
+                    seconds: timeout_secs,
+                    statement_handle,
+                },
+                other => other,
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        ctx: &CallContext,
+        base: &str,
+        auth: &Auth,
+        request: &StatementRequest,
+        limits: FetchLimits,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<ResultSet, SqlApiError> {
+        let base = base.to_string();
+        let timeout_secs = request.timeout_secs;
+        let mut submit = tokio::spawn(self.clone().submit(
+            ctx.clone(),
+            base.clone(),
+            auth.clone(),
+            request.body(),
+        ));
+        let interrupted = tokio::select! {
+            joined = &mut submit => Submitted::Answer(joined.map_err(|e| SqlApiError::Protocol {
+                message: format!("submit task failed: {e}"),
+            })?),
+            _ = ctx.cancel.cancelled() => Submitted::Interrupted(SqlApiError::Cancelled { statement_handle: None }),
+            _ = tokio::time::sleep_until(deadline) => Submitted::Interrupted(SqlApiError::Timeout {
+                seconds: timeout_secs,
+                statement_handle: None,
+            }),
+        };
+        let submitted = match interrupted {
+            Submitted::Answer(answer) => answer,
+            Submitted::Interrupted(error) => {
+                // The statement may be starting: cancel it in the background once
+                // Snowflake names its handle, and answer the caller now.
+                let client = self.clone();
+                let (ctx, auth) = (ctx.clone(), auth.clone());
+                tokio::spawn(async move {
+                    if let Ok(Ok(resp)) = submit.await
+                        && let Ok(Outcome::Running(handle)) = interpret(resp)
+                    {
+                        client.cancel(&ctx, &base, &auth, &handle).await;
+                    }
+                });
+                return Err(error);
+            }
+        };
+        let mut outcome = interpret(submitted?)?;
+        let mut step = 0u32;
+        let mut interval = self.poll_initial;
+        let first = loop {
+            match outcome {
+                Outcome::Done(answer) => break answer,
+                Outcome::Running(handle) => {
+                    ctx.set_statement_id(&handle);
+                    step += 1;
+                    ctx.report(
+                        step,
+                        &format!(
+                            "Snowflake statement {handle} is running ({} s)",
+                            started.elapsed().as_secs()
+                        ),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = ctx.cancel.cancelled() => {
+                            self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                        }
+                        _ = tokio::time::sleep_until(deadline) => {
+                            self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Timeout { seconds: timeout_secs, statement_handle: Some(handle) });
+                        }
+                    }
+                    interval = interval.mul_f64(1.5).min(self.poll_max);
+                    let url = handle_url(&base, &handle, None);
+                    let polled = tokio::select! {
+                        r = self.send_get(ctx, &url, auth) => r,
+                        _ = ctx.cancel.cancelled() => {
+                            self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                        }
+                    };
+                    outcome = interpret(polled?).map_err(|e| with_handle(e, &handle))?;
+                }
+            }
+        };
+        self.collect(ctx, &base, auth, first, limits, step).await
+    }
+
+    /// POST the statement (retries resend the same requestId with retry=true).
+    async fn submit(
+        self,
+        ctx: CallContext,
+        base: String,
+        auth: Auth,
+        body: Value,
+    ) -> Result<UpstreamResponse, SqlApiError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let url = format!("{base}{STATEMENTS_PATH}");
+        let sent = self
+            .retry
+            .send(|attempt| {
+                ctx.count_upstream_request();
+                let mut query = vec![("requestId", request_id.as_str())];
+                if attempt > 1 {
+                    query.push(("retry", "true"));
+                }
+                self.request(reqwest::Method::POST, &url, &auth)
+                    .query(&query)
+                    .json(&body)
+            })
+            .await;
+        match sent {
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn send_get(
+        &self,
+        ctx: &CallContext,
+        url: &str,
+        auth: &Auth,
+    ) -> Result<UpstreamResponse, SqlApiError> {
+        self.retry
+            .send(|_| {
+                ctx.count_upstream_request();
+                self.request(reqwest::Method::GET, url, auth)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Ask Snowflake to cancel a running statement (best effort, logged).
+    pub async fn cancel(&self, ctx: &CallContext, base: &str, auth: &Auth, handle: &str) {
+        let url = format!("{}/cancel", handle_url(base, handle, None));
+        let result = self
+            .retry
+            .send(|_| {
+                ctx.count_upstream_request();
+                self.request(reqwest::Method::POST, &url, auth)
+            })
+            .await;
+        match result {
+            Ok(resp) if resp.is_success() => {
+                tracing::info!(statement = handle, "cancelled Snowflake statement");
+            }
+            Ok(resp) => {
+                tracing::warn!(
+                    statement = handle,
+                    status = resp.status,
+                    "Snowflake did not accept the cancel request"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(statement = handle, error = %e, "could not send the cancel request to Snowflake");
+            }
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str, auth: &Auth) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(auth.secret().expose())
+            .header(TOKEN_TYPE_HEADER, auth.token_type())
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    /// Decode the first partition and fetch more while under the limits.
+    async fn collect(
+        &self,
+        ctx: &CallContext,
+        base: &str,
+        auth: &Auth,
+        first: StatementAnswer,
+        limits: FetchLimits,
+        mut step: u32,
+    ) -> Result<ResultSet, SqlApiError> {
+        let handle = first
+            .statement_handle
+            .clone()
+            .ok_or_else(|| SqlApiError::Protocol {
+                message: "result without statementHandle".into(),
+            })?;
+        ctx.set_statement_id(&handle);
+        let meta = first
+            .result_set_meta_data
+            .ok_or_else(|| SqlApiError::Protocol {
+                message: format!("result of statement {handle} has no resultSetMetaData"),
+            })?;
+        if let Some(format) = &meta.format
+            && !format.eq_ignore_ascii_case("jsonv2")
+        {
+            return Err(SqlApiError::Protocol {
+                message: format!("result format {format:?} is not supported (expected jsonv2)"),
+            });
+        }
+        let decoder = Decoder::new(&meta.row_type);
+        let mut result = ResultSet::new(
+            Platform::Snowflake,
+            handle.clone(),
+            decoder.columns().to_vec(),
+        );
+        result.total_row_count = meta.num_rows;
+        let mut state = Accumulator {
+            decoder: &decoder,
+            limits,
+            bytes: 0,
+            seen: 0,
+            full: false,
+        };
+        state.add(&mut result, first.data.unwrap_or_default(), &handle)?;
+        let partitions = meta.partition_info.len().max(1);
+        let mut partition = 1;
+        while partition < partitions && !state.full {
+            if result.rows.len() >= limits.max_rows || state.bytes >= limits.max_bytes {
+                state.full = true;
+                break;
+            }
+            step += 1;
+            ctx.report(
+                step,
+                &format!(
+                    "fetching result partition {} of {partitions}",
+                    partition + 1
+                ),
+            );
+            let url = handle_url(base, &handle, Some(partition));
+            let resp = tokio::select! {
+                r = self.send_get(ctx, &url, auth) => r?,
+                _ = ctx.cancel.cancelled() => {
+                    return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                }
+            };
+            let answer = match interpret(resp).map_err(|e| with_handle(e, &handle))? {
+                Outcome::Done(a) => a,
+                Outcome::Running(_) => {
+                    return Err(SqlApiError::Protocol {
+                        message: format!(
+                            "partition {partition} of statement {handle} answered 202"
+                        ),
+                    });
+                }
+            };
+            let data = answer.data.ok_or_else(|| SqlApiError::Protocol {
+                message: format!("partition {partition} of statement {handle} has no data"),
+            })?;
+            state.add(&mut result, data, &handle)?;
+            partition += 1;
+        }
+        result.row_count = result.rows.len();
+        let known_more = meta.num_rows.is_some_and(|n| n > result.row_count as u64);
+        result.truncated = state.full || partition < partitions || known_more;
+        if result.total_row_count.is_none() && !result.truncated {
+            result.total_row_count = Some(result.row_count as u64);
+        }
+        Ok(result)
+    }
+}
+
+struct Accumulator<'a> {
+    decoder: &'a Decoder,
+    limits: FetchLimits,
+    bytes: usize,
+    seen: usize,
+    full: bool,
+}
+
+impl Accumulator<'_> {
+    fn add(
+        &mut self,
+        result: &mut ResultSet,
+        data: Vec<Value>,
+        handle: &str,
+    ) -> Result<(), SqlApiError> {
+        for row in data {
+            let index = self.seen;
+            self.seen += 1;
+            if self.full {
+                continue;
+            }
+            let size = wire_row_bytes(&row);
+            if result.rows.len() >= self.limits.max_rows
+                || (!result.rows.is_empty() && self.bytes + size > self.limits.max_bytes)
+            {
+                self.full = true;
+                continue;
+            }
+            let decoded =
+                self.decoder
+                    .decode_row(index, &row)
+                    .map_err(|e| SqlApiError::Protocol {
+                        message: format!("statement {handle}: {e}"),
+                    })?;
+            self.bytes += size;
+            result.rows.push(decoded);
+        }
+        result.row_count = result.rows.len();
+        Ok(())
+    }
+}
+
+fn handle_url(base: &str, handle: &str, partition: Option<usize>) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(handle.as_bytes()).collect();
+    match partition {
+        Some(p) => format!("{base}{STATEMENTS_PATH}/{encoded}?partition={p}"),
+        None => format!("{base}{STATEMENTS_PATH}/{encoded}"),
+    }
+}
+
+fn with_handle(e: SqlApiError, handle: &str) -> SqlApiError {
+    match e {
+        SqlApiError::Statement {
+            code,
+            sql_state,
+            message,
+            statement_handle: None,
+        } => SqlApiError::Statement {
+            code,
+            sql_state,
+            message,
+            statement_handle: Some(handle.to_string()),
+        },
+        other => other,
+    }
+}
+
+fn parse_answer(resp: &UpstreamResponse) -> StatementAnswer {
+    resp.json::<StatementAnswer>().unwrap_or_default()
+}
+
+fn message_of(resp: &UpstreamResponse, answer: &StatementAnswer) -> String {
+    answer
+        .message
+        .clone()
+        .unwrap_or_else(|| match resp.text_snippet(300) {
+            s if s.trim().is_empty() => format!("HTTP {}", resp.status),
+            s => s,
+        })
+}
+
+/// Map one HTTP answer to an outcome or an error.
+fn interpret(resp: UpstreamResponse) -> Result<Outcome, SqlApiError> {
+    match resp.status {
+        200 => {
+            let answer: StatementAnswer = resp.json().map_err(|e| SqlApiError::Protocol {
+                message: format!("result does not parse: {e}"),
+            })?;
+            Ok(Outcome::Done(answer))
+        }
+        202 => {
+            let answer = parse_answer(&resp);
+            answer
+                .statement_handle
+                .map(Outcome::Running)
+                .ok_or_else(|| SqlApiError::Protocol {
+                    message: "HTTP 202 without statementHandle".into(),
+                })
+        }
+        401 => {
+            let answer = parse_answer(&resp);
+            Err(SqlApiError::Unauthorized {
+                status: 401,
+                message: message_of(&resp, &answer),
+                code: answer.code,
+            })
+        }
+        403 => {
+            let answer = parse_answer(&resp);
+            Err(SqlApiError::Forbidden {
+                message: message_of(&resp, &answer),
+            })
+        }
+        404 => {
+            let answer = parse_answer(&resp);
+            Err(SqlApiError::NotFound {
+                message: message_of(&resp, &answer),
+            })
+        }
+        408 => Err(SqlApiError::Timeout {
+            seconds: 0,
+            statement_handle: parse_answer(&resp).statement_handle,
+        }),
+        400 | 422 => {
+            let answer = parse_answer(&resp);
+            let message = message_of(&resp, &answer);
+            match answer.code.as_deref() {
+                Some(CODE_CANCELLED) => Err(SqlApiError::Cancelled {
+                    statement_handle: answer.statement_handle,
+                }),
+                Some(CODE_TIMEOUT) => Err(SqlApiError::Timeout {
+                    seconds: 0,
+                    statement_handle: answer.statement_handle,
+                }),
+                _ => Err(SqlApiError::Statement {
+                    code: answer.code,
+                    sql_state: answer.sql_state,
+                    message,
+                    statement_handle: answer.statement_handle,
+                }),
+            }
+        }
+        status => {
+            let answer = parse_answer(&resp);
+            Err(SqlApiError::Protocol {
+                message: format!("HTTP {status}: {}", message_of(&resp, &answer)),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value) -> UpstreamResponse {
+        UpstreamResponse {
+            status,
+            headers: reqwest::header::HeaderMap::new(),
+            body: bytes::Bytes::from(body.to_string()),
+            attempts: 1,
+        }
+    }
+
+    fn error_of(status: u16, body: Value) -> SqlApiError {
+        match interpret(answer(status, body)) {
+            Err(e) => e,
+            Ok(_) => panic!("HTTP {status} must be an error"),
+        }
+    }
+
+    #[test]
+    fn statement_errors_keep_code_state_and_handle() {
+        let e = error_of(
+            422,
+            json!({"code": "002003", "sqlState": "42S02", "message": "Object 'X' does not exist or not authorized.", "statementHandle": "h1"}),
+        );
+        assert!(!e.is_credential_rejected());
+        assert_eq!(e.statement_handle(), Some("h1"));
+        let q: QueryError = e.into();
+        assert_eq!(
+            q.to_string(),
+            "snowflake error 002003 (SQLSTATE 42S02): Object 'X' does not exist or not authorized."
+        );
+    }
+
+    #[test]
+    fn cancel_and_timeout_codes_become_their_outcomes() {
+        let c = error_of(
+            422,
+            json!({"code": "000604", "message": "SQL execution canceled", "statementHandle": "h"}),
+        );
+        assert!(
+            matches!(c, SqlApiError::Cancelled { ref statement_handle } if statement_handle.as_deref() == Some("h"))
+        );
+        let t = error_of(422, json!({"code": "000630", "message": "timeout"}));
+        assert!(matches!(t, SqlApiError::Timeout { .. }));
+    }
+
+    #[test]
+    fn rejected_credentials_are_recognised() {
+        assert!(
+            error_of(401, json!({"code": "390303", "message": "Invalid token"}))
+                .is_credential_rejected()
+        );
+        assert!(error_of(401, json!("not json")).is_credential_rejected());
+        let role_gone = error_of(
+            422,
+            json!({"code": "390189", "sqlState": "08004", "message": "Role 'R' specified in the connect string is not granted to this user."}),
+        );
+        assert!(role_gone.is_credential_rejected());
+        assert!(matches!(
+            QueryError::from(error_of(403, json!({"message": "no"}))),
+            QueryError::Credential(_)
+        ));
+    }
+
+    #[test]
+    fn running_answers_need_a_handle() {
+        assert!(matches!(
+            interpret(answer(202, json!({"code": "333334", "statementHandle": "h"}))),
+            Ok(Outcome::Running(ref h)) if h == "h"
+        ));
+        assert!(matches!(
+            interpret(answer(202, json!({"code": "333334"}))),
+            Err(SqlApiError::Protocol { .. })
+        ));
+        assert!(matches!(
+            interpret(answer(200, json!("garbage"))),
+            Err(SqlApiError::Protocol { .. })
+        ));
+    }
+
+    #[test]
+    fn body_carries_context_role_and_query_tag() {
+        let req = StatementRequest {
+            statement: "SELECT 1".into(),
+            timeout_secs: 30,
+            database: Some("SALES".into()),
+            schema: None,
+            warehouse: Some("WH".into()),
+            role: Some("IMMUTA_OBO_1".into()),
+            query_tag: Some("{\"end_user\":\"a\"}".into()),
+        };
+        assert_eq!(
+            req.body(),
+            json!({"statement": "SELECT 1", "timeout": 30, "database": "SALES", "warehouse": "WH",
+                   "role": "IMMUTA_OBO_1", "parameters": {"QUERY_TAG": "{\"end_user\":\"a\"}"}})
+        );
+        assert_eq!(
+            handle_url("http://h", "01a/b", Some(2)),
+            "http://h/api/v2/statements/01a%2Fb?partition=2"
+        );
+    }
+}

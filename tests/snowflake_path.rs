@@ -1,0 +1,738 @@
+//! The production Snowflake path (`SnowflakeGoverned`) against the sandbox:
+//! vended roles and masks per user, PAT caching and replacement, single-flight,
+//! retries, polling, cancellation, partitions and the PAT limit — and that no
+//! statement ever runs under another identity.
+
+use immuta_mcp::config::Config;
+use immuta_mcp::immuta::client::ImmutaClient;
+use immuta_mcp::query::{CallContext, GovernedQuery, ProgressSink, QueryError, QueryRequest};
+use immuta_mcp::result::{ColumnType, Platform, ResultSet};
+use immuta_mcp::retry::RetryPolicy;
+use immuta_mcp::sandbox::{
+    Counter, Endpoint, Fault, Fixture, Sandbox, SandboxOptions, SandboxSettings,
+};
+use immuta_mcp::snowflake::SnowflakeGoverned;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ORDERS_SQL: &str =
+    "SELECT ORDER_ID, REGION, EMAIL, AMOUNT FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    }
+}
+
+struct Env {
+    sandbox: Sandbox,
+    sf: Arc<SnowflakeGoverned>,
+    /// (user, vended role) of every call made through `run`.
+    identities: Mutex<Vec<(String, String)>>,
+}
+
+async fn env() -> Env {
+    env_with(SandboxSettings::default(), |_| {}).await
+}
+
+async fn env_with(settings: SandboxSettings, tweak: impl FnOnce(&mut Config)) -> Env {
+    let sandbox = Sandbox::start(SandboxOptions {
+        fixture: Fixture::demo(),
+        settings,
+    })
+    .await
+    .expect("sandbox starts");
+    let mut cfg = sandbox.client_config();
+    tweak(&mut cfg);
+    let http = immuta_mcp::http_client::build(&cfg.limits).expect("http client");
+    let immuta = ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry())
+        .expect("immuta client");
+    let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
+        .expect("snowflake path")
+        .with_retry_policy(fast_retry())
+        .with_poll_interval(Duration::from_millis(10), Duration::from_millis(40));
+    Env {
+        sandbox,
+        sf: Arc::new(sf),
+        identities: Mutex::new(Vec::new()),
+    }
+}
+
+fn request(sql: &str) -> QueryRequest {
+    QueryRequest {
+        sql: sql.into(),
+        database: None,
+        schema: None,
+        warehouse: None,
+        max_rows: 1000,
+        max_bytes: 1 << 20,
+    }
+}
+
+impl Env {
+    async fn run_ctx(
+        &self,
+        ctx: &CallContext,
+        req: &QueryRequest,
+    ) -> Result<ResultSet, QueryError> {
+        let result = self.sf.query(ctx, req).await;
+        if let Some(role) = ctx.facts().vended_role {
+            self.identities
+                .lock()
+                .unwrap()
+                .push((ctx.user.clone(), role));
+        }
+        result
+    }
+
+    async fn run(&self, user: &str, sql: &str) -> Result<ResultSet, QueryError> {
+        self.run_ctx(&CallContext::new(user, "query_snowflake"), &request(sql))
+            .await
+    }
+
+    fn count(&self, c: Counter) -> u64 {
+        self.sandbox.state.counter(c)
+    }
+
+    fn requests(&self, ep: Endpoint) -> u64 {
+        self.sandbox.state.count(ep)
+    }
+
+    fn executed_count(&self, sql: &str) -> usize {
+        self.sandbox
+            .state
+            .executed()
+            .iter()
+            .filter(|s| s.sql == sql)
+            .count()
+    }
+
+    /// Every statement the emulator ran, ran as a role vended to the user it
+    /// was run for, and that role was the one the caller's call reported.
+    fn assert_no_foreign_identity(&self) {
+        let known: HashSet<(String, String)> =
+            self.identities.lock().unwrap().iter().cloned().collect();
+        let executed = self.sandbox.state.executed();
+        assert!(!executed.is_empty(), "some statement ran");
+        for s in executed {
+            assert_eq!(s.platform, Platform::Snowflake);
+            assert!(
+                known.contains(&(s.user.clone(), s.role.clone())),
+                "statement {:?} ran as role {} for {}, which no call of that user was vended",
+                s.sql,
+                s.role,
+                s.user
+            );
+            assert!(s.role.starts_with("IMMUTA_OBO_"), "ran as {}", s.role);
+        }
+    }
+}
+
+fn column<'a>(rs: &'a ResultSet, name: &str) -> Vec<&'a serde_json::Value> {
+    let i = rs
+        .columns
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("column {name}"));
+    rs.rows.iter().map(|r| &r[i]).collect()
+}
+
+#[tokio::test]
+async fn each_user_gets_their_own_rows_and_masks_through_the_vended_role() {
+    let env = env().await;
+    let alice_ctx = CallContext::new("alice@example.com", "query_snowflake");
+    let alice = env.run_ctx(&alice_ctx, &request(ORDERS_SQL)).await.unwrap();
+    let bob_ctx = CallContext::new("bob@example.com", "query_snowflake");
+    let bob = env.run_ctx(&bob_ctx, &request(ORDERS_SQL)).await.unwrap();
+
+    assert_eq!(alice.row_count, 4, "alice sees only EU orders");
+    assert!(column(&alice, "REGION").iter().all(|r| **r == json!("EU")));
+    assert!(column(&alice, "EMAIL").iter().all(|e| **e == json!("***")));
+    assert_eq!(bob.row_count, 8, "bob sees every order");
+    assert_eq!(column(&bob, "EMAIL")[0], &json!("anna.schmidt@example.de"));
+    assert_eq!(column(&bob, "ORDER_ID")[0], &json!(1001));
+    assert_eq!(column(&bob, "AMOUNT")[0], &json!("120.50"));
+    let amount = bob.columns.iter().find(|c| c.name == "AMOUNT").unwrap();
+    assert_eq!(amount.column_type, ColumnType::Decimal);
+    assert_eq!(amount.native_type, "NUMBER(10,2)");
+    assert!(!bob.truncated);
+    assert_eq!(bob.total_row_count, Some(8));
+
+    let (fa, fb) = (alice_ctx.facts(), bob_ctx.facts());
+    let (ra, rb) = (fa.vended_role.unwrap(), fb.vended_role.unwrap());
+    assert_ne!(ra, rb, "each user has their own vended role");
+    assert_eq!(
+        fa.statement_id.as_deref(),
+        Some(alice.statement_id.as_str())
+    );
+    assert!(fa.upstream_requests >= 3, "vend + PAT + statement counted");
+    let executed = env.sandbox.state.executed();
+    assert_eq!(executed.len(), 2);
+    assert_eq!(
+        (executed[0].user.as_str(), executed[0].role.as_str()),
+        ("alice@example.com", ra.as_str())
+    );
+    assert_eq!(
+        (executed[1].user.as_str(), executed[1].role.as_str()),
+        ("bob@example.com", rb.as_str())
+    );
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn unauthorized_table_is_a_clear_statement_error() {
+    let env = env().await;
+    let err = env
+        .run("carol@example.com", "SELECT * FROM SALES.PUBLIC.ORDERS")
+        .await
+        .unwrap_err();
+    match &err {
+        QueryError::Statement { code, message, .. } => {
+            assert_eq!(code.as_deref(), Some("002003"));
+            assert!(
+                message.contains("does not exist or not authorized"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a statement error, got {other:?}"),
+    }
+    assert_eq!(
+        env.count(Counter::VendsCreated),
+        1,
+        "no re-vend for a SQL error"
+    );
+}
+
+#[tokio::test]
+async fn second_query_reuses_the_cached_pat() {
+    let env = env().await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(env.count(Counter::VendsCreated), 1);
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    assert_eq!(env.requests(Endpoint::ImmutaVend), 1);
+    // ALTER USER ADD PAT once, then the two queries.
+    assert_eq!(env.requests(Endpoint::SnowflakeSubmit), 3);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn expired_credentials_mint_a_fresh_vend_and_pat_and_remove_the_stale_one() {
+    let env = env().await;
+    let first = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    env.sandbox.state.expire_credentials();
+    let second = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(first.rows, second.rows);
+    assert_eq!(env.count(Counter::VendsCreated), 2);
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    assert_eq!(env.count(Counter::PatsRemoved), 1, "stale PAT removed");
+    let roles: HashSet<String> = env
+        .sandbox
+        .state
+        .executed()
+        .into_iter()
+        .map(|s| s.role)
+        .collect();
+    assert_eq!(roles.len(), 2, "the second query ran as the new role");
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn revoked_roles_mint_a_fresh_vend_and_pat() {
+    let env = env().await;
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    env.sandbox.state.engine.expire_all_roles();
+    let rs = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    assert_eq!(env.count(Counter::VendsCreated), 2);
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    assert_eq!(env.count(Counter::PatsRemoved), 1);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn steady_use_never_hits_the_pat_limit() {
+    let env = env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await;
+    for _ in 0..3 {
+        env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+        env.sandbox.state.expire_credentials();
+    }
+    assert_eq!(env.count(Counter::PatsCreated), 3);
+    assert_eq!(env.count(Counter::PatsRemoved), 2);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn pat_limit_frees_superseded_tokens_or_is_reported_clearly() {
+    // With a reuse margin as long as the role's life, every call re-mints, and the
+    // token it supersedes (or any other unusable one) is removed to make room.
+    let env = env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |cfg| cfg.limits.credential_expiry_margin_secs = 3600,
+    )
+    .await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(env.count(Counter::PatsCreated), 3);
+    assert_eq!(env.count(Counter::PatsRemoved), 2);
+    env.assert_no_foreign_identity();
+
+    // A live token of another user is never removed: the limit is reported.
+    let env = env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("limit of programmatic access tokens"), "{msg}");
+    assert_eq!(env.count(Counter::PatsRemoved), 0);
+    assert_eq!(env.sandbox.state.executed().len(), 1, "no SQL ran for bob");
+}
+
+#[tokio::test]
+async fn hundred_concurrent_cold_calls_make_one_vend_and_one_pat() {
+    let env = Arc::new(env().await);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let env = env.clone();
+        tasks.push(tokio::spawn(async move {
+            env.run("alice@example.com", ORDERS_SQL)
+                .await
+                .map(|rs| rs.row_count)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 4);
+    }
+    assert_eq!(env.count(Counter::VendsCreated), 1);
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    assert_eq!(env.executed_count(ORDERS_SQL), 100);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn transient_submit_failures_are_retried_with_the_same_request_id() {
+    let env = env().await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    let cases = [
+        (
+            "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1001",
+            Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+                times: 2,
+            },
+        ),
+        (
+            "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1002",
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+                times: 1,
+            },
+        ),
+        (
+            "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1003",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+                times: 3,
+            },
+        ),
+        (
+            "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1004",
+            Fault::ConnectionReset { times: 2 },
+        ),
+    ];
+    for (sql, fault) in cases {
+        let before = env.requests(Endpoint::SnowflakeSubmit);
+        let extra = match &fault {
+            Fault::Status { times, .. } | Fault::ConnectionReset { times } => u64::from(*times),
+            _ => 0,
+        };
+        env.sandbox
+            .faults()
+            .add(Endpoint::SnowflakeSubmit, fault.clone());
+        let rs = env
+            .run("bob@example.com", sql)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(rs.row_count, 1, "{fault:?}");
+        assert_eq!(
+            env.requests(Endpoint::SnowflakeSubmit) - before,
+            extra + 1,
+            "{fault:?}: one request per attempt"
+        );
+        assert_eq!(env.executed_count(sql), 1, "{fault:?}: ran exactly once");
+    }
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn rate_limiting_that_never_ends_is_reported_as_unavailable() {
+    let env = env().await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+            times: 4,
+        },
+    );
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    assert!(matches!(err, QueryError::Unavailable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("429") && msg.contains("4 attempts"), "{msg}");
+    assert_eq!(env.executed_count(ORDERS_SQL), 0);
+}
+
+#[tokio::test]
+async fn failures_during_vend_and_pat_creation_are_survived() {
+    let env = env().await;
+    env.sandbox.faults().add(
+        Endpoint::ImmutaVend,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::ConnectionReset { times: 1 },
+    );
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 4);
+    assert_eq!(env.count(Counter::VendsCreated), 1);
+    assert_eq!(
+        env.count(Counter::PatsCreated),
+        1,
+        "ALTER USER retried idempotently"
+    );
+    env.assert_no_foreign_identity();
+}
+
+#[derive(Default)]
+struct Recorder {
+    messages: Mutex<Vec<(u32, String)>>,
+    cancel_on_first: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl ProgressSink for Recorder {
+    fn progress(&self, step: u32, message: &str) {
+        self.messages
+            .lock()
+            .unwrap()
+            .push((step, message.to_string()));
+        if let Some(token) = &self.cancel_on_first {
+            token.cancel();
+        }
+    }
+}
+
+#[tokio::test]
+async fn pending_statement_is_polled_with_progress() {
+    let env = env().await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 3 });
+    let recorder = Arc::new(Recorder::default());
+    let mut ctx = CallContext::new("bob@example.com", "query_snowflake");
+    ctx.progress = Some(recorder.clone() as Arc<dyn ProgressSink>);
+    let polls_before = env.requests(Endpoint::SnowflakeStatus);
+    let rs = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    let messages = recorder.messages.lock().unwrap().clone();
+    assert!(messages.len() >= 3, "{messages:?}");
+    assert!(messages[0].1.contains(&rs.statement_id), "{messages:?}");
+    let steps: Vec<u32> = messages.iter().map(|m| m.0).collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert!(env.requests(Endpoint::SnowflakeStatus) - polls_before >= 3);
+    assert_eq!(
+        ctx.facts().statement_id.as_deref(),
+        Some(rs.statement_id.as_str())
+    );
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn cancelling_a_running_statement_cancels_it_in_snowflake() {
+    let env = env().await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 10_000 });
+    let mut ctx = CallContext::new("bob@example.com", "query_snowflake");
+    ctx.progress = Some(Arc::new(Recorder {
+        messages: Mutex::new(Vec::new()),
+        cancel_on_first: Some(ctx.cancel.clone()),
+    }));
+    let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
+    match &err {
+        QueryError::Cancelled { statement_id } => {
+            assert!(statement_id.is_some(), "the cancelled statement is named");
+            assert_eq!(statement_id, &ctx.facts().statement_id);
+        }
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert_eq!(env.count(Counter::StatementsCancelled), 1);
+    assert_eq!(env.requests(Endpoint::SnowflakeCancel), 1);
+}
+
+#[tokio::test]
+async fn partitions_are_fetched_under_the_limits_and_survive_resets() {
+    let env = env_with(
+        SandboxSettings {
+            partition_rows: 3,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeStatus,
+        Fault::ConnectionReset { times: 1 },
+    );
+    let before = env.requests(Endpoint::SnowflakeStatus);
+    let all = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(all.row_count, 8);
+    assert!(!all.truncated);
+    let ids: Vec<i64> = column(&all, "ORDER_ID")
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1001..=1008).collect::<Vec<_>>());
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeStatus) - before,
+        3,
+        "partitions 1 and 2, one retried after the reset"
+    );
+
+    // Row limit inside the first partition: no further partition is fetched.
+    let before = env.requests(Endpoint::SnowflakeStatus);
+    let mut req = request(ORDERS_SQL);
+    req.max_rows = 2;
+    let cut = env
+        .run_ctx(
+            &CallContext::new("bob@example.com", "query_snowflake"),
+            &req,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.row_count, 2);
+    assert!(cut.truncated);
+    assert_eq!(cut.total_row_count, Some(8));
+    assert_eq!(env.requests(Endpoint::SnowflakeStatus), before);
+
+    // Row limit at a partition boundary: stop before partition 2.
+    let before = env.requests(Endpoint::SnowflakeStatus);
+    req.max_rows = 6;
+    let cut = env
+        .run_ctx(
+            &CallContext::new("bob@example.com", "query_snowflake"),
+            &req,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.row_count, 6);
+    assert!(cut.truncated);
+    assert_eq!(env.requests(Endpoint::SnowflakeStatus) - before, 1);
+
+    // Byte limit: stops early as well.
+    let mut req = request(ORDERS_SQL);
+    req.max_bytes = 100;
+    let cut = env
+        .run_ctx(
+            &CallContext::new("bob@example.com", "query_snowflake"),
+            &req,
+        )
+        .await
+        .unwrap();
+    assert!(cut.truncated);
+    assert!(cut.row_count >= 1 && cut.row_count < 8, "{}", cut.row_count);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn check_proves_the_agent_key_pair() {
+    let env = env().await;
+    let report = env.sf.check().await.unwrap();
+    assert!(report.contains("SANDBOX01.IMMUTA_AGENT"), "{report}");
+    assert!(
+        report.contains(&env.sandbox.credentials().snowflake_public_key_fingerprint),
+        "{report}"
+    );
+    assert_eq!(
+        env.sf.fingerprint(),
+        env.sandbox.credentials().snowflake_public_key_fingerprint
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_agent_key_fails_closed_with_a_clear_message() {
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, rsa::pkcs8::LineEnding::LF)
+        .unwrap()
+        .to_string();
+    let env = env_with(SandboxSettings::default(), |cfg| {
+        cfg.snowflake.as_mut().unwrap().private_key = immuta_mcp::config::SecretRef::Value(pem);
+    })
+    .await;
+    let err = env.run("alice@example.com", ORDERS_SQL).await.unwrap_err();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("key-pair JWT") && msg.contains("SHA256:"),
+        "{msg}"
+    );
+    assert!(env.sandbox.state.executed().is_empty(), "no SQL ran");
+    let check = env.sf.check().await.unwrap_err().to_string();
+    assert!(check.contains("key-pair JWT"), "{check}");
+}
+
+#[tokio::test]
+async fn statement_timeout_cancels_and_reports() {
+    let env = env_with(SandboxSettings::default(), |cfg| {
+        cfg.snowflake.as_mut().unwrap().statement_timeout_secs = 1;
+    })
+    .await;
+    env.run("bob@example.com", "SELECT 1").await.unwrap();
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Pending { polls: 1_000_000 },
+    );
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    match &err {
+        QueryError::Timeout {
+            seconds,
+            statement_id,
+        } => {
+            assert_eq!(*seconds, 1);
+            assert!(statement_id.is_some());
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("1 s"), "{err}");
+}
+
+const TYPES_FIXTURE: &str = r#"
+[[tables]]
+platform = "snowflake"
+name = "LAB.PUBLIC.TYPES"
+columns = [
+  { name = "I", type = "NUMBER(38,0)" },
+  { name = "D", type = "NUMBER(10,2)" },
+  { name = "F", type = "FLOAT" },
+  { name = "S", type = "TEXT" },
+  { name = "B", type = "BOOLEAN" },
+  { name = "DT", type = "DATE" },
+  { name = "T", type = "TIME" },
+  { name = "NTZ", type = "TIMESTAMP_NTZ" },
+  { name = "LTZ", type = "TIMESTAMP_LTZ" },
+  { name = "TZ", type = "TIMESTAMP_TZ" },
+  { name = "V", type = "VARIANT" },
+  { name = "A", type = "ARRAY" },
+  { name = "BIN", type = "BINARY" },
+]
+rows = [
+  [-9007199254740993, 10.5, 1.25, "it's", true, 1969-12-31, "12:34:56.123456789", "1969-12-31 23:59:58.5", "2024-01-05T10:00:00Z", "2024-01-05T10:00:00+02:00", "{\"a\": [1, 2]}", "[\"x\", null]", "DEADBEEF"],
+  [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}],
+]
+
+[[users]]
+id = "dana@example.com"
+grants = [ { table = "LAB.PUBLIC.TYPES" } ]
+"#;
+
+#[tokio::test]
+async fn every_snowflake_type_decodes_per_the_result_conventions() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        fixture: Fixture::from_toml_str(TYPES_FIXTURE).expect("fixture"),
+        settings: SandboxSettings::default(),
+    })
+    .await
+    .expect("sandbox");
+    let cfg = sandbox.client_config();
+    let http = immuta_mcp::http_client::build(&cfg.limits).unwrap();
+    let immuta =
+        ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry()).unwrap();
+    let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
+        .unwrap()
+        .with_retry_policy(fast_retry());
+    let ctx = CallContext::new("dana@example.com", "query_snowflake");
+    let rs = sf
+        .query(&ctx, &request("SELECT * FROM LAB.PUBLIC.TYPES"))
+        .await
+        .unwrap();
+    let types: Vec<ColumnType> = rs.columns.iter().map(|c| c.column_type).collect();
+    assert_eq!(
+        types,
+        vec![
+            ColumnType::Integer,
+            ColumnType::Decimal,
+            ColumnType::Float,
+            ColumnType::String,
+            ColumnType::Boolean,
+            ColumnType::Date,
+            ColumnType::Time,
+            ColumnType::Timestamp,
+            ColumnType::TimestampTz,
+            ColumnType::TimestampTz,
+            ColumnType::Json,
+            ColumnType::Json,
+            ColumnType::Binary,
+        ]
+    );
+    assert_eq!(
+        rs.rows[0],
+        vec![
+            json!(-9007199254740993i64),
+            json!("10.50"),
+            json!(1.25),
+            json!("it's"),
+            json!(true),
+            json!("1969-12-31"),
+            json!("12:34:56.123456789"),
+            json!("1969-12-31T23:59:58.5"),
+            json!("2024-01-05T10:00:00Z"),
+            json!("2024-01-05T10:00:00+02:00"),
+            json!({"a": [1, 2]}),
+            json!(["x", null]),
+            json!("deadbeef"),
+        ]
+    );
+    assert!(rs.rows[1].iter().all(|v| v.is_null()), "{:?}", rs.rows[1]);
+}
