@@ -37,7 +37,10 @@ pub enum AppError {
     #[error("HTTP client: {0}")]
     HttpClient(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("MCP transport: {0}")]
     Transport(String),
 }
@@ -51,11 +54,20 @@ pub struct Platforms {
 
 /// Build the Immuta client and the platform paths the configuration names.
 pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
-    cfg.validate().map_err(|e| AppError::Config(e.to_string()))?;
-    let http = crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
-    let retry = RetryPolicy { max_attempts: cfg.limits.retry_attempts, ..RetryPolicy::default() };
+    cfg.validate()
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    let http =
+        crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+    let retry = RetryPolicy {
+        max_attempts: cfg.limits.retry_attempts,
+        ..RetryPolicy::default()
+    };
     let Some(immuta_cfg) = &cfg.immuta else {
-        return Ok(Platforms { immuta: None, snowflake: None, databricks: None });
+        return Ok(Platforms {
+            immuta: None,
+            snowflake: None,
+            databricks: None,
+        });
     };
     let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
     let snowflake = cfg
@@ -66,16 +78,28 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
     let databricks = cfg
         .databricks
         .as_ref()
-        .map(|d| DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new))
+        .map(|d| {
+            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new)
+        })
         .transpose()?;
-    Ok(Platforms { immuta: Some(immuta), snowflake, databricks })
+    Ok(Platforms {
+        immuta: Some(immuta),
+        snowflake,
+        databricks,
+    })
 }
 
 /// The MCP handler for the given platforms and user source.
 pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> GovernedServer {
     GovernedServer::new(
-        platforms.snowflake.clone().map(|s| s as Arc<dyn GovernedQuery>),
-        platforms.databricks.clone().map(|d| d as Arc<dyn GovernedQuery>),
+        platforms
+            .snowflake
+            .clone()
+            .map(|s| s as Arc<dyn GovernedQuery>),
+        platforms
+            .databricks
+            .clone()
+            .map(|d| d as Arc<dyn GovernedQuery>),
         SqlGuard::new(cfg.guard.read_only, cfg.limits.max_sql_bytes),
         cfg.limits.clone(),
         users,
@@ -83,7 +107,8 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
 }
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {
-    let http = crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+    let http =
+        crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
     Ok(JwtVerifier::new(oauth, audience, http)?)
 }
 
@@ -115,7 +140,10 @@ pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| AppError::Transport(e.to_string()))?;
-    running.waiting().await.map_err(|e| AppError::Transport(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| AppError::Transport(e.to_string()))?;
     Ok(())
 }
 
@@ -147,16 +175,30 @@ impl HttpServer {
 
 /// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity.
 pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.into(), source })?;
-    let local = listener.local_addr().map_err(|source| AppError::Bind { addr: addr.into(), source })?;
-    let resource_url = cfg.server.resource_url.clone().unwrap_or_else(|| format!("http://{local}/mcp"));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: addr.into(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: addr.into(),
+        source,
+    })?;
+    let resource_url = cfg
+        .server
+        .resource_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}/mcp"));
     let oauth = cfg.identity.oauth.as_ref().ok_or_else(|| {
         AppError::Config("HTTP needs [identity.oauth] (issuer, jwks_url): every request must carry a bearer token".into())
     })?;
     let platforms = build_platforms(cfg)?;
     let server = build_server(cfg, &platforms, UserSource::PerRequest);
-    let auth = Arc::new(BearerAuth::new(verifier(oauth, &resource_url, cfg)?, resource_metadata_url(&resource_url)));
+    let auth = Arc::new(BearerAuth::new(
+        verifier(oauth, &resource_url, cfg)?,
+        resource_metadata_url(&resource_url),
+    ));
     let shutdown = CancellationToken::new();
     let settings = HttpSettings {
         resource_url: resource_url.clone(),
@@ -168,7 +210,12 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
     let router = app(server, auth, &settings);
     let task = tokio::spawn(serve(listener, router, shutdown.clone()));
     tracing::info!(%local, %resource_url, "serving MCP over streamable HTTP");
-    Ok(HttpServer { addr: local, resource_url, shutdown, task })
+    Ok(HttpServer {
+        addr: local,
+        resource_url,
+        shutdown,
+        task,
+    })
 }
 
 /// A local OAuth issuer for sandbox mode: serves its JWKS on loopback and mints user tokens.
@@ -182,8 +229,14 @@ impl LocalIssuer {
     pub async fn start() -> Result<Self, AppError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|source| AppError::Bind { addr: "127.0.0.1:0".into(), source })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: "127.0.0.1:0".into(), source })?;
+            .map_err(|source| AppError::Bind {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Bind {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
         let issuer = Arc::new(TestIssuer::new(format!("http://{addr}")));
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(listener, issuer.clone().router(), shutdown.clone()));
@@ -213,7 +266,11 @@ pub struct CheckLine {
 /// Validate the configuration and probe each configured upstream without running user SQL.
 pub async fn check(cfg: &Config) -> Vec<CheckLine> {
     let mut lines = Vec::new();
-    let line = |component, ok, message: String| CheckLine { component, ok, message };
+    let line = |component, ok, message: String| CheckLine {
+        component,
+        ok,
+        message,
+    };
     if let Err(e) = cfg.validate() {
         lines.push(line("config", false, e.to_string()));
         return lines;
@@ -228,19 +285,35 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         (_, Some(oauth)) => {
             let http = crate::http_client::build(&cfg.limits);
             let probe = match http {
-                Ok(http) => http.get(&oauth.jwks_url).send().await.map(|r| r.status().as_u16()),
+                Ok(http) => http
+                    .get(&oauth.jwks_url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16()),
                 Err(e) => {
                     lines.push(line("identity", false, e.to_string()));
                     return lines;
                 }
             };
             match probe {
-                Ok(200) => lines.push(line("identity", true, format!("JWKS reachable at {}", oauth.jwks_url))),
-                Ok(s) => lines.push(line("identity", false, format!("JWKS at {} answered HTTP {s}", oauth.jwks_url))),
+                Ok(200) => lines.push(line(
+                    "identity",
+                    true,
+                    format!("JWKS reachable at {}", oauth.jwks_url),
+                )),
+                Ok(s) => lines.push(line(
+                    "identity",
+                    false,
+                    format!("JWKS at {} answered HTTP {s}", oauth.jwks_url),
+                )),
                 Err(e) => lines.push(line(
                     "identity",
                     false,
-                    format!("JWKS at {} unreachable: {}", oauth.jwks_url, crate::retry::describe_transport_error(&e)),
+                    format!(
+                        "JWKS at {} unreachable: {}",
+                        oauth.jwks_url,
+                        crate::retry::describe_transport_error(&e)
+                    ),
                 )),
             }
         }
@@ -256,7 +329,11 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
     match &platforms.immuta {
         Some(immuta) => match immuta.status("immuta-mcp-check").await {
             Ok(_) | Err(crate::immuta::ImmutaError::Rejected { status: 404, .. }) => {
-                lines.push(line("immuta", true, format!("API key accepted by {}", immuta.base_url())))
+                lines.push(line(
+                    "immuta",
+                    true,
+                    format!("API key accepted by {}", immuta.base_url()),
+                ))
             }
             Err(e) => lines.push(line("immuta", false, e.to_string())),
         },

@@ -33,7 +33,10 @@ where
 {
     /// Values are reused only while they live longer than `margin`.
     pub fn new(margin: Duration) -> Self {
-        Self { margin, slots: Mutex::new(HashMap::new()) }
+        Self {
+            margin,
+            slots: Mutex::new(HashMap::new()),
+        }
     }
 
     fn slot(&self, key: &K) -> Slot<V> {
@@ -61,7 +64,10 @@ where
         }
         let previous = guard.take().map(|e| e.value);
         let (value, expires_at) = mint(previous).await?;
-        *guard = Some(Entry { value: value.clone(), expires_at });
+        *guard = Some(Entry {
+            value: value.clone(),
+            expires_at,
+        });
         Ok(value)
     }
 
@@ -78,7 +84,13 @@ where
 
     /// Forget every cached credential.
     pub async fn clear(&self) {
-        let slots: Vec<Slot<V>> = self.slots.lock().expect("credential cache lock").drain().map(|(_, s)| s).collect();
+        let slots: Vec<Slot<V>> = self
+            .slots
+            .lock()
+            .expect("credential cache lock")
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
         for slot in slots {
             slot.lock().await.take();
         }
@@ -138,7 +150,10 @@ mod tests {
     #[tokio::test]
     async fn value_inside_margin_is_reminted_with_previous_passed() {
         let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
-        let v = cache.get_or_mint("k", |_| async { Ok::<_, ()>((1, in_secs(30))) }).await.unwrap();
+        let v = cache
+            .get_or_mint("k", |_| async { Ok::<_, ()>((1, in_secs(30))) })
+            .await
+            .unwrap();
         assert_eq!(v, 1);
         let v = cache
             .get_or_mint("k", |prev| async move {
@@ -148,19 +163,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, 2);
-        let v = cache.get_or_mint("k", |_| async { Ok::<_, ()>((3, in_secs(3600))) }).await.unwrap();
+        let v = cache
+            .get_or_mint("k", |_| async { Ok::<_, ()>((3, in_secs(3600))) })
+            .await
+            .unwrap();
         assert_eq!(v, 2, "fresh value is reused");
     }
 
     #[tokio::test]
     async fn failed_mint_caches_nothing_and_invalidate_only_drops_the_seen_value() {
         let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(1));
-        let err = cache.get_or_mint("k", |_| async { Err::<(u32, SystemTime), _>("boom") }).await;
+        let err = cache
+            .get_or_mint("k", |_| async { Err::<(u32, SystemTime), _>("boom") })
+            .await;
         assert_eq!(err, Err("boom"));
-        cache.get_or_mint("k", |_| async { Ok::<_, ()>((7, in_secs(3600))) }).await.unwrap();
+        cache
+            .get_or_mint("k", |_| async { Ok::<_, ()>((7, in_secs(3600))) })
+            .await
+            .unwrap();
         assert_eq!(cache.invalidate_if(&"k", |v| *v == 8).await, None);
         assert_eq!(cache.invalidate_if(&"k", |v| *v == 7).await, Some(7));
-        let v = cache.get_or_mint("k", |prev| async move { Ok::<_, ()>((prev.unwrap_or(9), in_secs(3600))) }).await;
+        let v = cache
+            .get_or_mint("k", |prev| async move {
+                Ok::<_, ()>((prev.unwrap_or(9), in_secs(3600)))
+            })
+            .await;
         assert_eq!(v, Ok(9));
     }
 }

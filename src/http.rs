@@ -8,7 +8,8 @@
 //! is never treated as a credential.
 
 use crate::identity::http::{
-    BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin, require_bearer,
+    BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin,
+    require_bearer,
 };
 use crate::server::GovernedServer;
 use axum::Router;
@@ -34,7 +35,11 @@ pub struct HttpSettings {
 
 /// Host names the MCP service accepts in `Host` (DNS-rebinding protection).
 fn allowed_hosts(resource_url: &str) -> Vec<String> {
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(url) = url::Url::parse(resource_url)
         && let Some(host) = url.host_str()
     {
@@ -69,7 +74,10 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
     });
     let protected = mcp
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
-        .layer(axum::middleware::from_fn_with_state(origin, require_allowed_origin));
+        .layer(axum::middleware::from_fn_with_state(
+            origin,
+            require_allowed_origin,
+        ));
     let mcp_path = url::Url::parse(&settings.resource_url)
         .map(|u| u.path().to_string())
         .ok()
@@ -77,11 +85,20 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         .unwrap_or_else(|| "/mcp".to_string());
     Router::new()
         .nest_service(&mcp_path, protected)
-        .merge(metadata_router(ProtectedResourceMetadata::new(settings.resource_url.clone(), settings.issuer.clone())))
+        .merge(metadata_router(ProtectedResourceMetadata::new(
+            settings.resource_url.clone(),
+            settings.issuer.clone(),
+        )))
         .route("/healthz", get(|| async { "ok" }))
 }
 
 /// Serve `app` on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

@@ -6,11 +6,11 @@
 //! [`immuta`] and [`broker`]) → [`result::ResultSet`]. The [`sandbox`]
 //! emulates all three upstream APIs for tests and first runs.
 
+pub mod app;
+pub mod audit;
 pub mod broker;
 pub mod config;
 pub mod databricks;
-pub mod app;
-pub mod audit;
 pub mod guard;
 pub mod http;
 pub mod http_client;
@@ -20,6 +20,6 @@ pub mod query;
 pub mod result;
 pub mod retry;
 pub mod sandbox;
-pub mod server;
 pub mod secret;
+pub mod server;
 pub mod snowflake;

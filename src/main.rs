@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "immuta-mcp", version, about = "Governed SQL tools for MCP clients through Immuta's on-behalf-of flow")]
+#[command(
+    name = "immuta-mcp",
+    version,
+    about = "Governed SQL tools for MCP clients through Immuta's on-behalf-of flow"
+)]
 struct Cli {
     /// Log filter (RUST_LOG syntax), e.g. `info`, `immuta_mcp=debug`.
     #[arg(long, global = true, env = "IMMUTA_MCP_LOG", default_value = "info")]
@@ -59,7 +63,10 @@ enum Command {
 
 fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     if json {
         builder.json().init();
     } else {
@@ -72,9 +79,18 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     match cli.command {
-        Command::Sandbox { fixture, user, http } => sandbox(fixture, user, http).await,
-        Command::Serve { stdio, http, config } => {
-            let cfg = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+        Command::Sandbox {
+            fixture,
+            user,
+            http,
+        } => sandbox(fixture, user, http).await,
+        Command::Serve {
+            stdio,
+            http,
+            config,
+        } => {
+            let cfg =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             match (stdio, http) {
                 (true, _) => Ok(app::run_stdio(&cfg).await?),
                 (false, Some(addr)) => {
@@ -86,11 +102,17 @@ async fn main() -> Result<()> {
             }
         }
         Command::Check { config } => {
-            let cfg = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let cfg =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             let lines = app::check(&cfg).await;
             let mut failed = false;
             for l in &lines {
-                eprintln!("{} {:<10} {}", if l.ok { "ok  " } else { "FAIL" }, l.component, l.message);
+                eprintln!(
+                    "{} {:<10} {}",
+                    if l.ok { "ok  " } else { "FAIL" },
+                    l.component,
+                    l.message
+                );
                 failed |= !l.ok;
             }
             if failed {
@@ -107,15 +129,27 @@ async fn wait_for_shutdown(server: app::HttpServer) -> Result<()> {
     }
 }
 
-async fn sandbox(fixture: Option<PathBuf>, user: Option<String>, http: Option<String>) -> Result<()> {
+async fn sandbox(
+    fixture: Option<PathBuf>,
+    user: Option<String>,
+    http: Option<String>,
+) -> Result<()> {
     let fixture = match fixture {
-        Some(path) => Fixture::load(&path).with_context(|| format!("loading fixture {}", path.display()))?,
+        Some(path) => {
+            Fixture::load(&path).with_context(|| format!("loading fixture {}", path.display()))?
+        }
         None => Fixture::demo(),
     };
     let users = fixture.user_ids();
-    let sandbox = Sandbox::start(SandboxOptions { fixture, ..Default::default() }).await?;
+    let sandbox = Sandbox::start(SandboxOptions {
+        fixture,
+        ..Default::default()
+    })
+    .await?;
     let mut cfg = sandbox.client_config();
-    eprintln!("immuta-mcp sandbox (emulated services on loopback; no real Immuta/Snowflake/Databricks is contacted)");
+    eprintln!(
+        "immuta-mcp sandbox (emulated services on loopback; no real Immuta/Snowflake/Databricks is contacted)"
+    );
     eprintln!("  Immuta OBO API      {}", sandbox.immuta_url);
     eprintln!("  Snowflake SQL API   {}", sandbox.snowflake_url);
     eprintln!("  Databricks          {}", sandbox.databricks_url);
@@ -124,13 +158,19 @@ async fn sandbox(fixture: Option<PathBuf>, user: Option<String>, http: Option<St
         None => {
             if let Some(u) = user {
                 if !users.contains(&u) {
-                    bail!("--user {u} is not a user of the fixture (users: {})", users.join(", "));
+                    bail!(
+                        "--user {u} is not a user of the fixture (users: {})",
+                        users.join(", ")
+                    );
                 }
                 cfg.identity.stdio_user = Some(u);
             }
             eprintln!(
                 "  MCP over stdio as   {}",
-                cfg.identity.stdio_user.as_deref().unwrap_or("(no user in fixture)")
+                cfg.identity
+                    .stdio_user
+                    .as_deref()
+                    .unwrap_or("(no user in fixture)")
             );
             app::run_stdio(&cfg).await?;
             sandbox.shutdown().await;
@@ -142,9 +182,15 @@ async fn sandbox(fixture: Option<PathBuf>, user: Option<String>, http: Option<St
             let server = app::start_http(&cfg, &addr).await?;
             eprintln!("  OAuth issuer        {}", issuer.issuer.issuer_url());
             eprintln!("  MCP endpoint        {}", server.resource_url);
-            eprintln!("  bearer tokens (valid 12 h, audience {}):", server.resource_url);
+            eprintln!(
+                "  bearer tokens (valid 12 h, audience {}):",
+                server.resource_url
+            );
             for u in &users {
-                let token = issuer.issuer.mint(u, &server.resource_url, Duration::from_secs(12 * 3600));
+                let token =
+                    issuer
+                        .issuer
+                        .mint(u, &server.resource_url, Duration::from_secs(12 * 3600));
                 eprintln!("    {u}: {token}");
             }
             wait_for_shutdown(server).await

@@ -16,8 +16,9 @@ use crate::query::{CallContext, CallFacts, GovernedQuery, ProgressSink, QueryErr
 use crate::result::{Platform, ResultSet};
 use rmcp::handler::server::common::{schema_for_output, schema_for_type};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -146,7 +147,16 @@ impl GovernedServer {
         users: UserSource,
     ) -> Self {
         let tools = tool_definitions(guard.read_only());
-        Self { inner: Arc::new(Inner { snowflake, databricks, guard, limits, users, tools }) }
+        Self {
+            inner: Arc::new(Inner {
+                snowflake,
+                databricks,
+                guard,
+                limits,
+                users,
+                tools,
+            }),
+        }
     }
 
     /// The tools this server lists.
@@ -162,7 +172,9 @@ impl GovernedServer {
                 .get::<http::request::Parts>()
                 .and_then(|parts| parts.extensions.get::<VerifiedUser>())
                 .cloned()
-                .ok_or_else(|| McpError::invalid_request("no authenticated end user on this request", None)),
+                .ok_or_else(|| {
+                    McpError::invalid_request("no authenticated end user on this request", None)
+                }),
         }
     }
 
@@ -178,7 +190,9 @@ impl GovernedServer {
         match asked {
             None => Ok(self.inner.limits.default_max_rows),
             Some(0) => Err(format!("max_rows must be between 1 and {cap}")),
-            Some(n) if n > cap as u64 => Err(format!("max_rows {n} is above this server's limit of {cap}; ask for fewer rows")),
+            Some(n) if n > cap as u64 => Err(format!(
+                "max_rows {n} is above this server's limit of {cap}; ask for fewer rows"
+            )),
             Some(n) => Ok(n as usize),
         }
     }
@@ -206,12 +220,21 @@ impl GovernedServer {
                     who.issuer,
                     who.platforms
                         .iter()
-                        .map(|p| format!("{}={}", p.platform, if p.configured { "configured" } else { "not configured" }))
+                        .map(|p| format!(
+                            "{}={}",
+                            p.platform,
+                            if p.configured {
+                                "configured"
+                            } else {
+                                "not configured"
+                            }
+                        ))
                         .collect::<Vec<_>>()
                         .join(", "),
                     who.read_only
                 );
-                let mut r = CallToolResult::structured(serde_json::to_value(&who).unwrap_or_default());
+                let mut r =
+                    CallToolResult::structured(serde_json::to_value(&who).unwrap_or_default());
                 r.content = vec![ContentBlock::text(text)];
                 (r, "-", None, "ok", None)
             }
@@ -228,7 +251,11 @@ impl GovernedServer {
                 });
                 return Err(e);
             }
-            Err(Failure::Tool { platform, kind, message }) => {
+            Err(Failure::Tool {
+                platform,
+                kind,
+                message,
+            }) => {
                 let r = CallToolResult::error(vec![ContentBlock::text(message.clone())]);
                 (r, platform, None, kind, Some(message))
             }
@@ -307,7 +334,10 @@ impl GovernedServer {
                     issuer: user.issuer.clone(),
                     platforms: [Platform::Snowflake, Platform::Databricks]
                         .into_iter()
-                        .map(|p| PlatformStatus { platform: p, configured: self.platform(p).is_some() })
+                        .map(|p| PlatformStatus {
+                            platform: p,
+                            configured: self.platform(p).is_some(),
+                        })
                         .collect(),
                     read_only: self.inner.guard.read_only(),
                 }))
@@ -330,13 +360,21 @@ impl GovernedServer {
         }
     }
 
-    async fn run(&self, platform: Platform, request: QueryRequest, call: &CallContext) -> Result<Dispatched, Failure> {
+    async fn run(
+        &self,
+        platform: Platform,
+        request: QueryRequest,
+        call: &CallContext,
+    ) -> Result<Dispatched, Failure> {
         let tool_platform = platform.as_str();
-        self.inner.guard.check(platform, &request.sql).map_err(|e| Failure::Tool {
-            platform: tool_platform,
-            kind: "guard_refused",
-            message: format!("refused by the SQL guard: {e}"),
-        })?;
+        self.inner
+            .guard
+            .check(platform, &request.sql)
+            .map_err(|e| Failure::Tool {
+                platform: tool_platform,
+                kind: "guard_refused",
+                message: format!("refused by the SQL guard: {e}"),
+            })?;
         let Some(path) = self.platform(platform) else {
             return Err(Failure::Tool {
                 platform: tool_platform,
@@ -346,7 +384,11 @@ impl GovernedServer {
         };
         match path.query(call, &request).await {
             Ok(rs) => Ok(Dispatched::Rows(platform, rs)),
-            Err(e) => Err(Failure::Tool { platform: tool_platform, kind: e.outcome(), message: e.to_string() }),
+            Err(e) => Err(Failure::Tool {
+                platform: tool_platform,
+                kind: e.outcome(),
+                message: e.to_string(),
+            }),
         }
     }
 }
@@ -360,12 +402,20 @@ enum Failure {
     /// Protocol misuse (unknown tool, arguments that do not match the schema): JSON-RPC error.
     Protocol(McpError),
     /// Anything the model can act on: `isError: true` tool result.
-    Tool { platform: &'static str, kind: &'static str, message: String },
+    Tool {
+        platform: &'static str,
+        kind: &'static str,
+        message: String,
+    },
 }
 
 impl Failure {
     fn bad_input(message: String) -> Self {
-        Failure::Tool { platform: "-", kind: "invalid_input", message }
+        Failure::Tool {
+            platform: "-",
+            kind: "invalid_input",
+            message,
+        }
     }
 }
 
@@ -387,9 +437,16 @@ impl SnakeCase for String {
 }
 
 fn parse_args<T: serde::de::DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, Failure> {
-    let arguments = if arguments.is_null() { Value::Object(Default::default()) } else { arguments };
+    let arguments = if arguments.is_null() {
+        Value::Object(Default::default())
+    } else {
+        arguments
+    };
     serde_json::from_value(arguments).map_err(|e| {
-        Failure::Protocol(McpError::invalid_params(format!("invalid arguments for {tool}: {e}"), None))
+        Failure::Protocol(McpError::invalid_params(
+            format!("invalid arguments for {tool}: {e}"),
+            None,
+        ))
     })
 }
 
@@ -410,8 +467,13 @@ fn validate_identifier(platform: Platform, part: &str) -> Result<String, String>
         return Ok(part.to_string());
     }
     let quoted = part.len() >= 2 && part.starts_with(quote) && part.ends_with(quote);
-    let inner = if quoted { &part[1..part.len() - 1] } else { part };
-    if quoted && !inner.is_empty() && !inner.contains(quote) && !inner.chars().any(char::is_control) {
+    let inner = if quoted {
+        &part[1..part.len() - 1]
+    } else {
+        part
+    };
+    if quoted && !inner.is_empty() && !inner.contains(quote) && !inner.chars().any(char::is_control)
+    {
         return Ok(part.to_string());
     }
     Err(format!(
@@ -423,9 +485,14 @@ fn validate_identifier(platform: Platform, part: &str) -> Result<String, String>
 pub fn validate_table_name(platform: Platform, table: &str) -> Result<String, String> {
     let parts = split_name(table);
     if parts.is_empty() || parts.len() > 3 {
-        return Err(format!("{table:?} is not a table name: use DB.SCHEMA.TABLE or catalog.schema.table"));
+        return Err(format!(
+            "{table:?} is not a table name: use DB.SCHEMA.TABLE or catalog.schema.table"
+        ));
     }
-    let checked: Result<Vec<String>, String> = parts.iter().map(|p| validate_identifier(platform, p)).collect();
+    let checked: Result<Vec<String>, String> = parts
+        .iter()
+        .map(|p| validate_identifier(platform, p))
+        .collect();
     Ok(checked?.join("."))
 }
 
@@ -449,11 +516,21 @@ fn split_name(name: &str) -> Vec<&str> {
 }
 
 /// The statement `list_tables` runs (filtered by the platform to what the vended role can see).
-pub fn list_tables_sql(platform: Platform, database: Option<&str>, schema: Option<&str>) -> Result<String, String> {
-    let database = database.map(|d| validate_identifier(platform, d)).transpose()?;
-    let schema = schema.map(|s| validate_identifier(platform, s)).transpose()?;
+pub fn list_tables_sql(
+    platform: Platform,
+    database: Option<&str>,
+    schema: Option<&str>,
+) -> Result<String, String> {
+    let database = database
+        .map(|d| validate_identifier(platform, d))
+        .transpose()?;
+    let schema = schema
+        .map(|s| validate_identifier(platform, s))
+        .transpose()?;
     if schema.is_some() && database.is_none() {
-        return Err("schema needs database (the Snowflake database or Databricks catalog) as well".into());
+        return Err(
+            "schema needs database (the Snowflake database or Databricks catalog) as well".into(),
+        );
     }
     Ok(match platform {
         Platform::Snowflake => match (database, schema) {
@@ -486,8 +563,14 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
     let governed = "It runs as the end user's ephemeral role vended by Immuta, so it returns only the rows and columns \
                     that user may see (masked columns arrive masked, filtered rows are absent, tables the user may not \
                     read give a 'does not exist or not authorized' error). Do not try to switch roles.";
-    let query_annotations = ToolAnnotations::new().read_only(read_only).destructive(!read_only).open_world(true);
-    let catalog_annotations = ToolAnnotations::new().read_only(true).destructive(false).open_world(true);
+    let query_annotations = ToolAnnotations::new()
+        .read_only(read_only)
+        .destructive(!read_only)
+        .open_world(true);
+    let catalog_annotations = ToolAnnotations::new()
+        .read_only(true)
+        .destructive(false)
+        .open_world(true);
     let result_schema = schema_for_output::<ResultSet>();
     vec![
         Tool::new(
@@ -553,13 +636,17 @@ impl PeerProgress {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, String)>();
         tokio::spawn(async move {
             while let Some((progress, message)) = rx.recv().await {
-                let param = ProgressNotificationParam::new(token.clone(), progress).with_message(message);
+                let param =
+                    ProgressNotificationParam::new(token.clone(), progress).with_message(message);
                 if peer.notify_progress(param).await.is_err() {
                     break;
                 }
             }
         });
-        Arc::new(Self { tx, counter: AtomicU32::new(0) })
+        Arc::new(Self {
+            tx,
+            counter: AtomicU32::new(0),
+        })
     }
 }
 
@@ -613,10 +700,13 @@ impl ServerHandler for GovernedServer {
         let mut call = CallContext::new(user.user_id.clone(), tool_name(&request.name));
         call.cancel = context.ct.clone();
         if let Some(token) = context.meta.get_progress_token() {
-            call.progress = Some(PeerProgress::start(context.peer.clone(), token) as Arc<dyn ProgressSink>);
+            call.progress =
+                Some(PeerProgress::start(context.peer.clone(), token) as Arc<dyn ProgressSink>);
         }
         let arguments = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        self.call(&user, &request.name, arguments, call).await.map(CallToolResponse::from)
+        self.call(&user, &request.name, arguments, call)
+            .await
+            .map(CallToolResponse::from)
     }
 }
 
@@ -631,8 +721,14 @@ mod tests {
 
     #[test]
     fn table_names_are_validated() {
-        assert_eq!(validate_table_name(Platform::Snowflake, "SALES.PUBLIC.ORDERS").unwrap(), "SALES.PUBLIC.ORDERS");
-        assert_eq!(validate_table_name(Platform::Snowflake, "\"My Db\".PUBLIC.T").unwrap(), "\"My Db\".PUBLIC.T");
+        assert_eq!(
+            validate_table_name(Platform::Snowflake, "SALES.PUBLIC.ORDERS").unwrap(),
+            "SALES.PUBLIC.ORDERS"
+        );
+        assert_eq!(
+            validate_table_name(Platform::Snowflake, "\"My Db\".PUBLIC.T").unwrap(),
+            "\"My Db\".PUBLIC.T"
+        );
         assert!(validate_table_name(Platform::Snowflake, "T; DROP TABLE X").is_err());
         assert!(validate_table_name(Platform::Databricks, "a.b.c.d").is_err());
         assert!(validate_table_name(Platform::Databricks, "main.`odd name`.t").is_ok());
@@ -641,7 +737,10 @@ mod tests {
 
     #[test]
     fn list_sql_per_platform() {
-        assert_eq!(list_tables_sql(Platform::Snowflake, None, None).unwrap(), "SHOW TABLES IN ACCOUNT");
+        assert_eq!(
+            list_tables_sql(Platform::Snowflake, None, None).unwrap(),
+            "SHOW TABLES IN ACCOUNT"
+        );
         assert_eq!(
             list_tables_sql(Platform::Snowflake, Some("SALES"), Some("PUBLIC")).unwrap(),
             "SHOW TABLES IN SCHEMA SALES.PUBLIC"
@@ -656,16 +755,31 @@ mod tests {
     fn tools_have_output_schemas_and_annotations() {
         let tools = tool_definitions(true);
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names, [QUERY_SNOWFLAKE, QUERY_DATABRICKS, LIST_TABLES, DESCRIBE_TABLE, WHOAMI]);
+        assert_eq!(
+            names,
+            [
+                QUERY_SNOWFLAKE,
+                QUERY_DATABRICKS,
+                LIST_TABLES,
+                DESCRIBE_TABLE,
+                WHOAMI
+            ]
+        );
         for t in &tools {
             assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
             let props = t.input_schema.get("properties").and_then(|p| p.as_object());
-            assert!(props.is_none_or(|p| !p.contains_key("user")), "no tool takes a user argument");
+            assert!(
+                props.is_none_or(|p| !p.contains_key("user")),
+                "no tool takes a user argument"
+            );
         }
         let q = &tools[0];
         assert_eq!(q.annotations.as_ref().unwrap().read_only_hint, Some(true));
         assert_eq!(q.annotations.as_ref().unwrap().open_world_hint, Some(true));
         let writable = tool_definitions(false);
-        assert_eq!(writable[0].annotations.as_ref().unwrap().read_only_hint, Some(false));
+        assert_eq!(
+            writable[0].annotations.as_ref().unwrap().read_only_hint,
+            Some(false)
+        );
     }
 }

@@ -468,3 +468,36 @@ async fn latency_makes_a_short_client_timeout_fire_until_cleared() {
     vend_ok(&sb, &http, ALICE, 10).await;
     assert_eq!(sb.state.count(Endpoint::ImmutaVend), 2);
 }
+
+#[tokio::test]
+async fn client_config_points_the_production_clients_at_the_sandbox() {
+    let (sb, _) = start().await;
+    let cfg = sb.client_config();
+    cfg.validate().expect("a valid configuration");
+    let immuta = cfg.immuta.as_ref().unwrap();
+    assert_eq!(immuta.url, sb.immuta_url);
+    assert_eq!(
+        immuta.api_key.resolve("immuta.api_key").unwrap().expose(),
+        key(&sb)
+    );
+    let snowflake = cfg.snowflake.as_ref().unwrap();
+    assert_eq!(
+        snowflake.base_url.as_deref(),
+        Some(sb.snowflake_url.as_str())
+    );
+    assert_eq!(snowflake.account.as_deref(), Some("SANDBOX01"));
+    let pem = snowflake
+        .private_key
+        .resolve("snowflake.private_key")
+        .unwrap();
+    assert!(pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let databricks = cfg.databricks.as_ref().unwrap();
+    assert_eq!(databricks.host, sb.databricks_url);
+    assert_eq!(databricks.warehouse_id, sb.credentials().warehouse_id);
+    assert_eq!(databricks.default_catalog.as_deref(), Some("main"));
+    assert_eq!(cfg.identity.stdio_user.as_deref(), Some(ALICE));
+    assert!(
+        !format!("{cfg:?}").contains(&key(&sb)),
+        "secrets stay out of Debug"
+    );
+}

@@ -489,3 +489,20 @@ fn a_generated_table_of_a_million_rows_loads_and_filters() {
     let alice = sf(&engine, "R_ALICE", sql).unwrap();
     assert_eq!(alice.rows[0][0], EngineValue::Integer(333_334));
 }
+
+#[test]
+fn fixtures_load_from_toml_and_json_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("demo.json");
+    std::fs::write(&json_path, serde_json::to_string(&Fixture::demo()).unwrap()).unwrap();
+    assert_eq!(Fixture::load(&json_path).unwrap(), Fixture::demo());
+
+    let toml_path = dir.path().join("small.toml");
+    std::fs::write(&toml_path, BAD_BASE).unwrap();
+    let small = Fixture::load(&toml_path).unwrap();
+    assert_eq!(small.tables.len(), 1);
+    assert!(small.user_ids().is_empty());
+
+    let missing = Fixture::load(&dir.path().join("nope.toml")).unwrap_err();
+    assert!(missing.to_string().contains("nope.toml"), "{missing}");
+}

@@ -6,7 +6,9 @@
 //! tool can tell the user what went wrong without exposing the key.
 
 use crate::config::ImmutaConfig;
-use crate::immuta::wire::{ErrorBody, VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles};
+use crate::immuta::wire::{
+    ErrorBody, VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles,
+};
 use crate::query::{CallContext, QueryError};
 use crate::retry::{RetryError, RetryPolicy, UpstreamResponse};
 use crate::secret::Secret;
@@ -72,14 +74,23 @@ pub struct ImmutaClient {
 
 impl std::fmt::Debug for ImmutaClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImmutaClient").field("base", &self.inner.base).finish_non_exhaustive()
+        f.debug_struct("ImmutaClient")
+            .field("base", &self.inner.base)
+            .finish_non_exhaustive()
     }
 }
 
 impl ImmutaClient {
     /// Resolve the API key and prepare the client.
-    pub fn new(cfg: &ImmutaConfig, http: reqwest::Client, retry: RetryPolicy) -> Result<Self, ImmutaError> {
-        let api_key = cfg.api_key.resolve("immuta.api_key").map_err(|e| ImmutaError::Config(e.to_string()))?;
+    pub fn new(
+        cfg: &ImmutaConfig,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+    ) -> Result<Self, ImmutaError> {
+        let api_key = cfg
+            .api_key
+            .resolve("immuta.api_key")
+            .map_err(|e| ImmutaError::Config(e.to_string()))?;
         if api_key.is_empty() {
             return Err(ImmutaError::Config("immuta.api_key is empty".into()));
         }
@@ -108,7 +119,10 @@ impl ImmutaClient {
     /// Vend roles for `ctx.user` and wait until they are ready.
     pub async fn vend(&self, ctx: &CallContext) -> Result<VendedAccess, ImmutaError> {
         let user = ctx.user.as_str();
-        let body = VendRequest { user_id: user.to_string(), ttl_minutes: self.inner.ttl_minutes };
+        let body = VendRequest {
+            user_id: user.to_string(),
+            ttl_minutes: self.inner.ttl_minutes,
+        };
         let url = format!("{}{}", self.inner.base, VEND_PATH);
         let resp = self
             .inner
@@ -123,11 +137,15 @@ impl ImmutaClient {
         let mut poll = 0u32;
         while vend.status == VendStatus::Pending {
             if started.elapsed() >= self.inner.pending_timeout || ctx.cancel.is_cancelled() {
-                return Err(ImmutaError::StillPending { user: user.into(), waited_secs: started.elapsed().as_secs() });
+                return Err(ImmutaError::StillPending {
+                    user: user.into(),
+                    waited_secs: started.elapsed().as_secs(),
+                });
             }
             poll += 1;
             ctx.report(poll, "waiting for Immuta to vend the role");
-            let wait = Duration::from_millis(100u64.saturating_mul(1 << poll.min(5))).min(Duration::from_secs(2));
+            let wait = Duration::from_millis(100u64.saturating_mul(1 << poll.min(5)))
+                .min(Duration::from_secs(2));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = ctx.cancel.cancelled() => {}
@@ -144,31 +162,52 @@ impl ImmutaClient {
             vend = self.parse_vend(user, &resp)?;
         }
         if vend.status != VendStatus::Ready {
-            return Err(ImmutaError::NotReady { user: user.into(), status: vend.status });
+            return Err(ImmutaError::NotReady {
+                user: user.into(),
+                status: vend.status,
+            });
         }
         if vend.user_id != user {
-            return Err(ImmutaError::Protocol(format!("vend answer names user {}, expected {user}", vend.user_id)));
+            return Err(ImmutaError::Protocol(format!(
+                "vend answer names user {}, expected {user}",
+                vend.user_id
+            )));
         }
         let ttl = Duration::from_secs(u64::from(self.inner.ttl_minutes) * 60);
         let expires_at = match vend.expires_at.as_deref() {
             Some(s) => chrono::DateTime::parse_from_rfc3339(s)
                 .map(SystemTime::from)
-                .map_err(|e| ImmutaError::Protocol(format!("expiresAt {s:?} is not RFC 3339: {e}")))?,
+                .map_err(|e| {
+                    ImmutaError::Protocol(format!("expiresAt {s:?} is not RFC 3339: {e}"))
+                })?,
             None => SystemTime::now() + ttl,
         };
         tracing::debug!(user, vend_id = %vend.id, "Immuta vended roles");
-        Ok(VendedAccess { id: vend.id, user_id: vend.user_id, expires_at, roles: vend.roles })
+        Ok(VendedAccess {
+            id: vend.id,
+            user_id: vend.user_id,
+            expires_at,
+            roles: vend.roles,
+        })
     }
 
     /// Current state of a vend.
     pub async fn status(&self, vend_id: &str) -> Result<VendResponse, ImmutaError> {
-        let resp = self.inner.retry.send(|_| self.request(reqwest::Method::GET, &self.role_url(vend_id))).await?;
+        let resp = self
+            .inner
+            .retry
+            .send(|_| self.request(reqwest::Method::GET, &self.role_url(vend_id)))
+            .await?;
         self.parse_vend("", &resp)
     }
 
     /// Drop the roles of a vend early (e.g. on shutdown).
     pub async fn drop_roles(&self, vend_id: &str) -> Result<(), ImmutaError> {
-        let resp = self.inner.retry.send(|_| self.request(reqwest::Method::DELETE, &self.role_url(vend_id))).await?;
+        let resp = self
+            .inner
+            .retry
+            .send(|_| self.request(reqwest::Method::DELETE, &self.role_url(vend_id)))
+            .await?;
         if resp.is_success() || resp.status == 404 {
             return Ok(());
         }
@@ -193,14 +232,23 @@ impl ImmutaClient {
         if !resp.is_success() {
             return Err(self.error_for(user, resp));
         }
-        resp.json::<VendResponse>().map_err(|e| ImmutaError::Protocol(format!("vend answer does not parse: {e}")))
+        resp.json::<VendResponse>()
+            .map_err(|e| ImmutaError::Protocol(format!("vend answer does not parse: {e}")))
     }
 
     fn error_for(&self, user: &str, resp: &UpstreamResponse) -> ImmutaError {
-        let message = resp.json::<ErrorBody>().map(|b| b.message).unwrap_or_else(|_| resp.text_snippet(300));
+        let message = resp
+            .json::<ErrorBody>()
+            .map(|b| b.message)
+            .unwrap_or_else(|_| resp.text_snippet(300));
         match resp.status {
-            401 | 403 => ImmutaError::Unauthorized { status: resp.status },
-            404 if !user.is_empty() => ImmutaError::UnknownUser { user: user.into(), message },
+            401 | 403 => ImmutaError::Unauthorized {
+                status: resp.status,
+            },
+            404 if !user.is_empty() => ImmutaError::UnknownUser {
+                user: user.into(),
+                message,
+            },
             status => ImmutaError::Rejected { status, message },
         }
     }

@@ -201,7 +201,6 @@ impl ResultData {
         json!(self.encoded.rows[start..end])
     }
 
-
     fn chunk_json(&self, statement_id: &str, index: usize) -> Value {
         let (start, end) = self.chunks.get(index).copied().unwrap_or((0, 0));
         let mut chunk = json!({

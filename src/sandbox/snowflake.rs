@@ -1066,7 +1066,8 @@ mod tests {
             rows: (0..5).map(|i| vec![Some(i.to_string())]).collect(),
         };
         let data = ResultData::new(encoded, 2);
-        let ranges: Vec<(usize, usize)> = data.partitions.iter().map(|p| (p.start, p.end)).collect();
+        let ranges: Vec<(usize, usize)> =
+            data.partitions.iter().map(|p| (p.start, p.end)).collect();
         assert_eq!(ranges, vec![(0, 2), (2, 4), (4, 5)]);
         assert_eq!(data.partition_data(2, true), json!([["4"]]));
         assert_eq!(

@@ -826,9 +826,7 @@ fn as_date(value: &EngineValue) -> Option<NaiveDate> {
         }
         EngineValue::Text(s) => {
             let s = s.trim();
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .or_else(|| parse_timestamp_text(s).map(|ts| ts.wall.date()))
+            parse_timestamp_text(s).map(|ts| ts.wall.date())
         }
         _ => None,
     }
@@ -883,6 +881,76 @@ fn as_timestamp(value: &EngineValue) -> Option<StoredTimestamp> {
 }
 
 fn parse_timestamp_text(s: &str) -> Option<StoredTimestamp> {
+    fast_iso_timestamp(s.as_bytes()).or_else(|| chrono_timestamp(s))
+}
+
+/// `YYYY-MM-DD[(T| )HH:MM[:SS[.f{1,9}]][Z|±HH[:MM]]]` without chrono's format
+/// machinery (the engine stores timestamps this way; encoding a million rows
+/// must stay cheap). `None` for anything else.
+fn fast_iso_timestamp(b: &[u8]) -> Option<StoredTimestamp> {
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    if b.len() == 10 {
+        return Some(StoredTimestamp {
+            wall: date.and_time(NaiveTime::MIN),
+            offset_seconds: None,
+        });
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let (hour, minute) = (num(11..13)?, num(14..16)?);
+    let mut at = 16;
+    let mut second = 0;
+    let mut nanos = 0;
+    if b.get(at) == Some(&b':') {
+        second = num(at + 1..at + 3)?;
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            let start = at + 1;
+            let mut end = start;
+            while end < b.len() && b[end].is_ascii_digit() {
+                end += 1;
+            }
+            if end == start || end - start > 9 {
+                return None;
+            }
+            nanos = num(start..end)? * 10u32.pow(9 - (end - start) as u32);
+            at = end;
+        }
+    }
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    let offset_seconds = match &b[at..] {
+        [] => None,
+        [b'Z' | b'z'] => Some(0),
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (h, m) = match rest {
+                [_, _] => (num(at + 1..at + 3)?, 0),
+                [_, _, b':', _, _] | [_, _, _, _] => {
+                    (num(at + 1..at + 3)?, num(b.len() - 2..b.len())?)
+                }
+                _ => return None,
+            };
+            let total = i32::try_from(h * 3600 + m * 60).ok()?;
+            Some(if *sign == b'-' { -total } else { total })
+        }
+        _ => return None,
+    };
+    Some(StoredTimestamp {
+        wall: date.and_time(time),
+        offset_seconds,
+    })
+}
+
+fn chrono_timestamp(s: &str) -> Option<StoredTimestamp> {
     let normalised = s.replacen(' ', "T", 1);
     if let Ok(dt) = DateTime::<FixedOffset>::parse_from_rfc3339(&normalised) {
         return Some(StoredTimestamp {
@@ -953,6 +1021,14 @@ fn iso_millis(t: &NaiveDateTime) -> String {
 
 /// Exact decimal text with exactly `scale` fraction digits (half away from zero).
 fn encode_decimal(value: &EngineValue, scale: u32) -> Option<String> {
+    if let EngineValue::Integer(i) = value {
+        // The common case, without the general text arithmetic.
+        return Some(if scale == 0 {
+            i.to_string()
+        } else {
+            format!("{i}.{:0<width$}", "", width = scale as usize)
+        });
+    }
     let text = match value {
         EngineValue::Integer(i) => i.to_string(),
         EngineValue::Real(f) if f.is_finite() => f.to_string(),
@@ -964,6 +1040,31 @@ fn encode_decimal(value: &EngineValue, scale: u32) -> Option<String> {
 
 /// `"10.5"` at scale 2 → `"10.50"`; `"0.125"` at scale 2 → `"0.13"`; exponents accepted.
 fn normalise_decimal(text: &str, scale: u32) -> Option<String> {
+    // Fast path: plain `[-]int[.frac]` already within the scale only needs padding.
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let canonical_int = int_part == "0" || (!int_part.is_empty() && !int_part.starts_with('0'));
+    if canonical_int
+        && frac_part.len() <= scale as usize
+        && int_part.bytes().all(|b| b.is_ascii_digit())
+        && frac_part.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == unsigned.len() || unsigned.bytes().any(|b| (b'1'..=b'9').contains(&b)))
+    {
+        let mut out = String::with_capacity(text.len() + scale as usize + 1);
+        out.push_str(&text[..text.len() - unsigned.len()]);
+        out.push_str(int_part);
+        if scale > 0 {
+            out.push('.');
+            out.push_str(frac_part);
+            out.extend(std::iter::repeat_n('0', scale as usize - frac_part.len()));
+        }
+        return Some(out);
+    }
+    normalise_decimal_exact(text, scale)
+}
+
+/// The general case of [`normalise_decimal`]: exponents, rounding, leading zeros.
+fn normalise_decimal_exact(text: &str, scale: u32) -> Option<String> {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -1100,6 +1201,30 @@ mod tests {
     }
 
     #[test]
+    fn decimal_fast_and_exact_paths_agree() {
+        for text in [
+            "0", "-0", "7", "-7", "10.5", "-10.5", "0.125", "007.5", "-0.0", "123.456", "1e3",
+            "-0.001", "99.995", ".5", "5.",
+        ] {
+            for scale in [0, 1, 2, 3, 5] {
+                assert_eq!(
+                    normalise_decimal(text, scale),
+                    normalise_decimal_exact(text, scale),
+                    "{text} at scale {scale}"
+                );
+            }
+        }
+        assert_eq!(
+            encode_decimal(&EngineValue::Integer(-3), 2).as_deref(),
+            Some("-3.00")
+        );
+        assert_eq!(
+            encode_decimal(&EngineValue::Integer(-3), 0).as_deref(),
+            Some("-3")
+        );
+    }
+
+    #[test]
     fn snowflake_real_text_boolean() {
         assert_eq!(sf("FLOAT", EngineValue::Real(1.5)).as_deref(), Some("1.5"));
         assert_eq!(sf("FLOAT", EngineValue::Integer(3)).as_deref(), Some("3"));
@@ -1190,6 +1315,40 @@ mod tests {
                 .encode(&text("yesterday"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn iso_timestamps_parse_fast_and_exactly() {
+        let parsed = |s: &str| fast_iso_timestamp(s.as_bytes());
+        let ts = parsed("2024-01-05 10:00:00.123456789-05:30").unwrap();
+        assert_eq!(ts.wall.to_string(), "2024-01-05 10:00:00.123456789");
+        assert_eq!(ts.offset_seconds, Some(-(5 * 3600 + 30 * 60)));
+        assert_eq!(parsed("2024-01-05T10:00Z").unwrap().offset_seconds, Some(0));
+        assert_eq!(
+            parsed("2024-01-05T10:00:00+0200").unwrap().offset_seconds,
+            Some(7200)
+        );
+        assert_eq!(
+            parsed("2024-01-05T10:00:00+02").unwrap().offset_seconds,
+            Some(7200)
+        );
+        assert_eq!(
+            parsed("2024-01-05").unwrap().wall.to_string(),
+            "2024-01-05 00:00:00"
+        );
+        for bad in [
+            "2024-13-05",
+            "2024-01-05T25:00:00",
+            "2024-01-05T10:00:00.",
+            "2024-01-05T10:00:00.1234567891",
+            "2024-01-05T10:00:00+2",
+            "2024-01-05X10:00",
+            "24-01-05",
+        ] {
+            assert_eq!(parsed(bad), None, "{bad}");
+        }
+        // Shapes the fast path leaves to chrono still parse.
+        assert!(parse_timestamp_text("2024-01-05T10:00:00.5+02:00").is_some());
     }
 
     #[test]
