@@ -11,6 +11,7 @@ use crate::identity::http::{
     BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin,
     require_bearer,
 };
+use crate::identity::session::{SessionOwners, bind_session_to_user};
 use crate::server::GovernedServer;
 use axum::Router;
 use axum::routing::get;
@@ -72,7 +73,15 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         allowed: settings.allowed_origins.clone(),
         resource_url: settings.resource_url.clone(),
     });
+    let owners = Arc::new(SessionOwners::new(
+        auth.resource_metadata_url.clone(),
+        100_000,
+    ));
     let protected = mcp
+        .layer(axum::middleware::from_fn_with_state(
+            owners,
+            bind_session_to_user,
+        ))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
         .layer(axum::middleware::from_fn_with_state(
             origin,

@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod jwt;
+pub mod session;
 
 pub use jwt::JwtVerifier;
 
@@ -78,6 +79,8 @@ pub enum AuthError {
         configured: String,
         token_user: String,
     },
+    #[error("this MCP session was started by another user: start a new session with your own token")]
+    SessionOfAnotherUser,
 }
 
 /// The stdio end user: the configured user, proven by the ID token when one is configured.

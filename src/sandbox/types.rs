@@ -31,7 +31,7 @@
 //! (`"NaN"`, `"Infinity"`, `"-Infinity"`), booleans `"true"`/`"false"`, DATE
 //! `"2024-01-05"`, TIMESTAMP as the UTC instant `"2024-01-05T08:00:00.000Z"`,
 //! TIMESTAMP_NTZ `"2024-01-05T10:00:00.000"` (milliseconds, or microseconds
-//! when the value has them), BINARY as standard base64, ARRAY/MAP/STRUCT as
+//! when the value has them), BINARY as standard base64, ARRAY/MAP/STRUCT/VARIANT as
 //! compact JSON text.
 //!
 //! Fixture storage the encoders accept: dates and timestamps as ISO text
@@ -541,10 +541,11 @@ impl DatabricksType {
                 encode_decimal(value, *scale).ok_or_else(err)?
             }
             DatabricksType::String => as_text(value),
-            DatabricksType::Date => as_date(value)
-                .ok_or_else(err)?
-                .format("%Y-%m-%d")
-                .to_string(),
+            DatabricksType::Date => {
+                use chrono::Datelike;
+                let date = as_date(value).ok_or_else(err)?;
+                format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+            }
             DatabricksType::Timestamp => {
                 let ts = as_timestamp(value).ok_or_else(err)?;
                 format!("{}Z", iso_millis(&ts.utc()))
@@ -1012,10 +1013,20 @@ fn epoch_fraction(nanos: i128, scale: u32) -> String {
 
 /// ISO 8601 with milliseconds, or microseconds when the value has them.
 fn iso_millis(t: &NaiveDateTime) -> String {
-    if t.nanosecond().is_multiple_of(1_000_000) {
-        t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+    use chrono::Datelike;
+    let nanos = t.nanosecond() % 1_000_000_000;
+    let (y, mo, d) = (t.year(), t.month(), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
+    if nanos.is_multiple_of(1_000_000) {
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}",
+            nanos / 1_000_000
+        )
     } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}",
+            nanos / 1_000
+        )
     }
 }
 

@@ -1,0 +1,517 @@
+//! Hardening over raw HTTP (issue 6): the token attack matrix, session
+//! replay across users, the Origin check, bad JSON-RPC input, and SQL-guard
+//! bypass attempts that must be refused before any upstream request.
+//!
+//! Speaks the streamable HTTP wire directly with reqwest so every status,
+//! header and body is visible.
+
+use immuta_mcp::app::{self, HttpServer, LocalIssuer};
+use immuta_mcp::sandbox::{Endpoint, Sandbox, SandboxOptions};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+struct Harness {
+    sandbox: Sandbox,
+    issuer: LocalIssuer,
+    server: HttpServer,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox");
+        let issuer = LocalIssuer::start().await.expect("issuer");
+        let mut cfg = sandbox.client_config();
+        cfg.identity.oauth = Some(issuer.oauth_config());
+        let server = app::start_http(&cfg, "127.0.0.1:0")
+            .await
+            .expect("http server");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Self {
+            sandbox,
+            issuer,
+            server,
+            http,
+        }
+    }
+
+    fn token(&self, user: &str) -> String {
+        self.issuer
+            .issuer
+            .mint(user, &self.server.resource_url, Duration::from_secs(600))
+    }
+
+    fn claims(&self, user: &str) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": self.issuer.issuer.issuer_url(), "sub": user, "email": user,
+               "aud": self.server.resource_url, "iat": now, "nbf": now - 5, "exp": now + 600})
+    }
+
+    /// POST one JSON-RPC body; returns status, headers and the JSON-RPC messages in the answer.
+    async fn post(
+        &self,
+        token: Option<&str>,
+        session: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, HeaderMap, Vec<Value>) {
+        let mut req = self
+            .http
+            .post(&self.server.resource_url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        let resp = tokio::time::timeout(Duration::from_secs(30), req.send())
+            .await
+            .expect("bounded")
+            .expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = tokio::time::timeout(Duration::from_secs(30), resp.text())
+            .await
+            .expect("bounded")
+            .unwrap_or_default();
+        (status, headers, parse_messages(&text))
+    }
+
+    async fn rpc(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        body: Value,
+    ) -> (u16, HeaderMap, Vec<Value>) {
+        self.post(Some(token), session, serde_json::to_vec(&body).unwrap())
+            .await
+    }
+
+    /// initialize + initialized; returns the session id.
+    async fn open_session(&self, token: &str) -> String {
+        let (status, headers, msgs) = self.rpc(token, None, initialize()).await;
+        assert_eq!(status, 200, "initialize answered {status}: {msgs:?}");
+        let session = headers
+            .get("mcp-session-id")
+            .expect("session id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (status, _, _) = self
+            .rpc(
+                token,
+                Some(&session),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        session
+    }
+
+    async fn call_tool(
+        &self,
+        token: &str,
+        session: &str,
+        id: u64,
+        name: &str,
+        args: Value,
+    ) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": args}});
+        let (status, _, msgs) = self.rpc(token, Some(session), body).await;
+        assert_eq!(status, 200, "tools/call answered {status}");
+        msgs.into_iter()
+            .find(|m| m["id"] == json!(id))
+            .expect("a response with our id")
+    }
+
+    fn upstream_requests(&self) -> u64 {
+        use Endpoint::*;
+        [
+            ImmutaVend,
+            ImmutaStatus,
+            SnowflakeSubmit,
+            SnowflakeStatus,
+            DatabricksToken,
+            DatabricksSubmit,
+            DatabricksStatus,
+            DatabricksChunk,
+        ]
+        .into_iter()
+        .map(|e| self.sandbox.state.count(e))
+        .sum()
+    }
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+           "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "hardening", "version": "1"}}})
+}
+
+/// JSON-RPC messages from a JSON body or an SSE stream.
+fn parse_messages(text: &str) -> Vec<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return match v {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .collect()
+}
+
+fn challenge(headers: &HeaderMap) -> String {
+    headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn text_of(result: &Value) -> String {
+    result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn token_attack_matrix_is_refused_with_a_challenge() {
+    let h = Harness::start().await;
+    let iss = &h.issuer.issuer;
+    let now = chrono::Utc::now().timestamp();
+    let base = h.claims(ALICE);
+    let with = |k: &str, v: Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        c
+    };
+    let mut unknown_kid = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    unknown_kid.kid = Some("no-such-kid".into());
+    let cases: Vec<(&str, Option<String>, bool)> = vec![
+        ("no token", None, false),
+        ("malformed", Some("not.a.jwt".into()), true),
+        ("garbage", Some("%%%".into()), true),
+        ("alg none", Some(iss.unsigned_token(&base)), true),
+        (
+            "HS256 keyed with the JWKS public key",
+            Some(iss.hs256_with_public_key(&base)),
+            true,
+        ),
+        (
+            "unknown kid",
+            Some(iss.sign_with_header(unknown_kid, &base)),
+            true,
+        ),
+        (
+            "wrong issuer",
+            Some(iss.mint_claims(with("iss", json!("https://evil.example")))),
+            true,
+        ),
+        (
+            "wrong audience",
+            Some(iss.mint_claims(with("aud", json!("https://other.example/mcp")))),
+            true,
+        ),
+        (
+            "expired",
+            Some(iss.mint_claims(with("exp", json!(now - 3600)))),
+            true,
+        ),
+        (
+            "not yet valid",
+            Some(iss.mint_claims(with("nbf", json!(now + 3600)))),
+            true,
+        ),
+        (
+            "no user claim",
+            Some(iss.mint_claims({
+                let mut c = base.clone();
+                c.as_object_mut().unwrap().remove("email");
+                c
+            })),
+            true,
+        ),
+    ];
+    let before = h.upstream_requests();
+    let mut refused = 0;
+    for (name, token, expect_error_param) in &cases {
+        let (status, headers, _) = h
+            .post(
+                token.as_deref(),
+                None,
+                serde_json::to_vec(&initialize()).unwrap(),
+            )
+            .await;
+        assert_eq!(status, 401, "{name}: expected 401, got {status}");
+        let c = challenge(&headers);
+        assert!(
+            c.starts_with("Bearer resource_metadata=\""),
+            "{name}: challenge {c:?}"
+        );
+        assert!(
+            c.contains("/.well-known/oauth-protected-resource"),
+            "{name}: {c}"
+        );
+        assert_eq!(
+            c.contains("error=\"invalid_token\""),
+            *expect_error_param,
+            "{name}: {c}"
+        );
+        if let Some(t) = token {
+            assert!(
+                !c.contains(t.as_str()),
+                "{name}: the challenge must not echo the token"
+            );
+        }
+        refused += 1;
+    }
+    assert_eq!(refused, cases.len());
+    assert_eq!(
+        h.upstream_requests(),
+        before,
+        "refused requests reach no upstream"
+    );
+
+    // The metadata document the challenge points to is served without a token.
+    let meta: Value = h
+        .http
+        .get(format!(
+            "http://{}/.well-known/oauth-protected-resource/mcp",
+            h.server.addr
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], json!(h.server.resource_url));
+    assert_eq!(meta["authorization_servers"][0], json!(iss.issuer_url()));
+}
+
+#[tokio::test]
+async fn a_token_of_one_user_cannot_ride_another_users_session() {
+    let h = Harness::start().await;
+    let (alice, bob) = (h.token(ALICE), h.token(BOB));
+    let bob_session = h.open_session(&bob).await;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
+    let (status, headers, _) = h.rpc(&alice, Some(&bob_session), body).await;
+    assert_eq!(
+        status, 401,
+        "alice's token with bob's session must be refused"
+    );
+    assert!(
+        challenge(&headers).contains("another user"),
+        "{}",
+        challenge(&headers)
+    );
+
+    // Bob keeps using his own session, and it still answers as bob.
+    let who = h
+        .call_tool(&bob, &bob_session, 8, "whoami", json!({}))
+        .await;
+    assert_eq!(who["result"]["structuredContent"]["user"], json!(BOB));
+    // Alice with her own session is alice.
+    let alice_session = h.open_session(&alice).await;
+    let who = h
+        .call_tool(&alice, &alice_session, 9, "whoami", json!({}))
+        .await;
+    assert_eq!(who["result"]["structuredContent"]["user"], json!(ALICE));
+}
+
+#[tokio::test]
+async fn foreign_origin_is_forbidden() {
+    let h = Harness::start().await;
+    let resp = h
+        .http
+        .post(&h.server.resource_url)
+        .bearer_auth(h.token(ALICE))
+        .header("origin", "https://evil.example")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&initialize()).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let (status, _, _) = h.rpc(&h.token(ALICE), None, initialize()).await;
+    assert_eq!(
+        status, 200,
+        "the same request without a foreign Origin works"
+    );
+}
+
+#[tokio::test]
+async fn bad_json_rpc_input_gets_clear_errors_and_the_server_keeps_serving() {
+    let h = Harness::start().await;
+    let alice = h.token(ALICE);
+    let session = h.open_session(&alice).await;
+
+    // Malformed JSON: refused without crashing.
+    let (status, _, msgs) = h
+        .post(
+            Some(&alice),
+            Some(&session),
+            b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"".to_vec(),
+        )
+        .await;
+    assert!(
+        status >= 400 || msgs.iter().any(|m| m.get("error").is_some()),
+        "malformed JSON: {status} {msgs:?}"
+    );
+
+    // Unknown tool: a JSON-RPC error naming the tool.
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "drop_everything", "arguments": {}}});
+    let (_, _, msgs) = h.rpc(&alice, Some(&session), body).await;
+    let err = msgs.iter().find(|m| m["id"] == json!(2)).expect("answer");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("drop_everything"),
+        "{err}"
+    );
+
+    // Wrong argument type: invalid params.
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "query_snowflake", "arguments": {"sql": 42}}});
+    let (_, _, msgs) = h.rpc(&alice, Some(&session), body).await;
+    let err = msgs.iter().find(|m| m["id"] == json!(3)).expect("answer");
+    assert_eq!(err["error"]["code"], json!(-32602), "{err}");
+
+    // A user argument is not part of any schema and is refused, never honoured.
+    let body = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                      "params": {"name": "query_snowflake", "arguments": {"sql": "SELECT 1", "user": BOB}}});
+    let (_, _, msgs) = h.rpc(&alice, Some(&session), body).await;
+    let err = msgs.iter().find(|m| m["id"] == json!(4)).expect("answer");
+    assert!(
+        err.get("error").is_some() || err["result"]["isError"] == json!(true),
+        "{err}"
+    );
+
+    // Huge max_rows: a tool error the model can act on.
+    let r = h
+        .call_tool(
+            &alice,
+            &session,
+            5,
+            "query_snowflake",
+            json!({"sql": "SELECT 1", "max_rows": u64::MAX}),
+        )
+        .await;
+    assert_eq!(r["result"]["isError"], json!(true));
+    assert!(text_of(&r).contains("max_rows"), "{r}");
+
+    // A 10 MB SQL string: refused by a limit (body limit or the guard), no crash, nothing upstream.
+    let before = h.upstream_requests();
+    let huge = format!("SELECT '{}'", "x".repeat(10 * 1024 * 1024));
+    let body = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "query_snowflake", "arguments": {"sql": huge}}});
+    let (status, _, msgs) = h.rpc(&alice, Some(&session), body).await;
+    let refused = status == 413
+        || msgs
+            .iter()
+            .any(|m| m["result"]["isError"] == json!(true) || m.get("error").is_some())
+        || status >= 400;
+    assert!(refused, "10 MB SQL: {status}");
+    assert_eq!(h.upstream_requests(), before);
+
+    // The session still works.
+    let r = h
+        .call_tool(
+            &alice,
+            &session,
+            9,
+            "query_snowflake",
+            json!({"sql": "SELECT COUNT(*) AS N FROM SALES.PUBLIC.ORDERS"}),
+        )
+        .await;
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    assert_eq!(
+        r["result"]["structuredContent"]["rows"][0][0],
+        json!(4),
+        "alice counts only EU orders"
+    );
+}
+
+#[tokio::test]
+async fn guard_bypass_attempts_never_reach_an_upstream() {
+    let h = Harness::start().await;
+    let alice = h.token(ALICE);
+    let session = h.open_session(&alice).await;
+    let snowflake = [
+        "SELECT 1; DROP TABLE SALES.PUBLIC.ORDERS",
+        "COMMIT; DROP TABLE SALES.PUBLIC.ORDERS",
+        "SEL/**/ECT 1",
+        "/* harmless */ DROP TABLE SALES.PUBLIC.ORDERS",
+        "-- comment\nDELETE FROM SALES.PUBLIC.ORDERS",
+        "EXECUTE IMMEDIATE 'DROP TABLE SALES.PUBLIC.ORDERS'",
+        "CALL SYSTEM$CANCEL_ALL_QUERIES()",
+        "COPY INTO @stage FROM SALES.PUBLIC.ORDERS",
+        "PUT file:///etc/passwd @stage",
+        "GET @stage file:///tmp/",
+        "CREATE TABLE T2 AS SELECT * FROM SALES.PUBLIC.ORDERS",
+        "MERGE INTO SALES.PUBLIC.ORDERS t USING (SELECT 1 AS ID) s ON t.ORDER_ID = s.ID WHEN MATCHED THEN DELETE",
+        "SET X = 1",
+        "USE ROLE ACCOUNTADMIN",
+        "use secondary roles all",
+        "ＳＥＬＥＣＴ 1",
+        "SELECT\u{200B} 1",
+        "SELECT SYSTEM$WHITELIST()",
+        "INSERT INTO SALES.PUBLIC.ORDERS VALUES (1)",
+        "GRANT ROLE ACCOUNTADMIN TO USER IMMUTA_AGENT",
+        "ALTER USER IMMUTA_AGENT SET DEFAULT_SECONDARY_ROLES = ('ALL')",
+    ];
+    let databricks = [
+        "SELECT 1; DROP TABLE main.sales.orders",
+        "DROP TABLE main.sales.orders",
+        "INSERT INTO main.sales.orders VALUES (1)",
+        "SET ROLE admin",
+        "CREATE TABLE t AS SELECT * FROM main.sales.orders",
+        "OPTIMIZE main.sales.orders",
+    ];
+    let before = h.upstream_requests();
+    let mut id = 100;
+    for (tool, sqls) in [
+        ("query_snowflake", &snowflake[..]),
+        ("query_databricks", &databricks[..]),
+    ] {
+        for sql in sqls {
+            id += 1;
+            let r = h
+                .call_tool(&alice, &session, id, tool, json!({"sql": sql}))
+                .await;
+            assert_eq!(
+                r["result"]["isError"],
+                json!(true),
+                "{tool} must refuse {sql:?}: {r}"
+            );
+            assert!(
+                text_of(&r).contains("refused by the SQL guard"),
+                "{sql:?}: {}",
+                text_of(&r)
+            );
+        }
+    }
+    assert_eq!(
+        h.upstream_requests(),
+        before,
+        "no refused statement made an upstream request"
+    );
+    assert!(
+        h.sandbox.state.executed().is_empty(),
+        "nothing was executed"
+    );
+}
