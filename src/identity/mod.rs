@@ -79,7 +79,9 @@ pub enum AuthError {
         configured: String,
         token_user: String,
     },
-    #[error("this MCP session was started by another user: start a new session with your own token")]
+    #[error(
+        "this MCP session was started by another user: start a new session with your own token"
+    )]
     SessionOfAnotherUser,
 }
 
