@@ -1,0 +1,158 @@
+//! `immuta-mcp check` against the sandbox, and the one-audit-event-per-call rule.
+
+use immuta_mcp::app;
+use immuta_mcp::config::SecretRef;
+use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
+use immuta_mcp::query::CallContext;
+use immuta_mcp::sandbox::{Sandbox, SandboxOptions};
+use immuta_mcp::server::UserSource;
+use serde_json::json;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[tokio::test]
+async fn check_reports_each_upstream_and_names_a_bad_key() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let cfg = sandbox.client_config();
+    let lines = app::check(&cfg).await;
+    let components: Vec<&str> = lines.iter().map(|l| l.component).collect();
+    assert_eq!(
+        components,
+        ["config", "identity", "immuta", "snowflake", "databricks"],
+        "{lines:?}"
+    );
+    for l in &lines {
+        assert!(l.ok, "{} failed: {}", l.component, l.message);
+    }
+
+    let mut bad = cfg.clone();
+    bad.immuta.as_mut().unwrap().api_key = SecretRef::Value("wrong-key".into());
+    let lines = app::check(&bad).await;
+    let immuta = lines.iter().find(|l| l.component == "immuta").unwrap();
+    assert!(!immuta.ok);
+    assert!(immuta.message.contains("API key"), "{}", immuta.message);
+    assert!(
+        !immuta.message.contains("wrong-key"),
+        "the key itself is never shown"
+    );
+
+    let mut invalid = cfg.clone();
+    invalid.limits.default_max_rows = 0;
+    let lines = app::check(&invalid).await;
+    assert_eq!(lines.len(), 1);
+    assert!(
+        !lines[0].ok && lines[0].message.contains("default_max_rows"),
+        "{lines:?}"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_tool_call_leaves_exactly_one_audit_event() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let cfg = sandbox.client_config();
+    let platforms = app::build_platforms(&cfg).unwrap();
+    let alice = VerifiedUser {
+        user_id: "alice@example.com".into(),
+        subject: "alice@example.com".into(),
+        issuer: CONFIG_ISSUER.into(),
+        source: IdentitySource::StdioConfig,
+    };
+    let server = app::build_server(&cfg, &platforms, UserSource::Fixed(alice.clone()));
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let calls = [
+        (
+            "query_snowflake",
+            json!({"sql": "SELECT ORDER_ID, EMAIL FROM SALES.PUBLIC.ORDERS"}),
+            "ok",
+        ),
+        (
+            "query_databricks",
+            json!({"sql": "SELECT * FROM main.sales.orders"}),
+            "ok",
+        ),
+        (
+            "query_snowflake",
+            json!({"sql": "DELETE FROM SALES.PUBLIC.ORDERS"}),
+            "guard_refused",
+        ),
+        (
+            "query_snowflake",
+            json!({"sql": "SELECT * FROM SALES.PUBLIC.NOPE"}),
+            "statement_failed",
+        ),
+        ("whoami", json!({}), "ok"),
+    ];
+    for (tool, args, _) in &calls {
+        let ctx = CallContext::new(alice.user_id.clone(), "test");
+        server
+            .call(&alice, tool, args.clone(), ctx)
+            .await
+            .expect("a tool result");
+    }
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "immuta_mcp::audit")
+        .collect();
+    assert_eq!(
+        events.len(),
+        calls.len(),
+        "one audit event per call:\n{text}"
+    );
+    for (event, (tool, _, outcome)) in events.iter().zip(calls.iter()) {
+        let f = &event["fields"];
+        assert_eq!(f["user"], "alice@example.com");
+        assert_eq!(f["tool"], *tool);
+        assert_eq!(f["outcome"], *outcome, "{event}");
+    }
+    let sf = &events[0]["fields"];
+    assert!(
+        sf["vended_role"]
+            .as_str()
+            .unwrap()
+            .starts_with("IMMUTA_OBO_"),
+        "{sf}"
+    );
+    assert_eq!(sf["rows"], 4);
+    assert_ne!(sf["statement_id"], "-");
+    assert_eq!(events[1]["fields"]["platform"], "databricks");
+    assert_eq!(
+        events[2]["fields"]["vended_role"], "-",
+        "a refused statement vends nothing"
+    );
+
+    // No secret anywhere in a TRACE-level log of the session.
+    let creds = sandbox.credentials();
+    for secret in [&creds.immuta_api_key, &creds.databricks_client_secret] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into the logs"
+        );
+    }
+    assert!(
+        !text.contains("PRIVATE KEY"),
+        "private key material leaked into the logs"
+    );
+}
