@@ -7,7 +7,7 @@
 
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
 use immuta_mcp::sandbox::{Endpoint, Sandbox, SandboxOptions};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
