@@ -105,14 +105,24 @@ pub enum QueryError {
         message: String,
         statement_id: Option<String>,
     },
-    /// The call was cancelled; the platform statement was cancelled too.
-    #[error("the query was cancelled")]
-    Cancelled { statement_id: Option<String> },
-    /// The statement did not finish within the configured time.
-    #[error("the query did not finish within {seconds} s and was cancelled")]
+    /// The call was cancelled. `cancel_confirmed` is true when the platform
+    /// acknowledged cancelling the statement, or when no statement had been
+    /// sent; false when the statement may still be running.
+    #[error("{}", cancelled_message(.platform, .statement_id, .cancel_confirmed))]
+    Cancelled {
+        platform: Platform,
+        statement_id: Option<String>,
+        cancel_confirmed: bool,
+    },
+    /// The statement did not finish within the configured time and the path
+    /// asked the platform to cancel it. `cancel_confirmed` is true when the
+    /// platform acknowledged the cancel (or stopped the statement itself).
+    #[error("{}", timeout_message(.platform, .seconds, .statement_id, .cancel_confirmed))]
     Timeout {
+        platform: Platform,
         seconds: u64,
         statement_id: Option<String>,
+        cancel_confirmed: bool,
     },
     /// An upstream service kept failing after bounded retries.
     #[error("{service} is unavailable: {message}")]
@@ -138,6 +148,77 @@ fn code_suffix(code: &Option<String>, sql_state: &Option<String>) -> String {
         (None, Some(s)) => format!(" (SQLSTATE {s})"),
         (None, None) => String::new(),
     }
+}
+
+fn statement_note(statement_id: &Option<String>) -> String {
+    statement_id
+        .as_ref()
+        .map(|id| format!(" (statement {id})"))
+        .unwrap_or_default()
+}
+
+/// What still stops a statement whose cancel request failed. Snowflake
+/// statements carry their timeout (the SQL API `timeout` field), so Snowflake
+/// ends them itself; Databricks has nothing of the kind.
+fn unconfirmed_cancel_note(platform: Platform, seconds: Option<u64>) -> String {
+    match (platform, seconds) {
+        (Platform::Snowflake, Some(s)) => {
+            format!("but Snowflake stops the statement at its {s} s statement timeout")
+        }
+        (Platform::Snowflake, None) => {
+            "so the statement may still be running until Snowflake's statement timeout stops it"
+                .into()
+        }
+        (Platform::Databricks, _) => "so the statement may still be running".into(),
+    }
+}
+
+fn cancelled_message(
+    platform: &Platform,
+    statement_id: &Option<String>,
+    cancel_confirmed: &bool,
+) -> String {
+    let name = platform.display_name();
+    match (statement_id, *cancel_confirmed) {
+        (Some(_), true) => format!(
+            "the {name} statement was cancelled{}",
+            statement_note(statement_id)
+        ),
+        (None, true) => format!("the {name} query was cancelled before any statement was sent"),
+        (Some(_), false) => format!(
+            "the call was cancelled, but {name} did not acknowledge the cancel request, {}{}",
+            unconfirmed_cancel_note(*platform, None),
+            statement_note(statement_id)
+        ),
+        (None, false) => format!(
+            "the {name} query was cancelled while its statement was being submitted; a cancel request is sent as soon as {name} names the statement"
+        ),
+    }
+}
+
+fn timeout_message(
+    platform: &Platform,
+    seconds: &u64,
+    statement_id: &Option<String>,
+    cancel_confirmed: &bool,
+) -> String {
+    let name = platform.display_name();
+    if *cancel_confirmed {
+        return format!(
+            "the {name} statement did not finish within {seconds} s and was cancelled{}",
+            statement_note(statement_id)
+        );
+    }
+    let failed = if statement_id.is_some() {
+        "the cancel request failed"
+    } else {
+        "it was still being submitted, so it could not be cancelled yet"
+    };
+    format!(
+        "the {name} statement did not finish within {seconds} s; {failed}, {}{}",
+        unconfirmed_cancel_note(*platform, Some(*seconds)),
+        statement_note(statement_id)
+    )
 }
 
 impl QueryError {
@@ -188,5 +269,73 @@ mod tests {
             "snowflake error 002003 (SQLSTATE 42S02): Object 'X' does not exist or not authorized."
         );
         assert_eq!(e.outcome(), "statement_failed");
+    }
+
+    #[test]
+    fn timeouts_and_cancellations_name_the_platform() {
+        let t = QueryError::Timeout {
+            platform: Platform::Snowflake,
+            seconds: 1,
+            statement_id: Some("01b2".into()),
+            cancel_confirmed: true,
+        };
+        assert_eq!(
+            t.to_string(),
+            "the Snowflake statement did not finish within 1 s and was cancelled (statement 01b2)"
+        );
+        let c = QueryError::Cancelled {
+            platform: Platform::Databricks,
+            statement_id: Some("s1".into()),
+            cancel_confirmed: true,
+        };
+        assert_eq!(
+            c.to_string(),
+            "the Databricks statement was cancelled (statement s1)"
+        );
+        let early = QueryError::Cancelled {
+            platform: Platform::Snowflake,
+            statement_id: None,
+            cancel_confirmed: true,
+        };
+        assert_eq!(
+            early.to_string(),
+            "the Snowflake query was cancelled before any statement was sent"
+        );
+    }
+
+    #[test]
+    fn an_unacknowledged_cancel_is_not_reported_as_done() {
+        let db = QueryError::Timeout {
+            platform: Platform::Databricks,
+            seconds: 30,
+            statement_id: Some("s1".into()),
+            cancel_confirmed: false,
+        };
+        assert_eq!(
+            db.to_string(),
+            "the Databricks statement did not finish within 30 s; the cancel request failed, so the statement may still be running (statement s1)"
+        );
+        let sf = QueryError::Timeout {
+            platform: Platform::Snowflake,
+            seconds: 30,
+            statement_id: Some("h".into()),
+            cancel_confirmed: false,
+        };
+        assert_eq!(
+            sf.to_string(),
+            "the Snowflake statement did not finish within 30 s; the cancel request failed, but Snowflake stops the statement at its 30 s statement timeout (statement h)"
+        );
+        let call = QueryError::Cancelled {
+            platform: Platform::Databricks,
+            statement_id: Some("s2".into()),
+            cancel_confirmed: false,
+        };
+        let text = call.to_string();
+        assert!(
+            text.contains("may still be running (statement s2)"),
+            "{text}"
+        );
+        assert!(!text.contains("statement was cancelled"), "{text}");
+        assert_eq!(call.outcome(), "cancelled");
     }
 }

@@ -35,6 +35,14 @@ impl Platform {
             Platform::Databricks => "databricks",
         }
     }
+
+    /// The product name for messages: `"Snowflake"` / `"Databricks"`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Platform::Snowflake => "Snowflake",
+            Platform::Databricks => "Databricks",
+        }
+    }
 }
 
 impl std::fmt::Display for Platform {

@@ -362,9 +362,15 @@ async fn cancelling_the_call_cancels_the_statement() {
     ctx.progress = Some(Arc::new(CancelOnFirst(ctx.cancel.clone())));
     let err = g.query(&ctx, &request(ORDERS)).await.unwrap_err();
     match err {
-        QueryError::Cancelled { statement_id } => {
+        QueryError::Cancelled {
+            platform,
+            statement_id,
+            cancel_confirmed,
+        } => {
+            assert_eq!(platform, Platform::Databricks);
             assert!(statement_id.is_some());
             assert_eq!(statement_id, ctx.facts().statement_id);
+            assert!(cancel_confirmed, "Databricks acknowledged the cancel");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -392,7 +398,12 @@ async fn statement_timeout_cancels_the_statement() {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("did not finish"));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the Databricks statement did not finish within")
+            && text.contains("and was cancelled"),
+        "{text}"
+    );
     assert_eq!(sandbox.state.counter(Counter::StatementsCancelled), 1);
 }
 

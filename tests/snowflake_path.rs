@@ -241,6 +241,70 @@ async fn expired_credentials_mint_a_fresh_vend_and_pat_and_remove_the_stale_one(
     env.assert_no_foreign_identity();
 }
 
+/// Expires every sandbox credential the first time progress is reported
+/// (the statement has been accepted and is running).
+struct ExpireOnFirstProgress(
+    Arc<immuta_mcp::sandbox::state::SandboxState>,
+    std::sync::Once,
+);
+
+impl ProgressSink for ExpireOnFirstProgress {
+    fn progress(&self, _step: u32, _message: &str) {
+        self.1.call_once(|| self.0.expire_credentials());
+    }
+}
+
+#[tokio::test]
+async fn pat_expiring_mid_statement_is_reported_not_resubmitted_and_the_next_call_remints() {
+    let env = env().await;
+    env.run("alice@example.com", "SELECT 1").await.unwrap();
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 3 });
+    let mut ctx = CallContext::new("alice@example.com", "query_snowflake");
+    ctx.progress = Some(Arc::new(ExpireOnFirstProgress(
+        env.sandbox.state.clone(),
+        std::sync::Once::new(),
+    )));
+    let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
+    let handle = ctx
+        .facts()
+        .statement_id
+        .expect("the statement was accepted");
+    match &err {
+        QueryError::Credential(message) => {
+            assert!(message.contains(&handle), "{message}");
+            assert!(message.contains("Snowflake rejected the PAT"), "{message}");
+            assert!(message.contains("not submitted again"), "{message}");
+        }
+        other => panic!("expected a credential error, got {other:?}"),
+    }
+    assert_eq!(
+        env.executed_count(ORDERS_SQL),
+        1,
+        "the accepted statement is not run a second time"
+    );
+    assert_eq!(
+        env.count(Counter::VendsCreated),
+        1,
+        "no re-vend in the call"
+    );
+    assert_eq!(env.count(Counter::PatsCreated), 1, "no re-mint in the call");
+    assert_eq!(
+        env.count(Counter::PatsRemoved),
+        1,
+        "the dead PAT is removed"
+    );
+
+    // The credential was discarded: the next call vends and mints afresh.
+    let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert!(rs.row_count > 0);
+    assert_eq!(env.count(Counter::VendsCreated), 2);
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    assert_eq!(env.executed_count(ORDERS_SQL), 2);
+    env.assert_no_foreign_identity();
+}
+
 #[tokio::test]
 async fn revoked_roles_mint_a_fresh_vend_and_pat() {
     let env = env().await;
@@ -308,6 +372,41 @@ async fn pat_limit_frees_superseded_tokens_or_is_reported_clearly() {
     assert!(msg.contains("limit of programmatic access tokens"), "{msg}");
     assert_eq!(env.count(Counter::PatsRemoved), 0);
     assert_eq!(env.sandbox.state.executed().len(), 1, "no SQL ran for bob");
+}
+
+#[tokio::test]
+async fn pat_limit_reclaims_a_token_that_died_upstream_but_never_a_live_one() {
+    let env = env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    // Alice's token dies upstream long before its local expiry.
+    env.sandbox.state.expire_credentials();
+    let rs = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    assert_eq!(
+        env.count(Counter::PatsRemoved),
+        1,
+        "the dead token was removed"
+    );
+
+    // Bob's token is live and cached: alice cannot take its slot.
+    let err = env.run("alice@example.com", ORDERS_SQL).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("limit of programmatic access tokens"),
+        "{err}"
+    );
+    assert_eq!(env.count(Counter::PatsRemoved), 1, "bob's token stays");
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(env.count(Counter::PatsCreated), 2, "bob reuses his PAT");
+    env.assert_no_foreign_identity();
 }
 
 #[tokio::test]
@@ -501,9 +600,15 @@ async fn cancelling_a_running_statement_cancels_it_in_snowflake() {
     }));
     let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
     match &err {
-        QueryError::Cancelled { statement_id } => {
+        QueryError::Cancelled {
+            platform,
+            statement_id,
+            cancel_confirmed,
+        } => {
+            assert_eq!(*platform, Platform::Snowflake);
             assert!(statement_id.is_some(), "the cancelled statement is named");
             assert_eq!(statement_id, &ctx.facts().statement_id);
+            assert!(*cancel_confirmed, "Snowflake acknowledged the cancel");
         }
         other => panic!("expected Cancelled, got {other:?}"),
     }
@@ -637,15 +742,23 @@ async fn statement_timeout_cancels_and_reports() {
     let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
     match &err {
         QueryError::Timeout {
+            platform,
             seconds,
             statement_id,
+            cancel_confirmed,
         } => {
+            assert_eq!(*platform, Platform::Snowflake);
             assert_eq!(*seconds, 1);
             assert!(statement_id.is_some());
+            assert!(*cancel_confirmed);
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
-    assert!(err.to_string().contains("1 s"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("Snowflake statement did not finish within 1 s and was cancelled"),
+        "{text}"
+    );
 }
 
 const TYPES_FIXTURE: &str = r#"

@@ -314,10 +314,22 @@ impl GovernedQuery for DatabricksGoverned {
         let mut retried = false;
         loop {
             if ctx.cancel.is_cancelled() {
-                return Err(QueryError::Cancelled { statement_id: None });
+                return Err(QueryError::Cancelled {
+                    platform: Platform::Databricks,
+                    statement_id: None,
+                    cancel_confirmed: true,
+                });
             }
             let credential = self.credential(ctx).await?;
             ctx.set_vended_role(&credential.group_name);
+            // A call cancelled while the shared vend/token was minted sends no SQL.
+            if ctx.cancel.is_cancelled() {
+                return Err(QueryError::Cancelled {
+                    platform: Platform::Databricks,
+                    statement_id: None,
+                    cancel_confirmed: true,
+                });
+            }
             match self
                 .statements
                 .run(&credential.access_token, ctx, &request)

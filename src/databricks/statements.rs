@@ -5,9 +5,11 @@
 //! cut is detectable, `byte_limit = max_bytes`), polls it with backoff while
 //! it is `PENDING`/`RUNNING` (reporting progress, honouring the caller's
 //! cancellation and the statement timeout, cancelling the statement on
-//! either), then follows `next_chunk_index` through the result chunks in
-//! order until the rows end or the row/byte limit is reached, decoding each
-//! chunk with [`RowDecoder`].
+//! either and saying whether Databricks acknowledged the cancel: no
+//! server-side timeout is sent, so an unacknowledged cancel leaves the
+//! statement running), then follows `next_chunk_index` through the result
+//! chunks in order until the rows end or the row/byte limit is reached,
+//! decoding each chunk with [`RowDecoder`].
 //!
 //! Every HTTP request goes through [`RetryPolicy`] (429 and 5xx with
 //! `Retry-After`, connection resets). A submit that is retried after a
@@ -193,18 +195,24 @@ impl StatementsClient {
             StatementState::Pending | StatementState::Running | StatementState::Unknown
         ) {
             if ctx.cancel.is_cancelled() {
-                self.cancel(token, ctx, &id).await;
+                let cancel_confirmed = self.cancel(token, ctx, &id).await;
                 return Err(QueryError::Cancelled {
+                    platform: Platform::Databricks,
                     statement_id: Some(id),
+                    cancel_confirmed,
                 }
                 .into());
             }
             let elapsed = started.elapsed();
             if elapsed >= self.settings.statement_timeout {
-                self.cancel(token, ctx, &id).await;
+                // Nothing else stops a Databricks statement (no server-side
+                // timeout is sent): the answer says whether the cancel held.
+                let cancel_confirmed = self.cancel(token, ctx, &id).await;
                 return Err(QueryError::Timeout {
+                    platform: Platform::Databricks,
                     seconds: self.settings.statement_timeout.as_secs(),
                     statement_id: Some(id),
+                    cancel_confirmed,
                 }
                 .into());
             }
@@ -232,7 +240,9 @@ impl StatementsClient {
         match statement.status.state {
             StatementState::Succeeded => self.collect(token, ctx, request, statement).await,
             StatementState::Canceled if ctx.cancel.is_cancelled() => Err(QueryError::Cancelled {
+                platform: Platform::Databricks,
                 statement_id: Some(id),
+                cancel_confirmed: true,
             }
             .into()),
             state => {
@@ -348,8 +358,11 @@ impl StatementsClient {
                     .into());
                 }
                 if ctx.cancel.is_cancelled() {
+                    // The statement has finished: only the chunk fetch stops.
                     return Err(QueryError::Cancelled {
+                        platform: Platform::Databricks,
                         statement_id: Some(id),
+                        cancel_confirmed: true,
                     }
                     .into());
                 }
@@ -404,8 +417,9 @@ impl StatementsClient {
         parse(&resp, Some(id)).map_err(|f| after_submit(f, id))
     }
 
-    /// Ask Databricks to cancel `id`; failures are logged (the caller already gave up).
-    async fn cancel(&self, token: &Secret, ctx: &CallContext, id: &str) {
+    /// Ask Databricks to cancel `id`; true when Databricks acknowledged the
+    /// request, false (logged) when it could not be sent or was refused.
+    async fn cancel(&self, token: &Secret, ctx: &CallContext, id: &str) -> bool {
         let url = format!("{}/{}/cancel", self.base, encode(id));
         let outcome = self
             .retry
@@ -416,17 +430,20 @@ impl StatementsClient {
             .await;
         match outcome {
             Ok(resp) if resp.is_success() => {
-                tracing::debug!(statement_id = id, "Databricks statement cancelled")
+                tracing::debug!(statement_id = id, "Databricks statement cancelled");
+                true
             }
             Ok(resp) => {
                 tracing::warn!(
                     statement_id = id,
                     status = resp.status,
-                    "Databricks refused to cancel the statement"
-                )
+                    "Databricks refused to cancel the statement; it may still be running"
+                );
+                false
             }
             Err(e) => {
-                tracing::warn!(statement_id = id, error = %e, "could not cancel the Databricks statement")
+                tracing::warn!(statement_id = id, error = %e, "could not cancel the Databricks statement; it may still be running");
+                false
             }
         }
     }

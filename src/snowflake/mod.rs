@@ -7,8 +7,12 @@
 //! - [`decode`]: `jsonv2` values into the shared [`ResultSet`].
 //!
 //! [`SnowflakeGoverned`] ties them together behind [`GovernedQuery`]. User
-//! SQL never runs under the agent's own identity: if the PAT is rejected the
-//! path re-vends and re-mints once, and otherwise fails closed.
+//! SQL never runs under the agent's own identity. If the PAT is rejected when
+//! the statement is submitted (nothing ran), the path re-vends, re-mints and
+//! submits once more; if it is rejected after Snowflake accepted the
+//! statement (while polling or fetching partitions), the statement may have
+//! run, so the PAT is discarded and the call fails with a credential error
+//! naming the statement instead of running it twice.
 
 pub mod decode;
 pub mod keypair;
@@ -22,7 +26,7 @@ use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
 use keypair::{AgentKey, KeyError, KeyPairJwt};
 use pat::{PatManager, PatSettings};
-use sql_api::{Auth, FetchLimits, SqlApiClient, StatementRequest};
+use sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
 use std::time::Duration;
 
 /// Why the Snowflake path cannot be set up or checked.
@@ -173,7 +177,11 @@ impl GovernedQuery for SnowflakeGoverned {
         request: &QueryRequest,
     ) -> Result<ResultSet, QueryError> {
         if ctx.cancel.is_cancelled() {
-            return Err(QueryError::Cancelled { statement_id: None });
+            return Err(QueryError::Cancelled {
+                platform: Platform::Snowflake,
+                statement_id: None,
+                cancel_confirmed: true,
+            });
         }
         let limits = FetchLimits {
             max_rows: request.max_rows,
@@ -183,6 +191,15 @@ impl GovernedQuery for SnowflakeGoverned {
         loop {
             let session = self.pats.session(ctx).await?;
             ctx.set_vended_role(&session.role);
+            // The mint is shared and runs to completion even when this call is
+            // cancelled; a call cancelled meanwhile must not send its SQL.
+            if ctx.cancel.is_cancelled() {
+                return Err(QueryError::Cancelled {
+                    platform: Platform::Snowflake,
+                    statement_id: None,
+                    cancel_confirmed: true,
+                });
+            }
             let statement = StatementRequest {
                 statement: request.sql.clone(),
                 timeout_secs: self.statement_timeout_secs,
@@ -208,6 +225,17 @@ impl GovernedQuery for SnowflakeGoverned {
                 .await
             {
                 Ok(result) => return Ok(result),
+                Err(SqlApiError::RejectedAfterAcceptance {
+                    statement_handle,
+                    rejection,
+                }) => {
+                    tracing::info!(user = %ctx.user, role = %session.role, statement = %statement_handle, error = %rejection, "PAT rejected after Snowflake accepted the statement; not submitting it again");
+                    self.pats.reject(ctx, &session).await;
+                    return Err(QueryError::Credential(format!(
+                        "Snowflake rejected the PAT for the vended role {} while statement {statement_handle} was running ({rejection}); the statement was not submitted again because it may already have run. The PAT was discarded, so calling again uses a freshly vended role",
+                        session.role
+                    )));
+                }
                 Err(e) if e.is_credential_rejected() && !reminted => {
                     tracing::info!(user = %ctx.user, role = %session.role, error = %e, "PAT rejected; vending and minting once more");
                     self.pats.reject(ctx, &session).await;

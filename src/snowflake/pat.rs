@@ -15,7 +15,12 @@
 //! its replacement exists; a token the platform rejected is removed when it is
 //! invalidated; and if the limit is hit anyway, the tokens this process
 //! created that have expired (or are inside the reuse margin, so no cached
-//! session would use them again) are removed and the creation is retried once.
+//! session would use them again) are removed, then `SHOW USER PROGRAMMATIC
+//! ACCESS TOKENS` lists the agent user's tokens and those named by
+//! [`token_name`]'s scheme that Snowflake no longer accepts (status other
+//! than `ACTIVE`, e.g. expired upstream, or past their expiry) are removed
+//! too, and the creation is retried once. A live `ACTIVE` token a cached
+//! session may still use is never removed.
 //! The PAT secret lives only in a [`Secret`]; logs name tokens, never secrets.
 
 use super::keypair::KeyPairJwt;
@@ -144,7 +149,7 @@ impl PatManager {
             .invalidate_if(&ctx.user, |cached| cached.token_name == session.token_name)
             .await;
         if let Some(stale) = dropped {
-            tracing::info!(user = %ctx.user, token = %stale.token_name, "Snowflake rejected the PAT; minting a new one");
+            tracing::info!(user = %ctx.user, token = %stale.token_name, "Snowflake rejected the PAT; removing it");
             self.remove_token(ctx, &stale.account, &stale.base_url, &stale.token_name)
                 .await;
         }
@@ -208,6 +213,7 @@ impl PatManager {
                         .await;
                 }
                 self.remove_expired_created(ctx).await;
+                self.remove_dead_listed(ctx, &account, &base_url).await;
                 self.run_jwt(ctx, &account, &base_url, &statement).await
             }
             other => other,
@@ -263,11 +269,15 @@ impl PatManager {
             max_rows: 10_000,
             max_bytes: 16 * 1024 * 1024,
         };
+        // A token statement is not the call's statement: keep the id the
+        // call reports (its audit event names the user's statement only).
+        let call_statement = ctx.facts().statement_id;
         let result = self
             .api
             .execute(ctx, base_url, &Auth::KeyPairJwt(jwt), &request, limits)
             .await;
-        if matches!(result, Err(SqlApiError::Unauthorized { .. })) {
+        ctx.facts.lock().expect("facts lock").statement_id = call_statement;
+        if result.as_ref().is_err_and(SqlApiError::is_unauthorized) {
             // A rejected JWT is not reused (e.g. after a clock jump).
             self.jwt.forget();
         }
@@ -293,7 +303,7 @@ impl PatManager {
 
     fn credential_error(&self, account: &str, what: &str, e: SqlApiError) -> QueryError {
         match e {
-            SqlApiError::Unauthorized { .. } => QueryError::Credential(format!(
+            ref err if err.is_unauthorized() => QueryError::Credential(format!(
                 "Snowflake rejected the agent's key-pair JWT for {} while trying to {what} ({e}); check snowflake.user, snowflake.account and that the public key with fingerprint {} is set on the agent user",
                 self.jwt.subject(account),
                 self.jwt.fingerprint()
@@ -354,6 +364,77 @@ impl PatManager {
                 .await;
         }
     }
+
+    /// List the agent user's tokens on `account` and remove the ones of our
+    /// naming scheme that Snowflake no longer accepts (e.g. expired upstream
+    /// before their local expiry). Tokens this process still holds for a
+    /// session are kept unless Snowflake reports them as not `ACTIVE`.
+    async fn remove_dead_listed(&self, ctx: &CallContext, account: &str, base_url: &str) {
+        let listed = match self.show_tokens(ctx, account, base_url).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the agent user's PATs to find dead ones");
+                return;
+            }
+        };
+        let reuse_horizon = SystemTime::now() + self.settings.margin;
+        let held: Vec<String> = self
+            .created
+            .lock()
+            .expect("created lock")
+            .iter()
+            .filter(|t| t.expires_at > reuse_horizon)
+            .map(|t| t.name.clone())
+            .collect();
+        let dead = dead_tokens(&listed, SystemTime::now(), |name| {
+            held.iter().any(|h| h.eq_ignore_ascii_case(name))
+        });
+        for name in dead {
+            tracing::info!(token = %name, "removing a Snowflake PAT that is no longer active");
+            self.remove_token(ctx, account, base_url, &name).await;
+        }
+    }
+}
+
+/// From a `SHOW USER PROGRAMMATIC ACCESS TOKENS` result: the names made by
+/// [`token_name`] whose status is not `ACTIVE`, or whose `expires_at` has
+/// passed (unless `held`: a token this process may still use).
+fn dead_tokens(
+    listed: &crate::result::ResultSet,
+    now: SystemTime,
+    held: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let column = |name: &str| {
+        listed
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+    };
+    let Some(name_at) = column("name") else {
+        return Vec::new();
+    };
+    let (status_at, expires_at) = (column("status"), column("expires_at"));
+    let text = |row: &[serde_json::Value], at: Option<usize>| {
+        at.and_then(|i| row.get(i))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    listed
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let name = text(row, Some(name_at))?;
+            if !name.to_ascii_uppercase().starts_with(TOKEN_NAME_PREFIX) {
+                return None;
+            }
+            let inactive = text(row, status_at)
+                .is_some_and(|status| !status.trim().eq_ignore_ascii_case("ACTIVE"));
+            let past_expiry = text(row, expires_at)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+                .is_some_and(|t| SystemTime::from(t) <= now);
+            (inactive || (past_expiry && !held(&name))).then_some(name)
+        })
+        .collect()
 }
 
 /// `ctx` without its cancellation (same user, tool, facts and progress).
@@ -376,12 +457,15 @@ pub fn is_token_limit(e: &SqlApiError) -> bool {
     }
 }
 
+/// How every token name [`token_name`] makes starts.
+pub const TOKEN_NAME_PREFIX: &str = "IMMUTA_MCP_";
+
 /// A fresh, valid unquoted identifier: `IMMUTA_MCP_<user hash>_<random>`.
 pub fn token_name(user: &str) -> String {
     let digest = Sha256::digest(user.as_bytes());
     let suffix: u32 = rand::random();
     format!(
-        "IMMUTA_MCP_{}_{suffix:08X}",
+        "{TOKEN_NAME_PREFIX}{}_{suffix:08X}",
         hex::encode_upper(&digest[..4])
     )
 }
@@ -483,7 +567,7 @@ mod tests {
                 n.chars()
                     .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
             );
-            assert!(n.starts_with("IMMUTA_MCP_"));
+            assert!(n.starts_with(TOKEN_NAME_PREFIX));
             assert!(n.len() < 255);
         }
     }
@@ -508,6 +592,42 @@ mod tests {
         let empty = ResultSet::new(Platform::Snowflake, "h", vec![col("token_name")]);
         let err = token_from_result(&empty).unwrap_err().to_string();
         assert!(err.contains("token_secret"), "{err}");
+    }
+
+    #[test]
+    fn dead_tokens_are_ours_and_inactive_or_past_expiry() {
+        let col = |n: &str| Column {
+            name: n.into(),
+            column_type: ColumnType::String,
+            native_type: "VARCHAR".into(),
+            nullable: true,
+        };
+        let mut listed = ResultSet::new(
+            Platform::Snowflake,
+            "h",
+            vec![col("name"), col("expires_at"), col("status")],
+        );
+        let future = "2999-01-01T00:00:00.000Z";
+        let past = "2000-01-01T00:00:00.000Z";
+        listed.extend_limited(
+            vec![
+                vec![json!("IMMUTA_MCP_AB_01"), json!(future), json!("EXPIRED")],
+                vec![json!("IMMUTA_MCP_AB_02"), json!(future), json!("ACTIVE")],
+                vec![json!("IMMUTA_MCP_AB_03"), json!(past), json!("ACTIVE")],
+                vec![json!("IMMUTA_MCP_AB_04"), json!(past), json!("ACTIVE")],
+                vec![json!("IMMUTA_MCP_AB_05"), json!(future), json!("DISABLED")],
+                vec![json!("ADMIN_TOKEN"), json!(past), json!("EXPIRED")],
+            ],
+            100,
+        );
+        let held = |name: &str| name == "IMMUTA_MCP_AB_04" || name == "IMMUTA_MCP_AB_05";
+        assert_eq!(
+            dead_tokens(&listed, SystemTime::now(), held),
+            vec!["IMMUTA_MCP_AB_01", "IMMUTA_MCP_AB_03", "IMMUTA_MCP_AB_05"],
+            "live ACTIVE tokens, held ones inside their expiry and other tools' tokens stay"
+        );
+        let nameless = ResultSet::new(Platform::Snowflake, "h", vec![col("status")]);
+        assert!(dead_tokens(&nameless, SystemTime::now(), |_| false).is_empty());
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //! Authentication is either the agent's key-pair JWT (only for PAT
 //! management) or the user's PAT; the caller chooses with [`Auth`]. Errors are
 //! typed ([`SqlApiError`]) so the PAT layer can tell a rejected credential
-//! from a failed statement; none of them carries a secret.
+//! from a failed statement, and a credential refused at submit (nothing ran)
+//! from one refused after Snowflake accepted the statement
+//! ([`SqlApiError::RejectedAfterAcceptance`]: it may have run, so it is not
+//! submitted again); none of them carries a secret. Cancelled and timed-out
+//! statements say whether Snowflake acknowledged the cancel request.
 
 use super::decode::{Decoder, RowTypeField, wire_row_bytes};
 use crate::query::{CallContext, QueryError};
@@ -156,12 +160,30 @@ pub enum SqlApiError {
     /// Retries ran out (rate limiting, server errors, broken connections).
     #[error("{message}")]
     Unavailable { message: String },
+    /// The call was cancelled (or Snowflake cancelled the statement).
+    /// `cancel_confirmed`: Snowflake acknowledged the cancel, or no statement
+    /// was running.
     #[error("the statement was cancelled")]
-    Cancelled { statement_handle: Option<String> },
+    Cancelled {
+        statement_handle: Option<String>,
+        cancel_confirmed: bool,
+    },
+    /// The statement timeout passed. `cancel_confirmed`: Snowflake stopped the
+    /// statement itself or acknowledged the client's cancel request.
     #[error("the statement did not finish within {seconds} s")]
     Timeout {
         seconds: u64,
         statement_handle: Option<String>,
+        cancel_confirmed: bool,
+    },
+    /// The credential was refused while polling or fetching the result of a
+    /// statement Snowflake had already accepted: the statement may have run,
+    /// so it must not be submitted again.
+    #[error("{rejection} (statement {statement_handle} had already been accepted)")]
+    RejectedAfterAcceptance {
+        statement_handle: String,
+        #[source]
+        rejection: Box<SqlApiError>,
     },
     /// The agent's key-pair JWT could not be signed (nothing was sent).
     #[error("cannot sign the agent's key-pair JWT: {0}")]
@@ -180,9 +202,10 @@ fn code_note(code: &Option<String>) -> String {
 impl SqlApiError {
     /// True when the PAT (or JWT) is no longer accepted, or the role it is
     /// restricted to was revoked: the caller should mint a new credential.
+    /// See [`SqlApiError::accepted_statement`] before submitting again.
     pub fn is_credential_rejected(&self) -> bool {
         match self {
-            SqlApiError::Unauthorized { .. } => true,
+            SqlApiError::Unauthorized { .. } | SqlApiError::RejectedAfterAcceptance { .. } => true,
             SqlApiError::Statement { code, message, .. } => {
                 code.as_deref()
                     .is_some_and(|c| CREDENTIAL_CODES.contains(&c))
@@ -198,16 +221,42 @@ impl SqlApiError {
         }
     }
 
+    /// True when the bearer token itself was refused (HTTP 401), also after
+    /// the statement was accepted.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            SqlApiError::Unauthorized { .. } => true,
+            SqlApiError::RejectedAfterAcceptance { rejection, .. } => rejection.is_unauthorized(),
+            _ => false,
+        }
+    }
+
+    /// The handle of a statement Snowflake accepted before the credential was
+    /// refused: that statement may have run and must not be resubmitted.
+    pub fn accepted_statement(&self) -> Option<&str> {
+        match self {
+            SqlApiError::RejectedAfterAcceptance {
+                statement_handle, ..
+            } => Some(statement_handle),
+            _ => None,
+        }
+    }
+
     /// The statement handle, when Snowflake assigned one.
     pub fn statement_handle(&self) -> Option<&str> {
         match self {
             SqlApiError::Statement {
                 statement_handle, ..
             }
-            | SqlApiError::Cancelled { statement_handle }
+            | SqlApiError::Cancelled {
+                statement_handle, ..
+            }
             | SqlApiError::Timeout {
                 statement_handle, ..
             } => statement_handle.as_deref(),
+            SqlApiError::RejectedAfterAcceptance {
+                statement_handle, ..
+            } => Some(statement_handle),
             _ => None,
         }
     }
@@ -218,6 +267,7 @@ impl From<SqlApiError> for QueryError {
         match e {
             SqlApiError::Unauthorized { .. }
             | SqlApiError::Forbidden { .. }
+            | SqlApiError::RejectedAfterAcceptance { .. }
             | SqlApiError::Signing(_) => QueryError::Credential(e.to_string()),
             SqlApiError::Statement {
                 code,
@@ -239,15 +289,23 @@ impl From<SqlApiError> for QueryError {
                 service: "Snowflake",
                 message,
             },
-            SqlApiError::Cancelled { statement_handle } => QueryError::Cancelled {
+            SqlApiError::Cancelled {
+                statement_handle,
+                cancel_confirmed,
+            } => QueryError::Cancelled {
+                platform: Platform::Snowflake,
                 statement_id: statement_handle,
+                cancel_confirmed,
             },
             SqlApiError::Timeout {
                 seconds,
                 statement_handle,
+                cancel_confirmed,
             } => QueryError::Timeout {
+                platform: Platform::Snowflake,
                 seconds,
                 statement_id: statement_handle,
+                cancel_confirmed,
             },
             SqlApiError::Protocol { message } => QueryError::Protocol {
                 service: "Snowflake",
@@ -374,10 +432,13 @@ impl SqlApiClient {
             .await
             .map_err(|e| match e {
                 SqlApiError::Timeout {
-                    statement_handle, ..
+                    statement_handle,
+                    cancel_confirmed,
+                    ..
                 } => SqlApiError::Timeout {
                     seconds: timeout_secs,
                     statement_handle,
+                    cancel_confirmed,
                 },
                 other => other,
             })
@@ -406,10 +467,14 @@ impl SqlApiClient {
             joined = &mut submit => Submitted::Answer(joined.map_err(|e| SqlApiError::Protocol {
                 message: format!("submit task failed: {e}"),
             })?),
-            _ = ctx.cancel.cancelled() => Submitted::Interrupted(SqlApiError::Cancelled { statement_handle: None }),
+            _ = ctx.cancel.cancelled() => Submitted::Interrupted(SqlApiError::Cancelled {
+                statement_handle: None,
+                cancel_confirmed: false,
+            }),
             _ = tokio::time::sleep_until(deadline) => Submitted::Interrupted(SqlApiError::Timeout {
                 seconds: timeout_secs,
                 statement_handle: None,
+                cancel_confirmed: false,
             }),
         };
         let submitted = match interrupted {
@@ -448,12 +513,12 @@ impl SqlApiClient {
                     tokio::select! {
                         _ = tokio::time::sleep(interval) => {}
                         _ = ctx.cancel.cancelled() => {
-                            self.cancel(ctx, &base, auth, &handle).await;
-                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                            let cancel_confirmed = self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle), cancel_confirmed });
                         }
                         _ = tokio::time::sleep_until(deadline) => {
-                            self.cancel(ctx, &base, auth, &handle).await;
-                            return Err(SqlApiError::Timeout { seconds: timeout_secs, statement_handle: Some(handle) });
+                            let cancel_confirmed = self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Timeout { seconds: timeout_secs, statement_handle: Some(handle), cancel_confirmed });
                         }
                     }
                     interval = interval.mul_f64(1.5).min(self.poll_max);
@@ -461,11 +526,11 @@ impl SqlApiClient {
                     let polled = tokio::select! {
                         r = self.send_get(ctx, &url, auth) => r,
                         _ = ctx.cancel.cancelled() => {
-                            self.cancel(ctx, &base, auth, &handle).await;
-                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                            let cancel_confirmed = self.cancel(ctx, &base, auth, &handle).await;
+                            return Err(SqlApiError::Cancelled { statement_handle: Some(handle), cancel_confirmed });
                         }
                     };
-                    outcome = interpret(polled?).map_err(|e| with_handle(e, &handle))?;
+                    outcome = interpret(polled?).map_err(|e| after_acceptance(e, &handle))?;
                 }
             }
         };
@@ -516,8 +581,9 @@ impl SqlApiClient {
             .map_err(unavailable)
     }
 
-    /// Ask Snowflake to cancel a running statement (best effort, logged).
-    pub async fn cancel(&self, ctx: &CallContext, base: &str, auth: &Auth, handle: &str) {
+    /// Ask Snowflake to cancel a running statement (best effort, logged);
+    /// true when Snowflake acknowledged the request.
+    pub async fn cancel(&self, ctx: &CallContext, base: &str, auth: &Auth, handle: &str) -> bool {
         let url = format!("{}/cancel", handle_url(base, handle, None));
         let result = self
             .retry
@@ -529,6 +595,7 @@ impl SqlApiClient {
         match result {
             Ok(resp) if resp.is_success() => {
                 tracing::info!(statement = handle, "cancelled Snowflake statement");
+                true
             }
             Ok(resp) => {
                 tracing::warn!(
@@ -536,9 +603,11 @@ impl SqlApiClient {
                     status = resp.status,
                     "Snowflake did not accept the cancel request"
                 );
+                false
             }
             Err(e) => {
                 tracing::warn!(statement = handle, error = %e, "could not send the cancel request to Snowflake");
+                false
             }
         }
     }
@@ -614,10 +683,11 @@ impl SqlApiClient {
             let resp = tokio::select! {
                 r = self.send_get(ctx, &url, auth) => r?,
                 _ = ctx.cancel.cancelled() => {
-                    return Err(SqlApiError::Cancelled { statement_handle: Some(handle) });
+                    // The statement has finished: only the fetch is abandoned.
+                    return Err(SqlApiError::Cancelled { statement_handle: Some(handle), cancel_confirmed: true });
                 }
             };
-            let answer = match interpret(resp).map_err(|e| with_handle(e, &handle))? {
+            let answer = match interpret(resp).map_err(|e| after_acceptance(e, &handle))? {
                 Outcome::Done(a) => a,
                 Outcome::Running(_) => {
                     return Err(SqlApiError::Protocol {
@@ -693,7 +763,16 @@ fn handle_url(base: &str, handle: &str, partition: Option<usize>) -> String {
     }
 }
 
-fn with_handle(e: SqlApiError, handle: &str) -> SqlApiError {
+/// An error from polling or fetching statement `handle` (which Snowflake
+/// accepted): name the statement, and mark a refused credential so the
+/// statement is not submitted again.
+fn after_acceptance(e: SqlApiError, handle: &str) -> SqlApiError {
+    if e.is_credential_rejected() && e.accepted_statement().is_none() {
+        return SqlApiError::RejectedAfterAcceptance {
+            statement_handle: handle.to_string(),
+            rejection: Box::new(e),
+        };
+    }
     match e {
         SqlApiError::Statement {
             code,
@@ -762,9 +841,11 @@ fn interpret(resp: UpstreamResponse) -> Result<Outcome, SqlApiError> {
                 message: message_of(&resp, &answer),
             })
         }
+        // Snowflake stopped the statement itself at its timeout.
         408 => Err(SqlApiError::Timeout {
             seconds: 0,
             statement_handle: parse_answer(&resp).statement_handle,
+            cancel_confirmed: true,
         }),
         400 | 422 => {
             let answer = parse_answer(&resp);
@@ -772,10 +853,12 @@ fn interpret(resp: UpstreamResponse) -> Result<Outcome, SqlApiError> {
             match answer.code.as_deref() {
                 Some(CODE_CANCELLED) => Err(SqlApiError::Cancelled {
                     statement_handle: answer.statement_handle,
+                    cancel_confirmed: true,
                 }),
                 Some(CODE_TIMEOUT) => Err(SqlApiError::Timeout {
                     seconds: 0,
                     statement_handle: answer.statement_handle,
+                    cancel_confirmed: true,
                 }),
                 _ => Err(SqlApiError::Statement {
                     code: answer.code,
@@ -836,7 +919,7 @@ mod tests {
             json!({"code": "000604", "message": "SQL execution canceled", "statementHandle": "h"}),
         );
         assert!(
-            matches!(c, SqlApiError::Cancelled { ref statement_handle } if statement_handle.as_deref() == Some("h"))
+            matches!(c, SqlApiError::Cancelled { ref statement_handle, cancel_confirmed: true } if statement_handle.as_deref() == Some("h"))
         );
         let t = error_of(422, json!({"code": "000630", "message": "timeout"}));
         assert!(matches!(t, SqlApiError::Timeout { .. }));
@@ -858,6 +941,36 @@ mod tests {
             QueryError::from(error_of(403, json!({"message": "no"}))),
             QueryError::Credential(_)
         ));
+    }
+
+    #[test]
+    fn a_credential_refused_after_acceptance_marks_the_statement() {
+        let refused = || error_of(401, json!({"code": "390318", "message": "Token expired"}));
+        assert_eq!(
+            refused().accepted_statement(),
+            None,
+            "at submit: nothing ran"
+        );
+        let e = after_acceptance(refused(), "h9");
+        assert!(e.is_credential_rejected());
+        assert!(e.is_unauthorized());
+        assert_eq!(e.accepted_statement(), Some("h9"));
+        assert_eq!(e.statement_handle(), Some("h9"));
+        match QueryError::from(e) {
+            QueryError::Credential(m) => {
+                assert!(m.contains("390318") && m.contains("statement h9"), "{m}")
+            }
+            other => panic!("expected a credential error, got {other:?}"),
+        }
+        let failed = after_acceptance(
+            error_of(
+                422,
+                json!({"code": "002003", "message": "Object 'X' does not exist or not authorized."}),
+            ),
+            "h9",
+        );
+        assert_eq!(failed.accepted_statement(), None);
+        assert_eq!(failed.statement_handle(), Some("h9"));
     }
 
     #[test]
