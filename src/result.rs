@@ -136,19 +136,17 @@ impl ResultSet {
     }
 
     /// A compact, aligned text table for the model, cut to `max_chars`.
+    ///
+    /// Column widths are measured over every row, but only the rows that fit
+    /// are formatted, so no second copy of the whole result is held.
     pub fn render_text(&self, max_chars: usize) -> String {
         let mut out = String::new();
         let headers: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-        let cells: Vec<Vec<String>> = self
-            .rows
-            .iter()
-            .map(|row| row.iter().map(cell_text).collect())
-            .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for row in &cells {
-            for (i, cell) in row.iter().enumerate() {
+        for row in &self.rows {
+            for (i, value) in row.iter().enumerate() {
                 if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count()).min(MAX_CELL);
+                    *w = (*w).max(cell_text(value).chars().count()).min(MAX_CELL);
                 }
             }
         }
@@ -156,11 +154,12 @@ impl ResultSet {
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
         push_row(&mut out, &rule, &widths);
         let mut shown = 0usize;
-        for row in &cells {
+        for row in &self.rows {
             if out.len() > max_chars {
                 break;
             }
-            push_row(&mut out, row, &widths);
+            let cells: Vec<String> = row.iter().map(cell_text).collect();
+            push_row(&mut out, &cells, &widths);
             shown += 1;
         }
         let _ = write!(
@@ -176,14 +175,66 @@ impl ResultSet {
             self.platform,
             self.statement_id
         );
-        if shown < cells.len() {
+        if shown < self.rows.len() {
             let _ = write!(
                 out,
                 "\n(text shows the first {shown} rows; all {} are in structuredContent)",
-                cells.len()
+                self.rows.len()
             );
         }
         out
+    }
+
+    /// The JSON form of this result (exactly what `serde_json::to_value`
+    /// gives), built by moving the rows instead of cloning them, so a large
+    /// result is held once rather than twice while it is turned into
+    /// `structuredContent`.
+    pub fn into_json(self) -> Value {
+        let Self {
+            platform,
+            statement_id,
+            columns,
+            rows,
+            row_count,
+            truncated,
+            total_row_count,
+        } = self;
+        let mut map = serde_json::Map::new();
+        map.insert(
+            "platform".into(),
+            Value::String(platform.as_str().to_string()),
+        );
+        map.insert("statement_id".into(), Value::String(statement_id));
+        map.insert(
+            "columns".into(),
+            Value::Array(columns.into_iter().map(Column::into_json).collect()),
+        );
+        map.insert(
+            "rows".into(),
+            Value::Array(rows.into_iter().map(Value::Array).collect()),
+        );
+        map.insert("row_count".into(), Value::from(row_count));
+        map.insert("truncated".into(), Value::Bool(truncated));
+        if let Some(total) = total_row_count {
+            map.insert("total_row_count".into(), Value::from(total));
+        }
+        Value::Object(map)
+    }
+}
+
+impl Column {
+    /// The JSON form of this column (what `serde_json::to_value` gives).
+    fn into_json(self) -> Value {
+        let mut map = serde_json::Map::new();
+        map.insert("name".into(), Value::String(self.name));
+        // A unit enum with rename_all always serializes to a string.
+        map.insert(
+            "type".into(),
+            serde_json::to_value(self.column_type).unwrap_or(Value::Null),
+        );
+        map.insert("native_type".into(), Value::String(self.native_type));
+        map.insert("nullable".into(), Value::Bool(self.nullable));
+        Value::Object(map)
     }
 }
 
@@ -269,6 +320,64 @@ mod tests {
         assert!(rs.truncated);
         assert_eq!(rs.row_count, 3);
         assert!(rs.render_text(1000).contains("truncated"));
+    }
+
+    #[test]
+    fn into_json_matches_serde_without_total_row_count() {
+        let rs = sample();
+        assert_eq!(rs.total_row_count, None);
+        let moved = rs.clone().into_json();
+        assert_eq!(moved, serde_json::to_value(&rs).unwrap());
+        assert!(moved.get("total_row_count").is_none());
+        assert_eq!(moved["rows"], json!([[1, "***"], [2, null]]));
+    }
+
+    #[test]
+    fn into_json_matches_serde_with_total_row_count() {
+        let mut rs = ResultSet::new(
+            Platform::Databricks,
+            "stmt-9",
+            vec![Column {
+                name: "amount".into(),
+                column_type: ColumnType::Decimal,
+                native_type: "DECIMAL(10,2)".into(),
+                nullable: true,
+            }],
+        );
+        rs.extend_limited((0..4).map(|i| vec![json!(format!("{i}.50"))]), 3);
+        rs.total_row_count = Some(4);
+        let moved = rs.clone().into_json();
+        assert_eq!(moved, serde_json::to_value(&rs).unwrap());
+        assert_eq!(moved["total_row_count"], 4);
+        assert_eq!(moved["truncated"], true);
+        assert_eq!(moved["columns"][0]["type"], "decimal");
+    }
+
+    #[test]
+    fn text_table_widths_cover_rows_not_shown() {
+        let mut rs = ResultSet::new(
+            Platform::Snowflake,
+            "q",
+            vec![Column {
+                name: "V".into(),
+                column_type: ColumnType::String,
+                native_type: "TEXT".into(),
+                nullable: true,
+            }],
+        );
+        rs.extend_limited(
+            vec![vec![json!("a")], vec![json!("b")], vec![json!("longer")]],
+            10,
+        );
+        // Room for header, rule and one row only.
+        let text = rs.render_text(10);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "------");
+        assert_eq!(lines[2], "a");
+        assert!(
+            text.ends_with("(text shows the first 1 rows; all 3 are in structuredContent)"),
+            "{text}"
+        );
     }
 
     #[test]

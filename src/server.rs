@@ -210,7 +210,7 @@ impl GovernedServer {
         let (result, platform, rows, kind, error) = match outcome {
             Ok(Dispatched::Rows(platform, rs)) => {
                 let rows = rs.row_count;
-                (self.render(&rs), platform.as_str(), Some(rows), "ok", None)
+                (self.render(rs), platform.as_str(), Some(rows), "ok", None)
             }
             Ok(Dispatched::WhoAmI(who)) => {
                 let text = format!(
@@ -273,10 +273,13 @@ impl GovernedServer {
         Ok(result)
     }
 
-    fn render(&self, rs: &ResultSet) -> CallToolResult {
+    /// Text table first, then `structuredContent` built by moving the rows,
+    /// so the rows are never held twice. (`CallToolResult::structured` would
+    /// also serialize the whole value into a throw-away text block.)
+    fn render(&self, rs: ResultSet) -> CallToolResult {
         let text = rs.render_text(self.inner.limits.max_text_chars);
-        let mut result = CallToolResult::structured(serde_json::to_value(rs).unwrap_or_default());
-        result.content = vec![ContentBlock::text(text)];
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(rs.into_json());
         result
     }
 

@@ -506,3 +506,64 @@ fn fixtures_load_from_toml_and_json_files() {
     let missing = Fixture::load(&dir.path().join("nope.toml")).unwrap_err();
     assert!(missing.to_string().contains("nope.toml"), "{missing}");
 }
+
+#[test]
+fn same_name_on_both_platforms_is_granted_per_platform() {
+    let mut fixture = Fixture::demo()
+        .with_generated_table(Platform::Snowflake, "BENCH.PUBLIC.BIG", 30)
+        .with_generated_table(Platform::Databricks, "bench.public.big", 20);
+    let alice = fixture.users.iter_mut().find(|u| u.id == ALICE).unwrap();
+    alice.grants.push(GrantSpec {
+        table: "BENCH.PUBLIC.BIG".into(),
+        row_filter: Some("REGION = 'EU'".into()),
+        masked_columns: vec![],
+    });
+    alice.grants.push(GrantSpec {
+        table: "bench.public.big".into(),
+        row_filter: None,
+        masked_columns: vec!["customer".into()],
+    });
+    let engine = Engine::new(&fixture).expect("both tables load and both grants apply");
+    engine
+        .bind_role(Platform::Snowflake, "R_ALICE", ALICE, later())
+        .unwrap();
+    engine
+        .bind_role(Platform::Databricks, "g-alice", ALICE, later())
+        .unwrap();
+
+    // Each grant applies to its own platform's table only.
+    let snowflake = sf(
+        &engine,
+        "R_ALICE",
+        "SELECT COUNT(*), MIN(CUSTOMER) FROM BENCH.PUBLIC.BIG",
+    )
+    .unwrap();
+    assert_eq!(
+        snowflake.rows[0][0],
+        EngineValue::Integer(10),
+        "EU rows only"
+    );
+    assert_eq!(text(&snowflake.rows[0][1]), "customer-00", "not masked");
+    let databricks = db(
+        &engine,
+        "g-alice",
+        "SELECT COUNT(*), MIN(customer) FROM bench.public.big",
+    )
+    .unwrap();
+    assert_eq!(databricks.rows[0][0], EngineValue::Integer(20), "no filter");
+    assert_eq!(text(&databricks.rows[0][1]), "***", "masked");
+
+    // A grant that matches both only when ignoring case is refused, naming both.
+    let mut ambiguous = fixture.clone();
+    ambiguous.users[0].grants.push(GrantSpec {
+        table: "Bench.Public.Big".into(),
+        row_filter: None,
+        masked_columns: vec![],
+    });
+    let err = ambiguous.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("BENCH.PUBLIC.BIG on snowflake")
+            && err.contains("bench.public.big on databricks"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@
 //! |----------------------------------------------|-----------------|-----------------------------------------|
 //! | BYTE, SHORT, INT, LONG (TINYINT..BIGINT)     | `integer`       | JSON number (string beyond i64)         |
 //! | DECIMAL(p,s), s > 0                          | `decimal`       | exact text with `s` fraction digits     |
+//! | DECIMAL, scale unknown                       | `decimal`       | exact text with the value's own scale   |
 //! | DECIMAL(p,0)                                 | `integer`       | JSON number (string beyond i64)         |
 //! | FLOAT, DOUBLE                                | `float`         | JSON number, `"NaN"`, `"inf"`, `"-inf"` |
 //! | BOOLEAN                                      | `boolean`       | JSON bool                               |
@@ -21,6 +22,9 @@
 //! | ARRAY, MAP, STRUCT, VARIANT                  | `json`          | the parsed JSON value                   |
 //! | INTERVAL                                     | `string`        | the text, e.g. `"1 02:00:00.000000000"` |
 //! | NULL (VOID), anything else                   | `other`         | the text                                |
+//!
+//! A DECIMAL(p,0) value with non-zero fraction digits is a [`DecodeError`]
+//! (an `integer` column never holds a non-integer).
 //!
 //! Fractional seconds are printed with 0, 3, 6 or 9 digits (as many as the
 //! value needs). A value that does not fit its declared type is a
@@ -285,7 +289,13 @@ fn integer(text: &str) -> Result<Value, String> {
     Ok(integer_value(&canonical))
 }
 
-/// Exact decimal text with `scale` fraction digits (scale 0 → integer value).
+/// A DECIMAL value per the declared scale of its column:
+/// - `Some(0)` (column type `integer`): an integer value; non-zero fraction
+///   digits are an error, never a non-integer string.
+/// - `Some(s)`, s > 0 (column type `decimal`): exact text with at least `s`
+///   fraction digits (a finer given scale is kept: non-zero digits are never dropped).
+/// - `None` (column type `decimal`, scale unknown): exact text with the given
+///   scale, also for integral values, so the column never mixes numbers and text.
 fn decimal(text: &str, scale: Option<u32>) -> Result<Value, String> {
     let bad = || format!("not a decimal number: {}", snippet(text));
     let t = text.trim();
@@ -315,7 +325,6 @@ fn decimal(text: &str, scale: Option<u32>) -> Result<Value, String> {
     let mut digits = format!("{int_part}{frac_part}");
     let given_scale = frac_part.len() as i64 - exponent;
     let target = match scale {
-        // Never drop non-zero digits: keep the given scale when it is finer.
         Some(s) => {
             let s = i64::from(s);
             if given_scale > s {
@@ -323,7 +332,13 @@ fn decimal(text: &str, scale: Option<u32>) -> Result<Value, String> {
                 let cut = digits.len().saturating_sub(extra);
                 if digits[cut..].bytes().all(|b| b == b'0') {
                     s
+                } else if s == 0 {
+                    return Err(format!(
+                        "value has more fraction digits than the column's scale 0: {}",
+                        snippet(text)
+                    ));
                 } else {
+                    // Never drop non-zero digits: keep the given scale when it is finer.
                     given_scale
                 }
             } else {
@@ -350,8 +365,10 @@ fn decimal(text: &str, scale: Option<u32>) -> Result<Value, String> {
     };
     let is_zero = int_digits == "0" && frac_digits.bytes().all(|b| b == b'0');
     let sign = if negative && !is_zero { "-" } else { "" };
-    if target == 0 {
+    if scale == Some(0) {
         Ok(integer_value(&format!("{sign}{int_digits}")))
+    } else if target == 0 {
+        Ok(Value::String(format!("{sign}{int_digits}")))
     } else {
         Ok(Value::String(format!("{sign}{int_digits}.{frac_digits}")))
     }
@@ -546,6 +563,51 @@ mod tests {
             vec![json!("-12345678901234567890123")]
         );
         assert_eq!(d.decode(0, &[json!("1.2E+3")]).unwrap(), vec![json!(1200)]);
+    }
+
+    #[test]
+    fn decimal_without_known_scale_is_always_text() {
+        // Fuzzer input: DECIMAL with neither type_scale nor a (p,s) in type_text.
+        let d = RowDecoder::new(&[col("amount", "DECIMAL", "DECIMAL", None)]);
+        assert_eq!(d.columns()[0].column_type, ColumnType::Decimal);
+        assert_eq!(
+            d.decode(0, &[json!("-1")]).unwrap(),
+            vec![json!("-1")],
+            "an integral value in a decimal column must stay decimal text"
+        );
+        assert_eq!(d.decode(1, &[json!("1.5")]).unwrap(), vec![json!("1.5")]);
+        assert_eq!(d.decode(2, &[json!("2E+2")]).unwrap(), vec![json!("200")]);
+        assert_eq!(d.decode(3, &[json!(7)]).unwrap(), vec![json!("7")]);
+        assert_eq!(d.decode(4, &[json!("-0")]).unwrap(), vec![json!("0")]);
+    }
+
+    #[test]
+    fn decimal_scale_zero_rejects_fraction_digits() {
+        // Fuzzer input: DECIMAL(38,0) receiving ".999999999".
+        let d = RowDecoder::new(&[col("qty", "DECIMAL", "DECIMAL(38,0)", Some(0))]);
+        assert_eq!(d.columns()[0].column_type, ColumnType::Integer);
+        let e = d.decode(5, &[json!(".999999999")]).unwrap_err();
+        match &e {
+            DecodeError::Value {
+                row,
+                column,
+                reason,
+                ..
+            } => {
+                assert_eq!(*row, 5);
+                assert_eq!(column, "qty");
+                assert!(reason.contains("scale 0"), "{reason}");
+            }
+            other => panic!("expected a value error, got {other:?}"),
+        }
+        assert!(e.to_string().contains("column qty"), "{e}");
+        // Zero fraction digits are fine and stay integers.
+        assert_eq!(d.decode(0, &[json!("12.000")]).unwrap(), vec![json!(12)]);
+        assert_eq!(d.decode(0, &[json!("-1")]).unwrap(), vec![json!(-1)]);
+        // Same rule when the scale comes from type_text.
+        let d = RowDecoder::new(&[col("qty", "DECIMAL", "DECIMAL(10)", None)]);
+        assert_eq!(d.columns()[0].column_type, ColumnType::Integer);
+        assert!(d.decode(0, &[json!("1.5")]).is_err());
     }
 
     #[test]

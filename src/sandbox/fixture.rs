@@ -29,7 +29,11 @@
 //! column numbered 1..=N (the cheap way to get a 1,000,000-row benchmark
 //! table). Snowflake names are upper-cased and Databricks names lower-cased,
 //! as the platforms store unquoted identifiers. A grant names a table by its
-//! dotted name; the table's platform decides where it applies.
+//! dotted name and applies to exactly one table, on one platform: the table
+//! whose stored name matches exactly (so a Snowflake `BENCH.PUBLIC.BIG` and a
+//! Databricks `bench.public.big` can both be granted), else the single table
+//! matching ignoring case; a name matching several tables only ignoring case,
+//! or a table granted twice to one user, is an error.
 //!
 //! [`Fixture::validate`] reports the first problem with the table, row and
 //! column (or user and grant) it concerns.
@@ -343,49 +347,45 @@ impl Fixture {
                 return Err(invalid(format!("user {} is declared twice", user.id)));
             }
             let mut grants = Vec::new();
+            let mut granted_tables = HashSet::new();
             for grant in &user.grants {
                 let wanted = grant.table.trim();
-                let matches: Vec<usize> = tables
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.display_name().eq_ignore_ascii_case(wanted))
-                    .map(|(i, _)| i)
-                    .collect();
-                if matches.is_empty() {
+                let ti = grant_table(&tables, &user.id, wanted).map_err(invalid)?;
+                let table = &tables[ti];
+                if !granted_tables.insert(ti) {
                     return Err(invalid(format!(
-                        "user {} is granted table {wanted}, which the fixture does not declare",
-                        user.id
+                        "user {} is granted table {} ({}) twice",
+                        user.id,
+                        table.display_name(),
+                        table.platform
                     )));
                 }
-                for ti in matches {
-                    let table = &tables[ti];
-                    let mut masked = Vec::new();
-                    for m in &grant.masked_columns {
-                        let ci = table
-                            .columns
-                            .iter()
-                            .position(|c| c.name.eq_ignore_ascii_case(m))
-                            .ok_or_else(|| {
-                                invalid(format!(
-                                    "user {}: masked column {m} is not a column of table {}",
-                                    user.id,
-                                    table.display_name()
-                                ))
-                            })?;
-                        masked.push(ci);
-                    }
-                    let row_filter = grant
-                        .row_filter
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|f| !f.is_empty())
-                        .map(str::to_string);
-                    grants.push(PreparedGrant {
-                        table: ti,
-                        row_filter,
-                        masked,
-                    });
+                let mut masked = Vec::new();
+                for m in &grant.masked_columns {
+                    let ci = table
+                        .columns
+                        .iter()
+                        .position(|c| c.name.eq_ignore_ascii_case(m))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "user {}: masked column {m} is not a column of table {}",
+                                user.id,
+                                table.display_name()
+                            ))
+                        })?;
+                    masked.push(ci);
                 }
+                let row_filter = grant
+                    .row_filter
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string);
+                grants.push(PreparedGrant {
+                    table: ti,
+                    row_filter,
+                    masked,
+                });
             }
             users.push(PreparedUser {
                 id: user.id.clone(),
@@ -393,6 +393,36 @@ impl Fixture {
             });
         }
         Ok(PreparedFixture { tables, users })
+    }
+}
+
+/// The one table a grant names: the exact (canonical-case) name first, so a
+/// Snowflake `BENCH.PUBLIC.BIG` and a Databricks `bench.public.big` are told
+/// apart; otherwise the single table whose name matches ignoring case.
+fn grant_table(tables: &[PreparedTable], user: &str, wanted: &str) -> Result<usize, String> {
+    let exact: Vec<usize> = (0..tables.len())
+        .filter(|&i| tables[i].display_name() == wanted)
+        .collect();
+    let candidates = if exact.is_empty() {
+        (0..tables.len())
+            .filter(|&i| tables[i].display_name().eq_ignore_ascii_case(wanted))
+            .collect()
+    } else {
+        exact
+    };
+    match candidates.as_slice() {
+        [] => Err(format!(
+            "user {user} is granted table {wanted}, which the fixture does not declare"
+        )),
+        [one] => Ok(*one),
+        many => Err(format!(
+            "user {user}: grant on table {wanted} matches tables on more than one platform ({}); \
+             write the name as the platform stores it (Snowflake upper case, Databricks lower case)",
+            many.iter()
+                .map(|&i| format!("{} on {}", tables[i].display_name(), tables[i].platform))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -728,6 +758,84 @@ rows = [ [2024-03-01] ]
         assert_eq!(
             p.tables[0].rows[0][0],
             EngineValue::Text("2024-03-01".into())
+        );
+    }
+
+    fn two_platform_fixture(grants: &[&str]) -> Fixture {
+        let mut f = Fixture::demo()
+            .with_generated_table(Platform::Snowflake, "BENCH.PUBLIC.BIG", 3)
+            .with_generated_table(Platform::Databricks, "bench.public.big", 3);
+        f.users.push(UserSpec {
+            id: "dave@example.com".into(),
+            grants: grants
+                .iter()
+                .map(|t| GrantSpec {
+                    table: (*t).into(),
+                    row_filter: None,
+                    masked_columns: vec![],
+                })
+                .collect(),
+        });
+        f
+    }
+
+    #[test]
+    fn grants_match_the_exact_name_on_one_platform() {
+        let f = two_platform_fixture(&["BENCH.PUBLIC.BIG", "bench.public.big"]);
+        let p = f.prepare().unwrap();
+        let dave = p.users.iter().find(|u| u.id == "dave@example.com").unwrap();
+        let granted: Vec<(Platform, String)> = dave
+            .grants
+            .iter()
+            .map(|g| (p.tables[g.table].platform, p.tables[g.table].display_name()))
+            .collect();
+        assert_eq!(
+            granted,
+            [
+                (Platform::Snowflake, "BENCH.PUBLIC.BIG".to_string()),
+                (Platform::Databricks, "bench.public.big".to_string()),
+            ]
+        );
+        // One name, one table: granting only the Snowflake one grants nothing on Databricks.
+        let p = two_platform_fixture(&["BENCH.PUBLIC.BIG"])
+            .prepare()
+            .unwrap();
+        let dave = p.users.iter().find(|u| u.id == "dave@example.com").unwrap();
+        assert_eq!(dave.grants.len(), 1);
+        assert_eq!(p.tables[dave.grants[0].table].platform, Platform::Snowflake);
+    }
+
+    #[test]
+    fn case_insensitive_grant_names_must_be_unambiguous() {
+        // Unique ignoring case: still accepted.
+        let p = Fixture::demo();
+        let mut f = p.clone();
+        f.users[0].grants = vec![GrantSpec {
+            table: "main.SALES.Orders".into(),
+            row_filter: None,
+            masked_columns: vec![],
+        }];
+        let prepared = f.prepare().unwrap();
+        let t = &prepared.tables[prepared.users[0].grants[0].table];
+        assert_eq!(
+            (t.platform, t.display_name()),
+            (Platform::Databricks, "main.sales.orders".to_string())
+        );
+        // Matching both platforms only ignoring case: refused.
+        let e = two_platform_fixture(&["Bench.Public.Big"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dave@example.com"), "{e}");
+        assert!(e.contains("more than one platform"), "{e}");
+        // The same table twice for one user: refused at validation, not at start.
+        let e = two_platform_fixture(&["BENCH.PUBLIC.BIG", "bench.public.big", "bench.public.big"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("granted table bench.public.big (databricks) twice"),
+            "{e}"
         );
     }
 
