@@ -1,4 +1,5 @@
-//! Per-key credential cache with an expiry margin and single-flight minting.
+//! Per-key credential cache with an expiry margin, single-flight minting and
+//! in-flight leases.
 //!
 //! Each platform path keeps the end user's scoped credential (vended role +
 //! PAT, or vended group + OAuth token) here. Concurrent callers for the same
@@ -6,24 +7,106 @@
 //! one user cost one vend and one token. Entries are re-minted when they would
 //! expire within the margin, and can be invalidated when the platform rejects
 //! them.
+//!
+//! A caller that uses a value for a while (e.g. a running statement) takes a
+//! [`Lease`] with [`CredentialCache::lease_or_mint`]: the entry counts its
+//! leases and remembers when it was last used (a logical clock ticked on every
+//! lease taken or returned). [`CredentialCache::evict_idle_lru`] takes out the
+//! least recently used fresh entry that no lease holds, so a scarce upstream
+//! credential can be given to another key without pulling it from under a
+//! caller that is using it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// How one cached value is used: leases out now, and the tick of its last use.
+#[derive(Debug, Default)]
+struct Usage {
+    leases: AtomicUsize,
+    last_used: AtomicU64,
+}
+
+impl Usage {
+    fn is_idle(&self) -> bool {
+        self.leases.load(Ordering::SeqCst) == 0
+    }
+}
 
 struct Entry<V> {
     value: V,
     expires_at: SystemTime,
+    usage: Arc<Usage>,
 }
 
 type Slot<V> = Arc<tokio::sync::Mutex<Option<Entry<V>>>>;
+
+/// A cached value in use. While it lives, the entry is not idle, so
+/// [`CredentialCache::evict_idle_lru`] leaves it alone; dropping it marks the
+/// entry as used now.
+pub struct Lease<V> {
+    value: V,
+    usage: Arc<Usage>,
+    clock: Arc<AtomicU64>,
+}
+
+impl<V> Lease<V> {
+    fn take(entry: &Entry<V>, clock: &Arc<AtomicU64>) -> Lease<V>
+    where
+        V: Clone,
+    {
+        // Taken under the slot's lock, so eviction (which checks and removes
+        // under the same lock) never removes an entry with a lease out.
+        entry.usage.leases.fetch_add(1, Ordering::SeqCst);
+        entry.usage.last_used.store(tick(clock), Ordering::SeqCst);
+        Lease {
+            value: entry.value.clone(),
+            usage: entry.usage.clone(),
+            clock: clock.clone(),
+        }
+    }
+
+    pub fn value(&self) -> &V {
+        &self.value
+    }
+}
+
+impl<V> std::ops::Deref for Lease<V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        &self.value
+    }
+}
+
+impl<V> Drop for Lease<V> {
+    fn drop(&mut self) {
+        self.usage
+            .last_used
+            .store(tick(&self.clock), Ordering::SeqCst);
+        self.usage.leases.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for Lease<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Lease").field(&self.value).finish()
+    }
+}
+
+fn tick(clock: &AtomicU64) -> u64 {
+    clock.fetch_add(1, Ordering::SeqCst) + 1
+}
 
 /// Cache of short-lived credentials, one slot per key.
 pub struct CredentialCache<K, V> {
     margin: Duration,
     slots: Mutex<HashMap<K, Slot<V>>>,
+    /// Logical clock of uses (leases taken and returned).
+    clock: Arc<AtomicU64>,
 }
 
 impl<K, V> CredentialCache<K, V>
@@ -36,6 +119,7 @@ where
         Self {
             margin,
             slots: Mutex::new(HashMap::new()),
+            clock: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -55,20 +139,32 @@ where
         F: FnOnce(Option<V>) -> Fut,
         Fut: Future<Output = Result<(V, SystemTime), E>>,
     {
+        let lease = self.lease_or_mint(key, mint).await?;
+        Ok(lease.value.clone())
+    }
+
+    /// As [`get_or_mint`](Self::get_or_mint), but the value is leased: the
+    /// entry counts as in use until the returned [`Lease`] is dropped.
+    pub async fn lease_or_mint<F, Fut, E>(&self, key: K, mint: F) -> Result<Lease<V>, E>
+    where
+        F: FnOnce(Option<V>) -> Fut,
+        Fut: Future<Output = Result<(V, SystemTime), E>>,
+    {
         let slot = self.slot(&key);
         let mut guard = slot.lock().await;
         if let Some(entry) = guard.as_ref()
             && is_fresh(entry.expires_at, self.margin)
         {
-            return Ok(entry.value.clone());
+            return Ok(Lease::take(entry, &self.clock));
         }
         let previous = guard.take().map(|e| e.value);
         let (value, expires_at) = mint(previous).await?;
-        *guard = Some(Entry {
-            value: value.clone(),
+        let entry = guard.insert(Entry {
+            value,
             expires_at,
+            usage: Arc::default(),
         });
-        Ok(value)
+        Ok(Lease::take(entry, &self.clock))
     }
 
     /// Drop the entry for `key` if `is_same` says it is the value the caller saw fail.
@@ -78,6 +174,52 @@ where
         let mut guard = slot.lock().await;
         if guard.as_ref().is_some_and(|e| is_same(&e.value)) {
             return guard.take().map(|e| e.value);
+        }
+        None
+    }
+
+    /// Take out the least recently used entry of a key other than `except`
+    /// that is fresh, accepted by `eligible`, and idle: no [`Lease`] of it is
+    /// out and no mint or other operation holds its slot right now. Returns
+    /// the key and the removed value, or `None` when every such entry is in
+    /// use. The next caller of that key mints afresh (with no `previous`).
+    pub fn evict_idle_lru(&self, except: &K, eligible: impl Fn(&V) -> bool) -> Option<(K, V)> {
+        let slots: Vec<(K, Slot<V>)> = self
+            .slots
+            .lock()
+            .expect("credential cache lock")
+            .iter()
+            .filter(|(k, _)| *k != except)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        let evictable = |entry: &Option<Entry<V>>| {
+            entry.as_ref().is_some_and(|e| {
+                e.usage.is_idle() && is_fresh(e.expires_at, self.margin) && eligible(&e.value)
+            })
+        };
+        // `try_lock`: a slot that is locked is busy (minting, or being read),
+        // and waiting for it could deadlock with a mint that evicts in turn.
+        let mut candidates: Vec<(u64, K, Slot<V>)> = slots
+            .into_iter()
+            .filter_map(|(key, slot)| {
+                let guard = slot.try_lock().ok()?;
+                if !evictable(&guard) {
+                    return None;
+                }
+                let last_used = guard.as_ref()?.usage.last_used.load(Ordering::SeqCst);
+                drop(guard);
+                Some((last_used, key, slot))
+            })
+            .collect();
+        candidates.sort_by_key(|(last_used, _, _)| *last_used);
+        for (_, key, slot) in candidates {
+            // Checked again under the lock: a lease may have been taken since.
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            if evictable(&guard) {
+                return guard.take().map(|e| (key, e.value));
+            }
         }
         None
     }
@@ -189,5 +331,101 @@ mod tests {
             })
             .await;
         assert_eq!(v, Ok(9));
+    }
+
+    async fn lease(
+        cache: &CredentialCache<&'static str, u32>,
+        key: &'static str,
+        v: u32,
+    ) -> Lease<u32> {
+        cache
+            .lease_or_mint(key, |_| async move { Ok::<_, ()>((v, in_secs(3600))) })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn eviction_takes_the_least_recently_used_idle_entry_of_another_key() {
+        let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
+        for (k, v) in [("a", 1), ("b", 2), ("c", 3)] {
+            drop(lease(&cache, k, v).await);
+        }
+        // "a" is used again: "b" is now the least recently used.
+        drop(lease(&cache, "a", 0).await);
+        assert_eq!(cache.evict_idle_lru(&"c", |_| true), Some(("b", 2)));
+        assert_eq!(
+            cache.evict_idle_lru(&"c", |v| *v != 1),
+            None,
+            "the key asking and ineligible values stay"
+        );
+        assert_eq!(cache.evict_idle_lru(&"c", |_| true), Some(("a", 1)));
+        assert_eq!(cache.evict_idle_lru(&"c", |_| true), None);
+        // The evicted key mints afresh, without a previous value.
+        let v = cache
+            .get_or_mint("b", |prev| async move {
+                assert_eq!(prev, None);
+                Ok::<_, ()>((20, in_secs(3600)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 20);
+    }
+
+    #[tokio::test]
+    async fn a_leased_entry_is_never_evicted_until_the_lease_is_dropped() {
+        let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
+        let first = lease(&cache, "a", 1).await;
+        let second = lease(&cache, "a", 0).await;
+        assert_eq!((*first, *second), (1, 1), "both share the cached value");
+        drop(lease(&cache, "b", 2).await);
+        assert_eq!(
+            cache.evict_idle_lru(&"x", |_| true),
+            Some(("b", 2)),
+            "the idle entry goes although the leased one is older"
+        );
+        assert_eq!(cache.evict_idle_lru(&"x", |_| true), None);
+        drop(first);
+        assert_eq!(cache.evict_idle_lru(&"x", |_| true), None, "one lease left");
+        drop(second);
+        assert_eq!(cache.evict_idle_lru(&"x", |_| true), Some(("a", 1)));
+    }
+
+    #[tokio::test]
+    async fn stale_or_minting_entries_are_not_evicted() {
+        let cache = Arc::new(CredentialCache::<&str, u32>::new(Duration::from_secs(60)));
+        cache
+            .get_or_mint("stale", |_| async { Ok::<_, ()>((1, in_secs(30))) })
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.evict_idle_lru(&"x", |_| true),
+            None,
+            "inside the margin"
+        );
+
+        // A slot that is being minted is skipped without waiting for it.
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let minting = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_mint("m", |_| async move {
+                        started_tx.send(()).unwrap();
+                        release_rx.await.unwrap();
+                        Ok::<_, ()>((3, in_secs(3600)))
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        assert_eq!(
+            cache.evict_idle_lru(&"x", |_| true),
+            None,
+            "slot is minting"
+        );
+        release_tx.send(()).unwrap();
+        assert_eq!(minting.await.unwrap(), Ok(3));
+        assert_eq!(cache.evict_idle_lru(&"x", |_| true), Some(("m", 3)));
     }
 }

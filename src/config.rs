@@ -190,6 +190,13 @@ pub struct ImmutaConfig {
     /// How long to poll a "pending" vend before failing, seconds.
     #[serde(default = "default_pending_timeout")]
     pub pending_timeout_secs: u64,
+    /// Drop a vend early with `DELETE /agent/obo/roles/{vend id}` when it cannot be used
+    /// (its PAT could not be minted, or its session was evicted). Off by default: the public
+    /// docs describe that DELETE as dropping *all* of the agent's vended roles, which would
+    /// cut off every other user; turn it on only where DELETE of one vend id drops that vend
+    /// alone. When off, unused roles expire with their TTL.
+    #[serde(default)]
+    pub drop_unused_vends: bool,
 }
 
 fn default_ttl() -> u32 {
@@ -389,6 +396,7 @@ impl Config {
                         api_key,
                         ttl_minutes: default_ttl(),
                         pending_timeout_secs: default_pending_timeout(),
+                        drop_unused_vends: false,
                     })
                 }
             }

@@ -25,7 +25,7 @@ use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
 use immuta_mcp::query::{CallContext, ProgressSink};
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::{
-    Endpoint, Fault, Fixture, Sandbox, SandboxOptions, SandboxSettings, SandboxState,
+    Counter, Endpoint, Fault, Fixture, Sandbox, SandboxOptions, SandboxSettings, SandboxState,
 };
 use immuta_mcp::server::{GovernedServer, UserSource};
 use rmcp::model::CallToolResult;
@@ -438,11 +438,11 @@ fn matrix() -> Vec<Row> {
         },
         Row {
             platform: Sf,
-            what: "PAT limit 1 held by another user's live PAT".into(),
+            what: "PAT limit 1 held by another user's idle PAT (evicted)".into(),
             user: BOB,
             tweak: Tweak::None,
             scenario: Scenario::PatLimitHeldByOther,
-            expect: err(&["Snowflake", "limit of programmatic access tokens"]),
+            expect: OK,
             open: None,
         },
         pat_limit_held_by_expired_row(),
@@ -886,7 +886,14 @@ async fn run_row_inner(row: &Row) -> Result<String, String> {
                 .await
                 .map_err(|e| format!("alice takes the slot: {e}"))?;
             let result = h.call(user, None).await?;
-            judge(&h, user, &row.expect, &result)?
+            let verdict = judge(&h, user, &row.expect, &result)?;
+            let removed = h.state().counter(Counter::PatsRemoved);
+            if removed != 1 {
+                return Err(format!(
+                    "alice's idle PAT should have been removed once, removed {removed}"
+                ));
+            }
+            verdict
         }
         Scenario::PatLimitHeldByExpired => {
             h.call_ok(ALICE)
@@ -899,8 +906,8 @@ async fn run_row_inner(row: &Row) -> Result<String, String> {
     };
     h.check_identities()?;
 
-    // The server stays up: clear the faults and make a clean call. While
-    // alice's PAT is live the limit still holds for others: she is served.
+    // The server stays up: clear the faults and make a clean call. After an
+    // eviction, alice's next call vends and mints again (evicting bob's idle PAT).
     h.sandbox.faults().clear();
     let follow_up = match row.scenario {
         Scenario::PatLimitHeldByOther => ALICE,

@@ -8,6 +8,7 @@ use immuta_mcp::immuta::client::ImmutaClient;
 use immuta_mcp::query::{CallContext, GovernedQuery, ProgressSink, QueryError, QueryRequest};
 use immuta_mcp::result::{ColumnType, Platform, ResultSet};
 use immuta_mcp::retry::RetryPolicy;
+use immuta_mcp::sandbox::fixture::{GrantSpec, UserSpec};
 use immuta_mcp::sandbox::{
     Counter, Endpoint, Fault, Fixture, Sandbox, SandboxOptions, SandboxSettings,
 };
@@ -40,12 +41,18 @@ async fn env() -> Env {
 }
 
 async fn env_with(settings: SandboxSettings, tweak: impl FnOnce(&mut Config)) -> Env {
-    let sandbox = Sandbox::start(SandboxOptions {
-        fixture: Fixture::demo(),
-        settings,
-    })
-    .await
-    .expect("sandbox starts");
+    env_with_fixture(Fixture::demo(), settings, tweak, |sf| sf).await
+}
+
+async fn env_with_fixture(
+    fixture: Fixture,
+    settings: SandboxSettings,
+    tweak: impl FnOnce(&mut Config),
+    tweak_path: impl FnOnce(SnowflakeGoverned) -> SnowflakeGoverned,
+) -> Env {
+    let sandbox = Sandbox::start(SandboxOptions { fixture, settings })
+        .await
+        .expect("sandbox starts");
     let mut cfg = sandbox.client_config();
     tweak(&mut cfg);
     let http = immuta_mcp::http_client::build(&cfg.limits).expect("http client");
@@ -55,6 +62,7 @@ async fn env_with(settings: SandboxSettings, tweak: impl FnOnce(&mut Config)) ->
         .expect("snowflake path")
         .with_retry_policy(fast_retry())
         .with_poll_interval(Duration::from_millis(10), Duration::from_millis(40));
+    let sf = tweak_path(sf);
     Env {
         sandbox,
         sf: Arc::new(sf),
@@ -338,7 +346,7 @@ async fn steady_use_never_hits_the_pat_limit() {
 }
 
 #[tokio::test]
-async fn pat_limit_frees_superseded_tokens_or_is_reported_clearly() {
+async fn pat_limit_frees_superseded_and_expired_tokens_before_evicting() {
     // With a reuse margin as long as the role's life, every call re-mints, and the
     // token it supersedes (or any other unusable one) is removed to make room.
     let env = env_with(
@@ -354,28 +362,16 @@ async fn pat_limit_frees_superseded_tokens_or_is_reported_clearly() {
     env.run("bob@example.com", ORDERS_SQL).await.unwrap();
     assert_eq!(env.count(Counter::PatsCreated), 3);
     assert_eq!(env.count(Counter::PatsRemoved), 2);
+    assert_eq!(
+        env.requests(Endpoint::ImmutaDelete),
+        0,
+        "unusable tokens were freed: no session was evicted"
+    );
     env.assert_no_foreign_identity();
-
-    // A live token of another user is never removed: the limit is reported.
-    let env = env_with(
-        SandboxSettings {
-            pat_limit_per_user: 1,
-            ..SandboxSettings::default()
-        },
-        |_| {},
-    )
-    .await;
-    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
-    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
-    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
-    let msg = err.to_string();
-    assert!(msg.contains("limit of programmatic access tokens"), "{msg}");
-    assert_eq!(env.count(Counter::PatsRemoved), 0);
-    assert_eq!(env.sandbox.state.executed().len(), 1, "no SQL ran for bob");
 }
 
 #[tokio::test]
-async fn pat_limit_reclaims_a_token_that_died_upstream_but_never_a_live_one() {
+async fn pat_limit_reclaims_a_dead_token_before_evicting_an_idle_live_one() {
     let env = env_with(
         SandboxSettings {
             pat_limit_per_user: 1,
@@ -396,17 +392,345 @@ async fn pat_limit_reclaims_a_token_that_died_upstream_but_never_a_live_one() {
         "the dead token was removed"
     );
 
-    // Bob's token is live and cached: alice cannot take its slot.
-    let err = env.run("alice@example.com", ORDERS_SQL).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("limit of programmatic access tokens"),
-        "{err}"
+    // Bob's token is live but idle: alice (whose cached PAT died) takes its
+    // slot, and bob's next call vends and mints again.
+    let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 4);
+    assert_eq!(env.count(Counter::PatsCreated), 3);
+    assert_eq!(
+        env.count(Counter::PatsRemoved),
+        2,
+        "bob's idle token evicted"
     );
-    assert_eq!(env.count(Counter::PatsRemoved), 1, "bob's token stays");
-    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
-    assert_eq!(env.count(Counter::PatsCreated), 2, "bob reuses his PAT");
+    let rs = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    assert_eq!(env.count(Counter::PatsCreated), 4, "bob re-minted");
+    assert_eq!(env.count(Counter::VendsCreated), 4);
     env.assert_no_foreign_identity();
+}
+
+/// The demo fixture plus `u1@example.com` .. `u5@example.com`; user `i` may
+/// read only order `1000 + i`, so every result names the role it ran as.
+fn numbered_users_fixture() -> Fixture {
+    let mut fixture = Fixture::demo();
+    for i in 1..=5 {
+        fixture.users.push(UserSpec {
+            id: numbered_user(i),
+            grants: vec![GrantSpec {
+                table: "SALES.PUBLIC.ORDERS".into(),
+                row_filter: Some(format!("ORDER_ID = {}", 1000 + i)),
+                masked_columns: Vec::new(),
+            }],
+        });
+    }
+    fixture
+}
+
+fn numbered_user(i: usize) -> String {
+    format!("u{i}@example.com")
+}
+
+/// Runs `ORDERS_SQL` as `u<i>` and checks the user saw exactly their own order.
+async fn run_numbered(env: &Env, i: usize) {
+    let rs = env
+        .run(&numbered_user(i), ORDERS_SQL)
+        .await
+        .unwrap_or_else(|e| panic!("call of {}: {e}", numbered_user(i)));
+    assert_eq!(
+        column(&rs, "ORDER_ID"),
+        vec![&json!(1000 + i as i64)],
+        "{} sees only their order",
+        numbered_user(i)
+    );
+}
+
+async fn numbered_env(pat_limit: usize) -> Env {
+    env_with_fixture(
+        numbered_users_fixture(),
+        SandboxSettings {
+            pat_limit_per_user: pat_limit,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+        // Long enough that an immediate retry always falls inside it.
+        |sf| sf.with_capacity_backoff(Duration::from_secs(600)),
+    )
+    .await
+}
+
+/// Polls (bounded) until `done` holds: for effects of background tasks.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+/// Vended roles (of this env's calls) still bound in the sandbox engine.
+fn live_vended_roles(env: &Env) -> usize {
+    let roles: HashSet<String> = env
+        .identities
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, role)| role.clone())
+        .collect();
+    roles
+        .iter()
+        .filter(|r| {
+            env.sandbox
+                .state
+                .engine
+                .role_user(Platform::Snowflake, r)
+                .is_some()
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn more_users_than_pat_slots_are_served_by_evicting_the_least_recently_used_idle_session() {
+    let env = numbered_env(2).await;
+    // u1 and u2 fill both slots; u3, u4, u5 each evict the oldest idle session.
+    for i in 1..=5 {
+        run_numbered(&env, i).await;
+    }
+    assert_eq!(env.count(Counter::PatsCreated), 5);
+    assert_eq!(env.count(Counter::PatsRemoved), 3, "u1, u2, u3 evicted");
+    // u4 and u5 were kept: both reuse their PATs.
+    run_numbered(&env, 5).await;
+    run_numbered(&env, 4).await;
+    assert_eq!(env.count(Counter::PatsCreated), 5);
+    // u5 is now the least recently used: u1 takes its slot, u4 keeps its own.
+    run_numbered(&env, 1).await;
+    run_numbered(&env, 4).await;
+    assert_eq!(env.count(Counter::PatsCreated), 6);
+    assert_eq!(env.count(Counter::PatsRemoved), 4);
+    run_numbered(&env, 5).await;
+    assert_eq!(env.count(Counter::PatsCreated), 7);
+    assert_eq!(env.count(Counter::PatsRemoved), 5, "u1 evicted, u4 kept");
+    assert_eq!(env.count(Counter::VendsCreated), 7, "one vend per PAT");
+    env.assert_no_foreign_identity();
+    for s in env.sandbox.state.executed() {
+        assert!(s.user.starts_with('u'), "{s:?}");
+    }
+
+    // Each evicted session's vended role is dropped at Immuta, not leaked.
+    eventually("5 evicted roles dropped", || {
+        env.requests(Endpoint::ImmutaDelete) >= 5
+    })
+    .await;
+    assert_eq!(env.requests(Endpoint::ImmutaDelete), 5);
+    assert_eq!(
+        live_vended_roles(&env),
+        2,
+        "only the two cached sessions' roles are live"
+    );
+}
+
+/// Holds a call inside its first progress report (its statement is running
+/// and its session leased) until the test releases it.
+struct HoldWhileRunning {
+    running: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl ProgressSink for HoldWhileRunning {
+    fn progress(&self, _step: u32, _message: &str) {
+        let Some(running) = self.running.lock().unwrap().take() else {
+            return;
+        };
+        let _ = running.send(());
+        if let Some(release) = self.release.lock().unwrap().take() {
+            tokio::task::block_in_place(|| {
+                let _ = release.recv();
+            });
+        }
+    }
+}
+
+/// Starts `u<i>`'s query and returns once its statement is running (held by
+/// a `Pending` submit, then inside the progress report); send on the returned
+/// channel to let it finish.
+async fn start_held(
+    env: &Arc<Env>,
+    i: usize,
+) -> (
+    tokio::task::JoinHandle<Result<ResultSet, QueryError>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (running_tx, running_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let mut ctx = CallContext::new(numbered_user(i), "query_snowflake");
+    ctx.progress = Some(Arc::new(HoldWhileRunning {
+        running: Mutex::new(Some(running_tx)),
+        release: Mutex::new(Some(release_rx)),
+    }));
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 1 });
+    let call = {
+        let env = env.clone();
+        tokio::spawn(async move { env.run_ctx(&ctx, &request(ORDERS_SQL)).await })
+    };
+    if running_rx.await.is_err() {
+        panic!(
+            "{}'s statement never ran: {:?}",
+            numbered_user(i),
+            call.await
+        );
+    }
+    (call, release_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_with_a_running_statement_is_never_evicted_and_capacity_is_reported() {
+    let env = Arc::new(numbered_env(2).await);
+    run_numbered(&env, 1).await;
+    run_numbered(&env, 2).await;
+    // Both slots now belong to running statements.
+    let (held1, release1) = start_held(&env, 1).await;
+    let (held2, release2) = start_held(&env, 2).await;
+
+    let vends = env.count(Counter::VendsCreated);
+    let err = env.run(&numbered_user(3), ORDERS_SQL).await.unwrap_err();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("reached its concurrent Snowflake user capacity")
+            && msg.contains("limit of programmatic access tokens")
+            && msg.contains("Retry shortly"),
+        "{msg}"
+    );
+    assert_eq!(
+        env.count(Counter::PatsRemoved),
+        0,
+        "no running session evicted"
+    );
+    assert_eq!(env.count(Counter::VendsCreated), vends + 1);
+    let u3_role = env
+        .identities
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("u3's vend is reported");
+    assert_eq!(u3_role.0, numbered_user(3));
+
+    // Retrying at once costs no vend and no Snowflake request.
+    let submits = env.requests(Endpoint::SnowflakeSubmit);
+    let again = env.run(&numbered_user(3), ORDERS_SQL).await.unwrap_err();
+    assert!(matches!(again, QueryError::Credential(_)), "{again:?}");
+    let again = again.to_string();
+    assert!(
+        again.contains("reached its concurrent Snowflake user capacity")
+            && again.contains("Retry shortly"),
+        "{again}"
+    );
+    assert_eq!(env.count(Counter::VendsCreated), vends + 1, "no new vend");
+    assert_eq!(env.requests(Endpoint::SnowflakeSubmit), submits);
+
+    // The role vended for the failed mint is dropped.
+    eventually("u3's role dropped", || {
+        env.requests(Endpoint::ImmutaDelete) >= 1
+    })
+    .await;
+    assert_eq!(
+        env.sandbox
+            .state
+            .engine
+            .role_user(Platform::Snowflake, &u3_role.1),
+        None
+    );
+
+    // The held statements finish under their own sessions.
+    release1.send(()).unwrap();
+    release2.send(()).unwrap();
+    for (i, held) in [(1, held1), (2, held2)] {
+        let rs = held.await.unwrap().unwrap();
+        assert_eq!(column(&rs, "ORDER_ID"), vec![&json!(1000 + i)]);
+    }
+    assert_eq!(env.count(Counter::PatsRemoved), 0);
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    assert!(
+        env.sandbox
+            .state
+            .executed()
+            .iter()
+            .all(|s| s.user != numbered_user(3)),
+        "no SQL ran for u3"
+    );
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn a_failed_mint_drops_the_vended_role() {
+    let env = env().await;
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let ctx = CallContext::new("alice@example.com", "query_snowflake");
+    let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    let role = ctx.facts().vended_role.expect("the role was vended");
+    assert_eq!(env.count(Counter::VendsCreated), 1);
+    assert_eq!(env.count(Counter::PatsCreated), 0);
+    eventually("the vended role dropped", || {
+        env.requests(Endpoint::ImmutaDelete) >= 1
+    })
+    .await;
+    assert_eq!(env.requests(Endpoint::ImmutaDelete), 1);
+    assert_eq!(
+        env.sandbox
+            .state
+            .engine
+            .role_user(Platform::Snowflake, &role),
+        None,
+        "the vended role is no longer bound"
+    );
+    assert!(env.sandbox.state.executed().is_empty(), "no SQL ran");
+
+    // The next call vends and mints afresh and works.
+    let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 4);
+    assert_eq!(env.count(Counter::VendsCreated), 2);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn with_drop_unused_vends_off_a_failed_mint_leaves_the_role_to_expire() {
+    // Production default: DELETE may drop every role of the agent, so it is not sent.
+    let env = env_with(SandboxSettings::default(), |cfg| {
+        cfg.immuta.as_mut().unwrap().drop_unused_vends = false;
+    })
+    .await;
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let ctx = CallContext::new("alice@example.com", "query_snowflake");
+    let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        env.requests(Endpoint::ImmutaDelete),
+        0,
+        "no DELETE was sent"
+    );
+    assert!(env.sandbox.state.executed().is_empty(), "no SQL ran");
+    let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 4);
 }
 
 #[tokio::test]

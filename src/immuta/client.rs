@@ -62,6 +62,7 @@ struct Inner {
     api_key: Secret,
     ttl_minutes: u32,
     pending_timeout: Duration,
+    drop_unused_vends: bool,
     http: reqwest::Client,
     retry: RetryPolicy,
 }
@@ -100,6 +101,7 @@ impl ImmutaClient {
                 api_key,
                 ttl_minutes: cfg.ttl_minutes,
                 pending_timeout: Duration::from_secs(cfg.pending_timeout_secs),
+                drop_unused_vends: cfg.drop_unused_vends,
                 http,
                 retry,
             }),
@@ -212,6 +214,55 @@ impl ImmutaClient {
             return Ok(());
         }
         Err(self.error_for("", &resp))
+    }
+
+    /// [`drop_roles`](Self::drop_roles) in a background task, best effort:
+    /// the caller does not wait, and the outcome is only logged (vend id and
+    /// user, never the key). Used when a vended role will not be used (its
+    /// credential could not be minted, or was evicted), so it does not stay
+    /// live at Immuta for the rest of its TTL.
+    ///
+    /// Only the vend's own id is ever sent, and an empty `vend_id` is ignored:
+    /// `DELETE /agent/obo/roles/{id}` with the *agent* id drops every vend of
+    /// the agent (every user's roles), and the sandbox emulates exactly that.
+    pub fn drop_roles_in_background(&self, vend_id: &str, user: &str, reason: &'static str) {
+        if !self.inner.drop_unused_vends {
+            tracing::debug!(
+                user,
+                vend_id,
+                reason,
+                "leaving the unused vended role to expire with its TTL"
+            );
+            return;
+        }
+        if vend_id.trim().is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                user,
+                vend_id,
+                reason,
+                "no async runtime to drop the vended role; it expires with its TTL"
+            );
+            return;
+        };
+        let client = self.clone();
+        let (vend_id, user) = (vend_id.to_string(), user.to_string());
+        runtime.spawn(async move {
+            match client.drop_roles(&vend_id).await {
+                Ok(()) => {
+                    tracing::info!(user = %user, vend_id = %vend_id, reason, "dropped the vended Immuta role")
+                }
+                Err(e) => tracing::warn!(
+                    user = %user,
+                    vend_id = %vend_id,
+                    reason,
+                    error = %e,
+                    "could not drop the vended Immuta role (it expires with its TTL)"
+                ),
+            }
+        });
     }
 
     fn role_url(&self, id: &str) -> String {

@@ -160,6 +160,8 @@ impl Sandbox {
                 api_key: SecretRef::Value(creds.immuta_api_key.clone()),
                 ttl_minutes: 60,
                 pending_timeout_secs: 30,
+                // The emulator's DELETE of a vend id drops that vend alone.
+                drop_unused_vends: true,
             }),
             snowflake: Some(SnowflakeConfig {
                 user: creds.snowflake_user.clone(),

@@ -2,7 +2,8 @@
 //! Immuta-vended role, through a PAT restricted to that role.
 //!
 //! - [`keypair`]: the agent's key-pair JWT (only used to manage PATs);
-//! - [`pat`]: per-user PAT lifecycle (vend, mint, cache, replace, remove);
+//! - [`pat`]: per-user PAT lifecycle (vend, mint, cache, replace, remove,
+//!   evict idle sessions at the agent user's PAT limit);
 //! - [`sql_api`]: SQL API v2 client (retry, 202 polling, cancel, partitions);
 //! - [`decode`]: `jsonv2` values into the shared [`ResultSet`].
 //!
@@ -98,6 +99,7 @@ impl SnowflakeGoverned {
             base_url: cfg.base_url.clone(),
             statement_timeout_secs: timeout.min(120),
             margin: limits.credential_margin(),
+            capacity_backoff: pat::DEFAULT_CAPACITY_BACKOFF,
         };
         Ok(Self {
             pats: PatManager::new(immuta, jwt, api.clone(), settings),
@@ -122,6 +124,13 @@ impl SnowflakeGoverned {
     pub fn with_poll_interval(mut self, initial: Duration, max: Duration) -> Self {
         self.api = self.api.clone().with_poll_interval(initial, max);
         self.pats.set_api(self.api.clone());
+        self
+    }
+
+    /// Change how long a user's calls fail at once after the agent user's
+    /// PAT slots were all in use (default [`pat::DEFAULT_CAPACITY_BACKOFF`]).
+    pub fn with_capacity_backoff(mut self, backoff: Duration) -> Self {
+        self.pats.set_capacity_backoff(backoff);
         self
     }
 
@@ -189,6 +198,8 @@ impl GovernedQuery for SnowflakeGoverned {
         };
         let mut reminted = false;
         loop {
+            // A lease: while this call uses the session (submit, poll, fetch),
+            // it is never evicted to make room for another user's PAT.
             let session = self.pats.session(ctx).await?;
             ctx.set_vended_role(&session.role);
             // The mint is shared and runs to completion even when this call is

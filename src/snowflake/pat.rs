@@ -1,38 +1,60 @@
 //! Per-user programmatic access tokens (PATs) restricted to the vended role.
 //!
-//! For an end user, [`PatManager::session`] returns a [`PatSession`]: Immuta
+//! For an end user, [`PatManager::session`] leases a [`PatSession`]: Immuta
 //! vends the user's ephemeral role, then the agent (authenticated by its
 //! key-pair JWT) runs
 //! `ALTER USER ADD PROGRAMMATIC ACCESS TOKEN <name> ROLE_RESTRICTION = '<role>' MINS_TO_EXPIRY = <ttl> COMMENT = 'OBO <user>'`
 //! and reads `token_name` / `token_secret` from the result row. Sessions are
 //! cached per user in a [`CredentialCache`] (single-flight: concurrent first
 //! calls share one vend and one PAT) until shortly before
-//! `min(vend expiry, PAT expiry)`.
+//! `min(vend expiry, PAT expiry)`. A call holds its [`SessionLease`] while its
+//! statement runs, so the cache knows which sessions are in use.
 //!
-//! Token hygiene, because Snowflake limits tokens per user and every token is
-//! created on the one agent user: a superseded token is removed
+//! # Capacity: concurrent Snowflake end users
+//!
+//! Every end user's PAT is created on the ONE agent user, and Snowflake limits
+//! the PATs a user may hold (believed 15; the sandbox's
+//! `pat_limit_per_user`, default 15). So at most that many end users can hold
+//! a Snowflake session at once, per agent user. When the limit is hit:
+//! 1. tokens no session can use are removed: the user's own superseded token,
+//!    the tokens this process created that have expired (or are inside the
+//!    reuse margin), and, from `SHOW USER PROGRAMMATIC ACCESS TOKENS`, those
+//!    named by [`token_name`]'s scheme that Snowflake no longer accepts
+//!    (status other than `ACTIVE`, or past their expiry); if that freed a
+//!    slot, the creation is retried;
+//! 2. if it is still at the limit, the least recently used *idle* session of
+//!    another user (no lease out: no statement of that user is running) is
+//!    evicted: its cache entry is dropped, its token removed, its vended role
+//!    dropped at Immuta (in the background), and the creation is retried
+//!    once. That user's next call simply vends and mints again. A session
+//!    with a running statement is never evicted, and a live `ACTIVE` token a
+//!    cached session may use is otherwise never removed;
+//! 3. if every slot belongs to a running statement, the call fails with a
+//!    credential error saying the server reached its concurrent Snowflake
+//!    user capacity and to retry shortly, and that user's further calls fail
+//!    the same way without any upstream request for
+//!    [`PatSettings::capacity_backoff`] (2 s by default), so a retrying
+//!    client does not cost a vend and several Snowflake requests per call.
+//!
+//! Whenever minting fails after a successful vend, the vended role is dropped
+//! at Immuta in the background (best effort), so failures leak no roles.
+//! Other hygiene: a superseded token is removed
 //! (`ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort) when
-//! its replacement exists; a token the platform rejected is removed when it is
-//! invalidated; and if the limit is hit anyway, the tokens this process
-//! created that have expired (or are inside the reuse margin, so no cached
-//! session would use them again) are removed, then `SHOW USER PROGRAMMATIC
-//! ACCESS TOKENS` lists the agent user's tokens and those named by
-//! [`token_name`]'s scheme that Snowflake no longer accepts (status other
-//! than `ACTIVE`, e.g. expired upstream, or past their expiry) are removed
-//! too, and the creation is retried once. A live `ACTIVE` token a cached
-//! session may still use is never removed.
+//! its replacement exists, and a token the platform rejected is removed when
+//! it is invalidated.
 //! The PAT secret lives only in a [`Secret`]; logs name tokens, never secrets.
 
 use super::keypair::KeyPairJwt;
 use super::sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
-use crate::broker::CredentialCache;
+use crate::broker::{CredentialCache, Lease};
 use crate::config::PatExpiryClause;
-use crate::immuta::client::ImmutaClient;
+use crate::immuta::client::{ImmutaClient, VendedAccess};
 use crate::query::{CallContext, QueryError};
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The end user's scoped Snowflake session: what every user statement runs with.
 #[derive(Debug, Clone)]
@@ -72,7 +94,18 @@ pub struct PatSettings {
     pub statement_timeout_secs: u64,
     /// Sessions are re-minted when they have less than this left.
     pub margin: Duration,
+    /// After a user's mint failed because every PAT slot of the agent user
+    /// is in use, that user's calls fail at once for this long (no vend, no
+    /// Snowflake request). [`DEFAULT_CAPACITY_BACKOFF`] by default.
+    pub capacity_backoff: Duration,
 }
+
+/// Default [`PatSettings::capacity_backoff`].
+pub const DEFAULT_CAPACITY_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A user's [`PatSession`] in use by one call; while any lease of a session
+/// is alive the session is never evicted to make room for another user.
+pub type SessionLease = Lease<PatSession>;
 
 /// Mints, caches, replaces and removes the per-user PATs.
 pub struct PatManager {
@@ -82,6 +115,9 @@ pub struct PatManager {
     settings: PatSettings,
     cache: CredentialCache<String, PatSession>,
     created: Mutex<Vec<CreatedToken>>,
+    /// Users whose mint failed for lack of capacity, and until when their
+    /// calls fail at once.
+    capacity_backoff: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for PatManager {
@@ -107,11 +143,17 @@ impl PatManager {
             api,
             settings,
             created: Mutex::new(Vec::new()),
+            capacity_backoff: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn jwt(&self) -> &KeyPairJwt {
         &self.jwt
+    }
+
+    /// Change how long a user's calls fail at once after a capacity failure.
+    pub fn set_capacity_backoff(&mut self, backoff: Duration) {
+        self.settings.capacity_backoff = backoff;
     }
 
     /// Use another SQL API client (e.g. with a different retry policy).
@@ -134,10 +176,11 @@ impl PatManager {
         }
     }
 
-    /// The user's cached session, or a freshly vended role + minted PAT.
-    pub async fn session(&self, ctx: &CallContext) -> Result<PatSession, QueryError> {
+    /// The user's cached session, or a freshly vended role + minted PAT,
+    /// leased for the call: hold the lease while a statement uses the PAT.
+    pub async fn session(&self, ctx: &CallContext) -> Result<SessionLease, QueryError> {
         self.cache
-            .get_or_mint(ctx.user.clone(), |previous| self.mint(ctx, previous))
+            .lease_or_mint(ctx.user.clone(), |previous| self.mint(ctx, previous))
             .await
     }
 
@@ -169,13 +212,35 @@ impl PatManager {
     async fn mint(
         &self,
         ctx: &CallContext,
-        mut previous: Option<PatSession>,
+        previous: Option<PatSession>,
     ) -> Result<(PatSession, SystemTime), QueryError> {
         // The mint is shared by every concurrent caller of this user: one
         // caller's cancellation must not abort it halfway (e.g. after the
         // token was created but before it was recorded).
         let ctx = &detached(ctx);
+        if let Some(left) = self.capacity_backoff_left(&ctx.user) {
+            tracing::debug!(user = %ctx.user, "Snowflake user capacity was reached moments ago; not vending again yet");
+            return Err(capacity_error(left));
+        }
         let vend = self.immuta.vend(ctx).await?;
+        let minted = self.mint_for_vend(ctx, &vend, previous).await;
+        if let Err(e) = &minted {
+            // Nothing will use this vend's role: do not leave it live at
+            // Immuta for its whole TTL.
+            tracing::info!(user = %ctx.user, vend_id = %vend.id, error = %e, "no PAT for the vended role; dropping the role");
+            self.immuta
+                .drop_roles_in_background(&vend.id, &ctx.user, "PAT mint failed");
+        }
+        minted
+    }
+
+    /// Create the PAT restricted to `vend`'s Snowflake role.
+    async fn mint_for_vend(
+        &self,
+        ctx: &CallContext,
+        vend: &VendedAccess,
+        mut previous: Option<PatSession>,
+    ) -> Result<(PatSession, SystemTime), QueryError> {
         let role = vend.roles.snowflake.clone().ok_or_else(|| {
             QueryError::Vend(format!(
                 "Immuta vended no Snowflake role for {} (is the agent mapped to Snowflake and the user entitled to Snowflake data?)",
@@ -207,18 +272,22 @@ impl PatManager {
         );
         let minted = match self.run_jwt(ctx, &account, &base_url, &statement).await {
             Err(e) if is_token_limit(&e) => {
-                tracing::warn!(user = %ctx.user, "Snowflake's PAT limit for the agent user was reached; removing stale tokens and retrying once");
-                if let Some(prev) = previous.take() {
-                    self.remove_token(ctx, &prev.account, &prev.base_url, &prev.token_name)
-                        .await;
-                }
-                self.remove_expired_created(ctx).await;
-                self.remove_dead_listed(ctx, &account, &base_url).await;
-                self.run_jwt(ctx, &account, &base_url, &statement).await
+                self.mint_at_limit(ctx, previous.take(), &account, &base_url, &statement, e)
+                    .await
             }
             other => other,
-        }
-        .map_err(|e| self.credential_error(&account, "create a PAT for the vended role", e))?;
+        };
+        let minted = match minted {
+            Ok(minted) => minted,
+            Err(e) if is_token_limit(&e) => {
+                tracing::warn!(user = %ctx.user, error = %e, "Snowflake user capacity reached: every PAT slot of the agent user is held by a running query");
+                self.note_capacity_reached(&ctx.user);
+                return Err(capacity_error(self.settings.capacity_backoff));
+            }
+            Err(e) => {
+                return Err(self.credential_error(&account, "create a PAT for the vended role", e));
+            }
+        };
         let (token_name, secret) = token_from_result(&minted)?;
         let now = SystemTime::now();
         let pat_lifetime = match self.settings.expiry_clause {
@@ -241,7 +310,7 @@ impl PatManager {
                 .await;
         }
         let session = PatSession {
-            vend_id: vend.id,
+            vend_id: vend.id.clone(),
             role: role.role_name,
             account,
             base_url,
@@ -250,6 +319,81 @@ impl PatManager {
             expires_at,
         };
         Ok((session, expires_at))
+    }
+
+    /// The agent user is at Snowflake's PAT limit (`limit_error`): free a
+    /// slot and run `statement` (the ADD) once more. First the tokens no
+    /// session can use are removed (`previous`, expired ones, ones Snowflake
+    /// lists as not `ACTIVE`); if that freed nothing, or the retry still hits
+    /// the limit, the least recently used idle session of another user is
+    /// evicted and the ADD is retried once more. Returns the last ADD's
+    /// outcome (still a limit error when every slot is in use).
+    async fn mint_at_limit(
+        &self,
+        ctx: &CallContext,
+        previous: Option<PatSession>,
+        account: &str,
+        base_url: &str,
+        statement: &str,
+        limit_error: SqlApiError,
+    ) -> Result<crate::result::ResultSet, SqlApiError> {
+        tracing::warn!(user = %ctx.user, "Snowflake's PAT limit for the agent user was reached; removing stale tokens");
+        let mut freed = 0usize;
+        if let Some(prev) = previous {
+            freed += usize::from(
+                self.remove_token(ctx, &prev.account, &prev.base_url, &prev.token_name)
+                    .await,
+            );
+        }
+        freed += self.remove_expired_created(ctx).await;
+        freed += self.remove_dead_listed(ctx, account, base_url).await;
+        let limit_error = if freed > 0 {
+            match self.run_jwt(ctx, account, base_url, statement).await {
+                Err(e) if is_token_limit(&e) => e,
+                other => return other,
+            }
+        } else {
+            limit_error
+        };
+        let Some((evicted_user, evicted)) = self.cache.evict_idle_lru(&ctx.user, |s| {
+            s.account == account && s.base_url == base_url
+        }) else {
+            return Err(limit_error);
+        };
+        tracing::info!(user = %ctx.user, evicted_user = %evicted_user, token = %evicted.token_name, "PAT limit reached: evicting the least recently used idle Snowflake session of another user");
+        self.remove_token(
+            ctx,
+            &evicted.account,
+            &evicted.base_url,
+            &evicted.token_name,
+        )
+        .await;
+        self.immuta.drop_roles_in_background(
+            &evicted.vend_id,
+            &evicted_user,
+            "Snowflake session evicted at the PAT limit",
+        );
+        self.run_jwt(ctx, account, base_url, statement).await
+    }
+
+    /// Time left of `user`'s back-off after a capacity failure, if any.
+    fn capacity_backoff_left(&self, user: &str) -> Option<Duration> {
+        let until = *self
+            .capacity_backoff
+            .lock()
+            .expect("capacity backoff lock")
+            .get(user)?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+
+    /// Remember that `user`'s mint failed for lack of capacity.
+    fn note_capacity_reached(&self, user: &str) {
+        let now = Instant::now();
+        let mut backoff = self.capacity_backoff.lock().expect("capacity backoff lock");
+        backoff.retain(|_, until| *until > now);
+        backoff.insert(user.to_string(), now + self.settings.capacity_backoff);
     }
 
     /// Run a token-management statement under the agent's JWT.
@@ -317,8 +461,15 @@ impl PatManager {
         }
     }
 
-    /// `ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort, logged without secrets.
-    async fn remove_token(&self, ctx: &CallContext, account: &str, base_url: &str, name: &str) {
+    /// `ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort,
+    /// logged without secrets. True when a token was removed (a slot freed).
+    async fn remove_token(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+        name: &str,
+    ) -> bool {
         let statement = format!("ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN {name}");
         // Removal must not be cut short by the caller's cancellation.
         match self
@@ -326,16 +477,19 @@ impl PatManager {
             .await
         {
             Ok(_) => {
-                tracing::info!(token = name, "removed superseded Snowflake PAT");
+                tracing::info!(token = name, "removed Snowflake PAT");
                 self.forget_created(name);
+                true
             }
             Err(SqlApiError::Statement { message, .. })
                 if message.to_ascii_lowercase().contains("does not exist") =>
             {
                 self.forget_created(name);
+                false
             }
             Err(e) => {
                 tracing::warn!(token = name, error = %e, "could not remove a Snowflake PAT (it expires on its own)");
+                false
             }
         }
     }
@@ -349,7 +503,8 @@ impl PatManager {
 
     /// Remove the tokens this process created that are no longer usable:
     /// expired, or so close to expiry that the cache would not reuse them.
-    async fn remove_expired_created(&self, ctx: &CallContext) {
+    /// Returns how many were removed.
+    async fn remove_expired_created(&self, ctx: &CallContext) -> usize {
         let now = SystemTime::now() + self.settings.margin;
         let expired: Vec<CreatedToken> = self
             .created
@@ -359,22 +514,27 @@ impl PatManager {
             .filter(|t| t.expires_at <= now)
             .cloned()
             .collect();
+        let mut removed = 0;
         for t in expired {
-            self.remove_token(ctx, &t.account, &t.base_url, &t.name)
-                .await;
+            removed += usize::from(
+                self.remove_token(ctx, &t.account, &t.base_url, &t.name)
+                    .await,
+            );
         }
+        removed
     }
 
     /// List the agent user's tokens on `account` and remove the ones of our
     /// naming scheme that Snowflake no longer accepts (e.g. expired upstream
     /// before their local expiry). Tokens this process still holds for a
     /// session are kept unless Snowflake reports them as not `ACTIVE`.
-    async fn remove_dead_listed(&self, ctx: &CallContext, account: &str, base_url: &str) {
+    /// Returns how many were removed.
+    async fn remove_dead_listed(&self, ctx: &CallContext, account: &str, base_url: &str) -> usize {
         let listed = match self.show_tokens(ctx, account, base_url).await {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list the agent user's PATs to find dead ones");
-                return;
+                return 0;
             }
         };
         let reuse_horizon = SystemTime::now() + self.settings.margin;
@@ -389,10 +549,12 @@ impl PatManager {
         let dead = dead_tokens(&listed, SystemTime::now(), |name| {
             held.iter().any(|h| h.eq_ignore_ascii_case(name))
         });
+        let mut removed = 0;
         for name in dead {
             tracing::info!(token = %name, "removing a Snowflake PAT that is no longer active");
-            self.remove_token(ctx, account, base_url, &name).await;
+            removed += usize::from(self.remove_token(ctx, account, base_url, &name).await);
         }
+        removed
     }
 }
 
@@ -443,6 +605,15 @@ fn detached(ctx: &CallContext) -> CallContext {
         cancel: tokio_util::sync::CancellationToken::new(),
         ..ctx.clone()
     }
+}
+
+/// The error of a call that found every PAT slot of the agent user in use.
+fn capacity_error(retry_in: Duration) -> QueryError {
+    let secs = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
+    QueryError::Credential(format!(
+        "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; all end users' PATs are created on the one agent user) belongs to another user's running query. Retry shortly (in {} s or later)",
+        secs.max(1)
+    ))
 }
 
 /// True when Snowflake refused a new token because the user has too many.
