@@ -387,14 +387,7 @@ fn parse_wait_timeout(value: Option<&str>) -> Result<Duration, ApiError> {
 impl Emulator {
     /// The grant behind `Authorization: Bearer <token>`.
     fn authenticate(&self, headers: &HeaderMap) -> Result<TokenGrant, ApiError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = super::state::bearer_token(headers)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::new(

@@ -34,7 +34,7 @@ use crate::sandbox::state::{Counter, SandboxState};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -151,14 +151,7 @@ impl ImmutaEmulator {
 
     /// Check `Authorization: Bearer <agent API key>`.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+        let given = super::state::bearer_token(headers);
         match given {
             Some(key) if key == self.state.creds.immuta_api_key => Ok(()),
             Some(_) => Err(Refusal(

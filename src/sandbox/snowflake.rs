@@ -366,14 +366,7 @@ async fn not_found() -> Response {
 impl Emulator {
     /// Identify the caller from `Authorization` and the token-type header.
     fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = super::state::bearer_token(headers)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 AuthError::new(

@@ -258,3 +258,13 @@ mod tests {
         assert_eq!(state.credential_epoch(), 1);
     }
 }
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), trimmed.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
