@@ -224,6 +224,16 @@ impl SandboxState {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), trimmed.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,14 +267,4 @@ mod tests {
         assert_eq!(state.count(Endpoint::ImmutaStatus), 0);
         assert_eq!(state.credential_epoch(), 1);
     }
-}
-
-/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), trimmed.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
