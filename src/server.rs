@@ -12,7 +12,7 @@ use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
-use crate::query::{CallContext, CallFacts, GovernedQuery, ProgressSink, QueryError, QueryRequest};
+use crate::query::{CallContext, GovernedQuery, ProgressSink, QueryError, QueryRequest};
 use crate::result::{Platform, ResultSet};
 use rmcp::handler::server::common::{schema_for_output, schema_for_type};
 use rmcp::model::{
@@ -333,7 +333,7 @@ impl GovernedServer {
                 let _: NoArgs = parse_args(tool, arguments)?;
                 Ok(Dispatched::WhoAmI(WhoAmI {
                     user: user.user_id.clone(),
-                    identity_source: format!("{:?}", user.source).to_lowercase_snake(),
+                    identity_source: user.source.as_str().to_string(),
                     issuer: user.issuer.clone(),
                     platforms: [Platform::Snowflake, Platform::Databricks]
                         .into_iter()
@@ -419,23 +419,6 @@ impl Failure {
             kind: "invalid_input",
             message,
         }
-    }
-}
-
-trait SnakeCase {
-    fn to_lowercase_snake(&self) -> String;
-}
-
-impl SnakeCase for String {
-    fn to_lowercase_snake(&self) -> String {
-        let mut out = String::new();
-        for (i, ch) in self.chars().enumerate() {
-            if ch.is_ascii_uppercase() && i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        }
-        out
     }
 }
 
@@ -711,11 +694,6 @@ impl ServerHandler for GovernedServer {
             .await
             .map(CallToolResponse::from)
     }
-}
-
-/// Facts of a finished call, for tests and benchmarks that drive [`GovernedServer::call`] directly.
-pub fn facts_of(call: &CallContext) -> CallFacts {
-    call.facts()
 }
 
 #[cfg(test)]

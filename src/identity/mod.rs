@@ -29,6 +29,17 @@ pub enum IdentitySource {
     HttpBearer,
 }
 
+impl IdentitySource {
+    /// Stable snake_case name (as `whoami` reports it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::StdioConfig => "stdio_config",
+            IdentitySource::StdioIdToken => "stdio_id_token",
+            IdentitySource::HttpBearer => "http_bearer",
+        }
+    }
+}
+
 /// The end user a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedUser {
