@@ -23,12 +23,17 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut immuta_mcp::config::Config)) -> Self {
         let sandbox = Sandbox::start(SandboxOptions::default())
             .await
             .expect("sandbox");
         let issuer = LocalIssuer::start().await.expect("issuer");
         let mut cfg = sandbox.client_config();
         cfg.identity.oauth = Some(issuer.oauth_config());
+        tweak(&mut cfg);
         let server = app::start_http(&cfg, "127.0.0.1:0")
             .await
             .expect("http server");
@@ -514,4 +519,32 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
         h.sandbox.state.executed().is_empty(),
         "nothing was executed"
     );
+}
+
+#[tokio::test]
+async fn stateless_mode_serves_each_request_as_its_own_tokens_user() {
+    let h = Harness::start_with(|cfg| cfg.server.stateful_sessions = false).await;
+    for (user, expected_rows) in [(ALICE, 4), (BOB, 8)] {
+        let token = h.token(user);
+        let (status, headers, msgs) = h.rpc(&token, None, initialize()).await;
+        assert_eq!(status, 200, "{msgs:?}");
+        assert!(
+            headers.get("mcp-session-id").is_none(),
+            "stateless mode hands out no session"
+        );
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "query_snowflake", "arguments": {"sql": "SELECT COUNT(*) AS N FROM SALES.PUBLIC.ORDERS"}}});
+        let (status, _, msgs) = h.rpc(&token, None, body).await;
+        assert_eq!(status, 200);
+        let answer = msgs.iter().find(|m| m["id"] == json!(1)).expect("answer");
+        assert_eq!(
+            answer["result"]["structuredContent"]["rows"][0][0],
+            json!(expected_rows),
+            "{user}: {answer}"
+        );
+    }
+    let (status, _, _) = h
+        .post(None, None, serde_json::to_vec(&initialize()).unwrap())
+        .await;
+    assert_eq!(status, 401, "stateless mode still needs a token");
 }
