@@ -275,14 +275,7 @@ struct Statement {
 impl Statement {
     /// Set the outcome unless the statement already finished (a cancel wins over a late result).
     fn finish(&self, outcome: Outcome) -> bool {
-        self.outcome.send_if_modified(|current| {
-            if matches!(current, Outcome::Running) {
-                *current = outcome;
-                true
-            } else {
-                false
-            }
-        })
+        super::state::settle_once(&self.outcome, outcome, |o| matches!(o, Outcome::Running))
     }
 
     fn current(&self) -> Outcome {

@@ -234,6 +234,23 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Replace a still-running statement outcome with `outcome`; a statement that
+/// already finished keeps its outcome (a cancel wins over a late result).
+pub fn settle_once<T>(
+    cell: &tokio::sync::watch::Sender<T>,
+    outcome: T,
+    is_running: impl Fn(&T) -> bool,
+) -> bool {
+    cell.send_if_modified(|current| {
+        if is_running(current) {
+            *current = outcome;
+            true
+        } else {
+            false
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
