@@ -40,6 +40,7 @@
 
 use crate::result::Platform;
 use crate::sandbox::engine::EngineValue;
+use crate::sandbox::variants::SandboxVariants;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -71,6 +72,9 @@ pub struct Fixture {
     pub tables: Vec<TableSpec>,
     #[serde(default)]
     pub users: Vec<UserSpec>,
+    /// Which variant of each private-preview behaviour the emulators play.
+    #[serde(default)]
+    pub sandbox: SandboxVariants,
 }
 
 /// One table of one platform.

@@ -18,6 +18,7 @@ pub mod issuer;
 pub mod snowflake;
 pub mod state;
 pub mod types;
+pub mod variants;
 
 pub use engine::{Engine, EngineError, Namespace};
 pub use faults::{Endpoint, Fault, Faults};
@@ -25,6 +26,7 @@ pub use fixture::Fixture;
 pub use state::{
     Counter, ExecutedStatement, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
 };
+pub use variants::SandboxVariants;
 
 use crate::config::{Config, DatabricksConfig, ImmutaConfig, SecretRef, SnowflakeConfig};
 use std::sync::Arc;
@@ -89,6 +91,11 @@ impl Sandbox {
     /// Load the fixture, generate credentials, and serve the three emulators on 127.0.0.1.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let fixture = opts.fixture;
+        let mut settings = opts.settings;
+        // A fixture's `[sandbox]` table wins over settings left at their defaults.
+        if fixture.sandbox != SandboxVariants::default() {
+            settings.variants = fixture.sandbox;
+        }
         let engine = tokio::task::spawn_blocking(move || Engine::new(&fixture));
         let creds = tokio::task::spawn_blocking(SandboxCredentials::generate);
         let (immuta_listener, immuta_url) = listen().await?;
@@ -103,7 +110,7 @@ impl Sandbox {
         let state = Arc::new(SandboxState::new(
             engine,
             creds,
-            opts.settings,
+            settings,
             SandboxUrls {
                 immuta: immuta_url.clone(),
                 snowflake: snowflake_url.clone(),

@@ -5,6 +5,7 @@
 use crate::result::Platform;
 use crate::sandbox::engine::Engine;
 use crate::sandbox::faults::{Endpoint, Faults};
+use crate::sandbox::variants::SandboxVariants;
 use base64::Engine as _;
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -123,6 +124,8 @@ pub struct SandboxSettings {
     pub databricks_chunk_rows: usize,
     /// Longest accepted key-pair JWT lifetime (default 1 h).
     pub max_jwt_lifetime: Duration,
+    /// Private-preview variants to play (a fixture's `[sandbox]` table).
+    pub variants: SandboxVariants,
 }
 
 impl Default for SandboxSettings {
@@ -133,6 +136,7 @@ impl Default for SandboxSettings {
             partition_rows: 10_000,
             databricks_chunk_rows: 10_000,
             max_jwt_lifetime: Duration::from_secs(3600),
+            variants: SandboxVariants::default(),
         }
     }
 }
