@@ -54,7 +54,9 @@ for t in "${TARGETS[@]}"; do
   # The checked-in corpus is read-only input; new inputs go to a scratch directory.
   scratch="fuzz/target/corpus-$t"
   mkdir -p "$scratch"
-  if ! cargo +nightly fuzz run "$t" "$scratch" "fuzz/corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=4096; then
+  dict=()
+  if [ -f "fuzz/dictionaries/$t.dict" ]; then dict=(-dict="fuzz/dictionaries/$t.dict"); fi
+  if ! cargo +nightly fuzz run "$t" "$scratch" "fuzz/corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 "${dict[@]}"; then
     echo "fuzz.sh: $t found a crash (see fuzz/artifacts/$t/)"
     status=1
   fi

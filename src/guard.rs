@@ -11,28 +11,47 @@
 //!    identifiers and comments (both platforms only have ASCII keywords and
 //!    unquoted identifiers, so fullwidth look-alikes can only be a trick);
 //! 3. lexical rules that do not depend on the parser agreeing with the
-//!    platform: comments whose end the platforms may see differently
-//!    (nested `/*`, `#` comments) and strings the platform does not have
-//!    (`$$...$$` on Databricks) are refused; exactly one statement
-//!    (a `;` may only be followed by whitespace and comments); never a
-//!    role or user switch (`USE ROLE`, `USE SECONDARY ROLES`, `SET ROLE`,
-//!    `SET SESSION AUTHORIZATION`, `ALTER USER`) and never dynamic SQL
-//!    (`EXECUTE IMMEDIATE`, which could hide a role switch) — these hold
-//!    even with `read_only = false`;
+//!    platform. The principle: the platform must run exactly the text the
+//!    guard judged, so every construct where sqlparser's lexer and the
+//!    platform's may disagree is refused rather than guessed at:
+//!    - a bare carriage return (CR not followed by LF): Spark ends a `--`
+//!      comment at `\r` (`SIMPLE_COMMENT: '--' ('\\\n' | ~[\r\n])* '\r'? '\n'?`
+//!      in Spark's `SqlBaseLexer.g4`), sqlparser only at `\n`, so
+//!      `--\rINSERT ...` would hide a write from the guard;
+//!    - a `--` comment ending in a backslash (Spark continues it onto the
+//!      next line, sqlparser does not);
+//!    - nested `/*` and `#` comments;
+//!    - dollar-quoted strings on Databricks, and tagged ones (`$a$...$a$`,
+//!      a PostgreSQL form) on Snowflake, which only has `$$...$$`;
+//!    - Snowflake's flow operator `->>` outside strings and comments: it
+//!      chains any statements into one (docs.snowflake.com
+//!      sql-reference/operators-flow), while sqlparser reads it as a JSON
+//!      operator, so `SELECT 1 ->> DELETE FROM t` would look like a SELECT.
+//!
+//!    Then exactly one statement (a `;` may only be followed by whitespace
+//!    and comments); never a role or user switch (`USE ROLE`, `USE
+//!    SECONDARY ROLES`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `ALTER
+//!    USER`) and never dynamic SQL (`EXECUTE IMMEDIATE`, which could hide a
+//!    role switch) — these hold even with `read_only = false`. These words
+//!    are looked for twice: in sqlparser's tokens, and in a deliberately
+//!    naive split of the raw text that ignores quotes and comments, so a
+//!    lexer disagreement cannot hide them (the price: such words inside a
+//!    string literal or comment are refused too);
 //! 4. in read-only mode, functions with side effects are refused:
 //!    Snowflake `SYSTEM$...` (also inside strings, where `IDENTIFIER('...')`
-//!    could name one) and Databricks `reflect`/`java_method`/`http_request`;
+//!    could name one) and Databricks `reflect`/`java_method`/`http_request`,
+//!    again in both the tokens and the naive split;
 //! 5. the parse itself: exactly one statement, classified from the AST.
 //!    In read-only mode only `SELECT`/`WITH`/`VALUES` queries without
 //!    `SELECT ... INTO`, locking clauses or data-modifying CTEs, `SHOW`,
 //!    `DESCRIBE`/`DESC`, and `EXPLAIN` of such a query pass. With
 //!    `read_only = false` every single statement that passes 1–3 runs.
 //!
-//! One deliberate exception to "unparseable = refused": a statement whose
-//! first word is `SHOW`, `DESC` or `DESCRIBE` that passed all lexical
-//! checks is accepted even if sqlparser lacks its grammar (e.g. Databricks
-//! `DESCRIBE TABLE t`, `DESCRIBE HISTORY t`, Snowflake `SHOW GRANTS ...`):
-//! no statement starting with those words writes on either platform.
+//! `SHOW`/`DESC`/`DESCRIBE` forms sqlparser lacks a grammar for (Databricks
+//! `DESCRIBE HISTORY t`, Snowflake `SHOW GRANTS TO USER u`) are accepted
+//! only in an exact shape: the keyword, then names, dots, string and
+//! number literals, `=`, and at most one parenthesised list of names (for
+//! `DESC FUNCTION f(NUMBER)`), with no statement verb after the first word.
 //! `TABLE(RESULT_SCAN(...))` is allowed: it re-reads the caller's own results.
 
 use crate::result::Platform;
@@ -158,6 +177,7 @@ impl SqlGuard {
             return Err(GuardError::Empty);
         }
         check_invisible_characters(sql)?;
+        check_bare_carriage_return(sql)?;
 
         let dialect = dialect_for(platform);
         let tokens = Tokenizer::new(dialect, sql)
@@ -178,9 +198,12 @@ impl SqlGuard {
             return Err(GuardError::Empty);
         }
         check_role_switch_words(&significant)?;
+        let naive = naive_words(sql);
+        check_role_switch_words_naive(&naive)?;
         check_single_statement(&significant)?;
         if self.read_only {
             check_side_effect_functions(platform, &significant)?;
+            check_side_effect_functions_naive(sql, &naive)?;
         }
 
         let statements = match Parser::parse_sql(dialect, sql) {
@@ -207,8 +230,9 @@ impl SqlGuard {
         Ok(kind)
     }
 
-    /// Decide about SQL the parser rejected: SHOW/DESCRIBE pass (see the module doc),
-    /// known write verbs are named in the refusal, everything else is a parse error.
+    /// Decide about SQL the parser rejected: SHOW/DESCRIBE pass only in the
+    /// exact shape the module doc describes, known write verbs are named in
+    /// the refusal, everything else is a parse error.
     fn unparsed(
         &self,
         platform: Platform,
@@ -220,15 +244,63 @@ impl SqlGuard {
             .and_then(|t| unquoted_word(t))
             .map(|w| w.to_ascii_uppercase())
             .unwrap_or_default();
-        match first.as_str() {
-            "SHOW" => Ok(StatementKind::Show),
-            "DESC" | "DESCRIBE" => Ok(StatementKind::Describe),
+        let kind = match first.as_str() {
+            "SHOW" => StatementKind::Show,
+            "DESC" | "DESCRIBE" => StatementKind::Describe,
             verb if self.read_only && WRITE_VERBS.contains(&verb) => {
-                Err(GuardError::NotReadOnly { kind: first })
+                return Err(GuardError::NotReadOnly { kind: first });
             }
-            _ => Err(GuardError::Parse { platform, message }),
+            _ => return Err(GuardError::Parse { platform, message }),
+        };
+        match unparsed_show_or_describe_shape(significant) {
+            Ok(()) => Ok(kind),
+            Err(why) => Err(GuardError::Parse {
+                platform,
+                message: format!(
+                    "{message}; a {first} statement the parser does not know is only accepted as `{first}` followed by names, literals and `=`, and {why}"
+                ),
+            }),
         }
     }
+}
+
+/// Check the exact shape of an unparsed SHOW/DESCRIBE (see the module doc):
+/// `significant[0]` is the keyword; trailing `;` were already checked.
+fn unparsed_show_or_describe_shape(significant: &[&Token]) -> Result<(), &'static str> {
+    let body: Vec<&Token> = significant[1..]
+        .iter()
+        .copied()
+        .take_while(|t| !matches!(t, Token::SemiColon))
+        .collect();
+    let mut paren_lists = 0usize;
+    let mut depth = 0usize;
+    for (i, t) in body.iter().enumerate() {
+        match t {
+            Token::Word(w) => {
+                let upper = w.value.to_ascii_uppercase();
+                let verb = w.quote_style.is_none()
+                    && (WRITE_VERBS.contains(&upper.as_str())
+                        || matches!(upper.as_str(), "SELECT" | "WITH" | "VALUES"));
+                // `SHOW CREATE TABLE t` is the one verb allowed, right after SHOW.
+                let show_create = i == 0 && upper == "CREATE";
+                if verb && !show_create {
+                    return Err("no statement verb may follow it");
+                }
+            }
+            Token::Period | Token::Eq | Token::Number(..) | Token::SingleQuotedString(_) => {}
+            Token::Comma if depth == 1 => {}
+            Token::LParen if depth == 0 && paren_lists == 0 => {
+                depth = 1;
+                paren_lists = 1;
+            }
+            Token::RParen if depth == 1 => depth = 0,
+            _ => return Err("at most one parenthesised list of names"),
+        }
+    }
+    if depth != 0 {
+        return Err("its parentheses must be balanced");
+    }
+    Ok(())
 }
 
 /// First words of statements that are not reads on either platform.
@@ -281,6 +353,23 @@ fn is_invisible(c: char) -> bool {
 
 fn code_point(c: char) -> String {
     format!("U+{:04X}", c as u32)
+}
+
+/// Refuse a carriage return that is not followed by a line feed (see the module doc).
+fn check_bare_carriage_return(sql: &str) -> Result<(), GuardError> {
+    let bytes = sql.as_bytes();
+    let bare = bytes
+        .iter()
+        .enumerate()
+        .find(|(i, b)| **b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+    match bare {
+        Some((i, _)) => Err(GuardError::AmbiguousLexeme(format!(
+            "the SQL contains a carriage return not followed by a line feed at character {}: \
+             platforms disagree on whether it ends a `--` comment; use `\\n` or `\\r\\n` line breaks",
+            sql[..i].chars().count() + 1
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_invisible_characters(sql: &str) -> Result<(), GuardError> {
@@ -390,6 +479,15 @@ fn check_lexemes(platform: Platform, tokens: &[TokenWithSpan]) -> Result<(), Gua
                     "`{prefix}` comments are not allowed: use `--` comments instead"
                 )));
             }
+            Token::Whitespace(Whitespace::SingleLineComment { comment, .. })
+                if comment.trim_end_matches('\r').ends_with('\\') =>
+            {
+                return Err(GuardError::AmbiguousLexeme(
+                    "a `--` comment may not end with a backslash: Databricks continues such a \
+                     comment onto the next line; remove the trailing `\\`"
+                        .into(),
+                ));
+            }
             Token::DollarQuotedString(_) if platform == Platform::Databricks => {
                 return Err(GuardError::AmbiguousLexeme(
                     "dollar-quoted strings (`$$...$$`) are not Databricks SQL: \
@@ -397,7 +495,101 @@ fn check_lexemes(platform: Platform, tokens: &[TokenWithSpan]) -> Result<(), Gua
                         .into(),
                 ));
             }
+            Token::DollarQuotedString(d) if platform == Platform::Snowflake && d.tag.is_some() => {
+                return Err(GuardError::AmbiguousLexeme(
+                    "tagged dollar-quoted strings (`$tag$...$tag$`) are not Snowflake SQL: \
+                     use `$$...$$` or single-quoted strings"
+                        .into(),
+                ));
+            }
+            Token::LongArrow if platform == Platform::Snowflake => return Err(flow_operator()),
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn flow_operator() -> GuardError {
+    GuardError::AmbiguousLexeme(
+        "the flow operator `->>` is not allowed: on Snowflake it chains several statements \
+         into one; send each statement as its own call"
+            .into(),
+    )
+}
+
+/// A deliberately naive view of the raw text: the upper-cased runs of
+/// identifier characters (`A-Z`, `0-9`, `_`, `$`), with the byte offset
+/// just past each, ignoring quotes and comments. A lexer disagreement can
+/// hide a word from sqlparser's tokens, never from this.
+fn naive_words(sql: &str) -> Vec<(String, usize)> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    for (i, c) in sql.char_indices() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '$' {
+            current.push(c.to_ascii_uppercase());
+        } else if !current.is_empty() {
+            words.push((std::mem::take(&mut current), i));
+        }
+    }
+    if !current.is_empty() {
+        words.push((current, sql.len()));
+    }
+    words
+}
+
+/// The role-switch and dynamic-SQL word pairs, over the naive words.
+fn check_role_switch_words_naive(words: &[(String, usize)]) -> Result<(), GuardError> {
+    for pair in words.windows(2) {
+        let (a, b) = (pair[0].0.as_str(), pair[1].0.as_str());
+        let found = match (a, b) {
+            ("USE", "ROLE") => Some(role_switch("USE ROLE")),
+            ("USE", "SECONDARY") => Some(role_switch("USE SECONDARY ROLES")),
+            ("SET", "ROLE") => Some(role_switch("SET ROLE")),
+            ("SET", "SESSION_AUTHORIZATION") => Some(role_switch("SET SESSION AUTHORIZATION")),
+            ("ALTER", "USER") => Some(role_switch(
+                "ALTER USER (it changes a user's roles and defaults)",
+            )),
+            ("EXECUTE" | "EXEC", "IMMEDIATE" | "AS") => Some(GuardError::DynamicSql {
+                what: "EXECUTE IMMEDIATE / EXECUTE AS".into(),
+            }),
+            _ => None,
+        };
+        if let Some(e) = found {
+            return Err(e);
+        }
+    }
+    for triple in words.windows(3) {
+        if triple[0].0 == "SET"
+            && matches!(triple[1].0.as_str(), "SESSION" | "LOCAL")
+            && matches!(triple[2].0.as_str(), "ROLE" | "AUTHORIZATION")
+        {
+            return Err(role_switch("SET SESSION ROLE/AUTHORIZATION"));
+        }
+    }
+    Ok(())
+}
+
+/// Side-effect functions over the naive words (read-only mode): any
+/// `SYSTEM$` word, and `reflect`/`java_method`/`http_request` followed by
+/// `(` after white space and quote characters.
+fn check_side_effect_functions_naive(
+    sql: &str,
+    words: &[(String, usize)],
+) -> Result<(), GuardError> {
+    for (word, end) in words {
+        if word.contains("SYSTEM$") {
+            return Err(system_function());
+        }
+        if matches!(
+            word.as_str(),
+            "REFLECT" | "TRY_REFLECT" | "JAVA_METHOD" | "HTTP_REQUEST"
+        ) {
+            let next = sql[*end..]
+                .chars()
+                .find(|c| !c.is_whitespace() && !matches!(c, '`' | '"'));
+            if next == Some('(') {
+                return Err(call_out_function(&word.to_ascii_lowercase()));
+            }
         }
     }
     Ok(())
@@ -495,13 +687,7 @@ fn check_side_effect_functions(
                     .get(i + 1)
                     .is_some_and(|n| n.to_string().starts_with('$'));
             if upper.contains("SYSTEM$") || (platform == Platform::Snowflake && system_split) {
-                return Err(GuardError::ForbiddenFunction {
-                    function: "SYSTEM$ functions".into(),
-                    why: "they can change account or session state (cancel queries, alter \
-                          pipes, ...); the name is refused in strings too because \
-                          IDENTIFIER('...') could call one"
-                        .into(),
-                });
+                return Err(system_function());
             }
         }
         if let Token::Word(w) = t {
@@ -513,15 +699,28 @@ fn check_side_effect_functions(
                     "reflect" | "try_reflect" | "java_method" | "http_request"
                 )
             {
-                return Err(GuardError::ForbiddenFunction {
-                    function: format!("{name}()"),
-                    why: "it calls out of SQL (JVM methods or HTTP) and can have side effects"
-                        .into(),
-                });
+                return Err(call_out_function(&name));
             }
         }
     }
     Ok(())
+}
+
+fn system_function() -> GuardError {
+    GuardError::ForbiddenFunction {
+        function: "SYSTEM$ functions".into(),
+        why: "they can change account or session state (cancel queries, alter \
+              pipes, ...); the name is refused in strings and comments too because \
+              IDENTIFIER('...') could call one"
+            .into(),
+    }
+}
+
+fn call_out_function(name: &str) -> GuardError {
+    GuardError::ForbiddenFunction {
+        function: format!("{name}()"),
+        why: "it calls out of SQL (JVM methods or HTTP) and can have side effects".into(),
+    }
 }
 
 fn literal_text(token: &Token) -> &str {
@@ -902,5 +1101,173 @@ mod tests {
             ro().check(DB, "DESCRIBE HISTORY t").unwrap(),
             StatementKind::Describe
         );
+    }
+}
+
+#[cfg(test)]
+mod lexer_disagreement_tests {
+    //! The security audit's bypasses (F2, F3, F8) and variations: every
+    //! construct where sqlparser's lexer and a platform's may disagree.
+    use super::*;
+
+    const SF: Platform = Platform::Snowflake;
+    const DB: Platform = Platform::Databricks;
+
+    fn verdict(read_only: bool, platform: Platform, sql: &str) -> Result<StatementKind, String> {
+        SqlGuard::new(read_only, 64 * 1024)
+            .check(platform, sql)
+            .map_err(|e| e.to_string())
+    }
+
+    fn assert_refused(read_only: bool, platform: Platform, sql: &str, reason: &str) {
+        match verdict(read_only, platform, sql) {
+            Ok(kind) => {
+                panic!("{sql:?} on {platform} (read_only={read_only}) was allowed as {kind:?}")
+            }
+            Err(e) => assert!(e.contains(reason), "{sql:?}: {e} (expected {reason:?})"),
+        }
+    }
+
+    #[test]
+    fn snowflake_flow_operator_is_refused_everywhere_outside_strings() {
+        for sql in [
+            "SHOW TABLES ->> DROP TABLE SALES.PUBLIC.ORDERS",
+            "SHOW TABLES ->> INSERT INTO SALES.PUBLIC.ORDERS SELECT * FROM SALES.PUBLIC.ORDERS",
+            "DESC TABLE SALES.PUBLIC.ORDERS ->> DELETE FROM SALES.PUBLIC.ORDERS",
+            "SELECT 1 ->> DELETE FROM SALES.PUBLIC.ORDERS",
+            "SELECT a ->> DELETE FROM t",
+            "SELECT 1->>SELECT 2",
+            "SELECT 1 /* c */ ->> /* c */ DELETE FROM t",
+            "SELECT 1 -- c\n->> DELETE FROM t",
+            "SELECT 1\n\t->>\n\tDELETE FROM t",
+            // sqlparser splits `<->>` and `=->>` as `<`/`=` then `->>`, as Snowflake would.
+            "SELECT 1 <->> DELETE FROM t",
+            "SELECT 1 =->> DELETE FROM t",
+        ] {
+            assert_refused(true, SF, sql, "flow operator");
+            assert_refused(false, SF, sql, "flow operator");
+        }
+        // Inside a string or a quoted name it is text, not an operator.
+        assert!(verdict(true, SF, "SELECT '->>' AS arrow, \"a->>b\" FROM t").is_ok());
+        assert!(verdict(true, SF, "SELECT $$ ->> $$ AS arrow").is_ok());
+    }
+
+    #[test]
+    fn bare_carriage_returns_are_refused_in_every_position() {
+        for p in [SF, DB] {
+            for sql in [
+                "WITH a AS (SELECT 1 AS x) --\rINSERT OVERWRITE TABLE main.default.t\nSELECT * FROM a",
+                "SELECT 1 -- c\r; DROP TABLE t",
+                "SELECT 1 --\r->> USE ROLE ACCOUNTADMIN",
+                "SELECT 1 --\r; EXECUTE IMMEDIATE 'SET ROLE admin'",
+                "SELECT 1 --\r, http_request('c','GET','/')",
+                "SELECT 'a\rb'",
+                "SELECT 1 /* \r */",
+                "SELECT\r1",
+                "SELECT 1\r",
+                "SELECT 1\r\r\n",
+            ] {
+                assert_refused(true, p, sql, "carriage return");
+                assert_refused(false, p, sql, "carriage return");
+            }
+            // CRLF line breaks are read the same way by every lexer.
+            assert_eq!(
+                verdict(true, p, "SELECT 1 -- c\r\nFROM t\r\n").unwrap(),
+                StatementKind::Select
+            );
+        }
+    }
+
+    #[test]
+    fn backslash_continued_comments_are_refused() {
+        for p in [SF, DB] {
+            assert_refused(
+                true,
+                p,
+                "SELECT 1 AS x -- note \\\n, 'a' FROM t",
+                "end with a backslash",
+            );
+            assert_refused(true, p, "SELECT 1 --\\\r\nFROM t", "end with a backslash");
+            // A backslash elsewhere in a comment is harmless.
+            assert!(verdict(true, p, "SELECT 1 -- a \\ b\nFROM t").is_ok());
+        }
+    }
+
+    #[test]
+    fn tagged_dollar_quotes_are_refused_on_snowflake() {
+        assert_refused(
+            false,
+            SF,
+            "SELECT $a$ ->> USE ROLE ACCOUNTADMIN ->> SELECT $a$",
+            "tagged dollar-quoted",
+        );
+        assert_refused(true, SF, "SELECT $x$ text $x$", "tagged dollar-quoted");
+        assert_refused(true, DB, "SELECT $x$ text $x$", "dollar-quoted");
+        assert!(verdict(true, SF, "SELECT $$ plain $$").is_ok());
+    }
+
+    #[test]
+    fn the_naive_scan_finds_role_switches_the_tokens_miss() {
+        // Hidden in a string or comment by a lexer disagreement or not, the words are refused.
+        for p in [SF, DB] {
+            assert_refused(false, p, "SELECT 'x' -- use role accountadmin", "USE ROLE");
+            assert_refused(
+                false,
+                p,
+                "SELECT '; EXECUTE IMMEDIATE ''x'''",
+                "cannot inspect",
+            );
+            assert_refused(
+                false,
+                p,
+                "SELECT 1 /* set session authorization */",
+                "SET SESSION",
+            );
+            assert_refused(false, p, "SELECT 'alter user me'", "ALTER USER");
+            assert_refused(
+                true,
+                p,
+                "SELECT 1 -- system$cancel_all_queries(1)",
+                "SYSTEM$",
+            );
+            assert_refused(true, p, "SELECT 1 /* http_request ( */", "http_request()");
+            assert_refused(true, p, "SELECT '`reflect`(' AS x", "reflect()");
+        }
+        // Words that only look alike pass.
+        assert!(verdict(true, SF, "SELECT user_role, used FROM roles").is_ok());
+        assert!(verdict(true, DB, "SELECT reflection FROM t").is_ok());
+        assert!(verdict(false, SF, "SELECT 1 -- set the role column\nFROM t").is_ok());
+    }
+
+    #[test]
+    fn unparsed_show_and_describe_only_in_their_exact_shape() {
+        for (p, sql) in [
+            (DB, "DESCRIBE HISTORY main.sales.orders"),
+            (DB, "DESCRIBE TABLE EXTENDED orders"),
+            (SF, "SHOW GRANTS TO USER alice"),
+            (
+                SF,
+                "SHOW TABLES LIKE 'ORD%' IN SCHEMA SALES.PUBLIC LIMIT 10",
+            ),
+            (SF, "DESC FUNCTION my_fn(NUMBER, VARCHAR)"),
+            (SF, "SHOW USER PROGRAMMATIC ACCESS TOKENS"),
+        ] {
+            let kind = verdict(true, p, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert!(kind.is_read(), "{sql}");
+        }
+        for (p, sql) in [
+            (SF, "SHOW TABLES DROP TABLE t"),
+            (DB, "DESCRIBE HISTORY t DELETE FROM t"),
+            (SF, "SHOW TABLES IN (SELECT 1)"),
+            (DB, "DESCRIBE QUERY INSERT INTO t VALUES (1)"),
+            (SF, "DESC FUNCTION f(NUMBER) (VARCHAR)"),
+            (SF, "SHOW TABLES + 1"),
+        ] {
+            let e = verdict(true, p, sql).expect_err(sql);
+            assert!(
+                e.contains("could not be parsed") || e.contains("only read-only"),
+                "{sql}: {e}"
+            );
+        }
     }
 }

@@ -74,10 +74,13 @@ fn cases() -> Vec<Case> {
             "SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))",
             Allowed(Select),
         ),
+        ro(SF, "SELECT 'DROP TABLE t' AS text", Allowed(Select)),
+        // Role-switch words are refused even inside a string: a naive scan of the raw text
+        // must agree with the tokenizer, so a lexer disagreement cannot hide them.
         ro(
             SF,
             "SELECT 'DROP TABLE t; USE ROLE x' AS text",
-            Allowed(Select),
+            Refused("USE ROLE"),
         ),
         ro(SF, "SELECT $$ ; DROP TABLE t; $$ AS s", Allowed(Select)),
         // Writes by name and by case trick.
@@ -285,12 +288,123 @@ fn cases() -> Vec<Case> {
         ),
         rw(SF, "SELECT * INTO backup FROM t", Allowed(Select)),
     ]
+    .into_iter()
+    .chain(lexer_disagreement_cases())
+    .collect()
+}
+
+/// The security audit's F2, F3 and F8 bypasses and variations of them: constructs that
+/// sqlparser's lexer and the platform's read differently.
+fn lexer_disagreement_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    // F2: Snowflake's flow operator chains statements; spacing and comments around it.
+    for sql in [
+        "SHOW TABLES ->> DROP TABLE SALES.PUBLIC.ORDERS",
+        "SHOW TABLES ->> INSERT INTO SALES.PUBLIC.ORDERS SELECT * FROM SALES.PUBLIC.ORDERS",
+        "DESC TABLE SALES.PUBLIC.ORDERS ->> DELETE FROM SALES.PUBLIC.ORDERS",
+        "SELECT 1 ->> DELETE FROM SALES.PUBLIC.ORDERS",
+        "SELECT a ->> DELETE FROM t",
+        "select 1->>delete from t",
+        "SELECT 1 /* x */->>/* y */ DELETE FROM t",
+        "SELECT 1 -- x\n ->> DELETE FROM t",
+        "SELECT 1\n->>\nCOPY INTO 's3://bucket/x' FROM t",
+        "SHOW TABLES ->> ALTER WAREHOUSE w SET WAREHOUSE_SIZE = 'X6LARGE'",
+    ] {
+        cases.push(ro(SF, sql, Refused("flow operator")));
+        cases.push(rw(SF, sql, Refused("flow operator")));
+    }
+    // F3/F8: a bare CR ends a `--` comment in Spark, not in sqlparser; every position.
+    for sql in [
+        "WITH a AS (SELECT 1 AS x) --\rINSERT OVERWRITE TABLE main.default.t\nSELECT * FROM a",
+        "WITH a AS (SELECT 1 AS x) --\rINSERT INTO main.sales.orders\nSELECT * FROM a",
+        "SELECT 1 -- c\r; DROP TABLE t",
+        "SELECT 1 --\r->> USE ROLE ACCOUNTADMIN",
+        "SELECT 1 --\r->> EXECUTE IMMEDIATE 'USE ROLE ACCOUNTADMIN'",
+        "SELECT 1 --\r; EXECUTE IMMEDIATE 'SET ROLE admin'",
+        "SELECT 1 --\r, http_request('c','GET','/')",
+        "SELECT 1 --\r, SYSTEM$CANCEL_ALL_QUERIES(1)",
+        "SELECT '\r' AS cr",
+        "SELECT 1 /*\r*/ FROM t",
+        "SELECT \"a\rb\" FROM t",
+        "SELECT\r1",
+        "\rSELECT 1",
+        "SELECT 1\r",
+    ] {
+        for p in [SF, DB] {
+            cases.push(ro(p, sql, Refused("carriage return")));
+            cases.push(rw(p, sql, Refused("carriage return")));
+        }
+    }
+    // Spark continues a `--` comment after a trailing backslash.
+    for p in [SF, DB] {
+        cases.push(ro(
+            p,
+            "SELECT 1 AS x -- \\\nFROM t",
+            Refused("end with a backslash"),
+        ));
+    }
+    // F8: tagged dollar quotes are PostgreSQL, not Snowflake.
+    cases.push(rw(
+        SF,
+        "SELECT $a$ ->> USE ROLE ACCOUNTADMIN ->> SELECT $a$",
+        Refused("tagged dollar-quoted"),
+    ));
+    cases.push(ro(
+        SF,
+        "SELECT $a$ x $a$, SYSTEM$CANCEL_ALL_QUERIES(1)",
+        Refused("tagged dollar-quoted"),
+    ));
+    // Words hidden in strings or comments are still found by the naive scan.
+    for p in [SF, DB] {
+        cases.push(rw(
+            p,
+            "SELECT 1 -- use role accountadmin",
+            Refused("USE ROLE"),
+        ));
+        cases.push(rw(
+            p,
+            "SELECT 'execute immediate' AS x",
+            Refused("cannot inspect"),
+        ));
+        cases.push(ro(
+            p,
+            "SELECT 1 /* http_request( */",
+            Refused("http_request()"),
+        ));
+    }
+    // CRLF is read alike everywhere, and a SHOW the parser lacks passes in its exact shape.
+    cases.push(ro(
+        SF,
+        "SELECT 1 -- c\r\nFROM t",
+        Allowed(StatementKind::Select),
+    ));
+    cases.push(ro(
+        DB,
+        "SELECT 1 -- c\r\nFROM t",
+        Allowed(StatementKind::Select),
+    ));
+    cases.push(ro(
+        SF,
+        "SHOW TABLES LIKE 'ORD%' IN SCHEMA SALES.PUBLIC",
+        Allowed(StatementKind::Show),
+    ));
+    cases.push(ro(
+        DB,
+        "DESCRIBE HISTORY main.sales.orders",
+        Allowed(StatementKind::Describe),
+    ));
+    cases.push(ro(
+        SF,
+        "SHOW TABLES DROP TABLE t",
+        Refused("could not be parsed"),
+    ));
+    cases
 }
 
 #[test]
 fn every_bypass_case_gets_the_expected_verdict() {
     let cases = cases();
-    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    assert!(cases.len() >= 150, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
         let guard = SqlGuard::new(case.read_only, 64 * 1024);

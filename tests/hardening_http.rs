@@ -478,6 +478,14 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
         "INSERT INTO SALES.PUBLIC.ORDERS VALUES (1)",
         "GRANT ROLE ACCOUNTADMIN TO USER IMMUTA_AGENT",
         "ALTER USER IMMUTA_AGENT SET DEFAULT_SECONDARY_ROLES = ('ALL')",
+        // The security audit's lexer disagreements (F2, F3, F8).
+        "SHOW TABLES ->> DROP TABLE SALES.PUBLIC.ORDERS",
+        "SELECT 1 ->> DELETE FROM SALES.PUBLIC.ORDERS",
+        "DESC TABLE SALES.PUBLIC.ORDERS ->> INSERT INTO SALES.PUBLIC.ORDERS SELECT * FROM SALES.PUBLIC.ORDERS",
+        "SELECT 1 /* c */ ->>\n DELETE FROM SALES.PUBLIC.ORDERS",
+        "SELECT 1 -- c\r; DROP TABLE SALES.PUBLIC.ORDERS",
+        "SELECT $a$ ->> USE ROLE ACCOUNTADMIN ->> SELECT $a$",
+        "SELECT 1 --\r->> EXECUTE IMMEDIATE 'USE ROLE ACCOUNTADMIN'",
     ];
     let databricks = [
         "SELECT 1; DROP TABLE main.sales.orders",
@@ -486,6 +494,11 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
         "SET ROLE admin",
         "CREATE TABLE t AS SELECT * FROM main.sales.orders",
         "OPTIMIZE main.sales.orders",
+        "WITH a AS (SELECT 1 AS x) --\rINSERT OVERWRITE TABLE main.sales.orders\nSELECT * FROM a",
+        "WITH a AS (SELECT 1 AS x) --\rINSERT INTO main.sales.orders\nSELECT * FROM a",
+        "SELECT 1 --\r; EXECUTE IMMEDIATE 'SET ROLE admin'",
+        "SELECT 1 --\r, http_request('c','GET','/')",
+        "SELECT 1 AS x -- \\\nFROM main.sales.orders",
     ];
     let before = h.upstream_requests();
     let mut id = 100;
@@ -519,6 +532,19 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
         h.sandbox.state.executed().is_empty(),
         "nothing was executed"
     );
+    // Positive control: the same session's plain read does reach the platform.
+    let r = h
+        .call_tool(
+            &alice,
+            &session,
+            id + 1,
+            "query_databricks",
+            json!({"sql": "WITH a AS (SELECT 1 AS x) -- c\r\nSELECT * FROM a"}),
+        )
+        .await;
+    assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    assert!(h.upstream_requests() > before, "the read went upstream");
+    assert_eq!(h.sandbox.state.executed().len(), 1);
 }
 
 #[tokio::test]

@@ -492,6 +492,16 @@ pub fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
             "DESCRIBE HISTORY main.sales.orders",
             "COPY INTO @stage FROM t",
             "CALL proc()",
+            // The security audit's lexer-disagreement bypasses (F2, F3, F8).
+            "SHOW TABLES ->> DROP TABLE SALES.PUBLIC.ORDERS",
+            "SELECT 1 ->> DELETE FROM SALES.PUBLIC.ORDERS",
+            "DESC TABLE SALES.PUBLIC.ORDERS ->> DELETE FROM SALES.PUBLIC.ORDERS",
+            "WITH a AS (SELECT 1 AS x) --\rINSERT OVERWRITE TABLE main.default.t\nSELECT * FROM a",
+            "SELECT 1 -- c\r; DROP TABLE t",
+            "SELECT $a$ ->> USE ROLE ACCOUNTADMIN ->> SELECT $a$",
+            "SELECT 1 --\r->> EXECUTE IMMEDIATE 'USE ROLE x'",
+            "SELECT 1 --\r, http_request('c','GET','/')",
+            "SELECT 1 AS x -- \\\nFROM t",
         ],
         "snowflake_decode" => &[
             r#"{"resultSetMetaData":{"numRows":2,"format":"jsonv2","rowType":[{"name":"ID","type":"fixed","nullable":false,"precision":38,"scale":0},{"name":"AMOUNT","type":"fixed","precision":10,"scale":2},{"name":"NAME","type":"text","length":16777216},{"name":"OK","type":"boolean"}],"partitionInfo":[{"rowCount":2,"uncompressedSize":80}]},"data":[["1","10.50","anna","true"],["2",null,"b\u00e9","false"]],"code":"090001","statementHandle":"01b2c3d4-0000-0001-0000-000000000001","sqlState":"00000","message":"Statement executed successfully."}"#,
