@@ -23,6 +23,8 @@
 //!    - nested `/*` and `#` comments;
 //!    - dollar-quoted strings on Databricks, and tagged ones (`$a$...$a$`,
 //!      a PostgreSQL form) on Snowflake, which only has `$$...$$`;
+//!    - raw strings `r'...'` on Databricks (sqlparser has no such literal and
+//!      reads a backslash escape inside it);
 //!    - Snowflake's flow operator `->>` outside strings and comments: it
 //!      chains any statements into one (docs.snowflake.com
 //!      sql-reference/operators-flow), while sqlparser reads it as a JSON
@@ -463,6 +465,9 @@ fn check_non_ascii(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), GuardError
 
 /// Refuse lexemes the platform might read differently from the parser.
 fn check_lexemes(platform: Platform, tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
+    if platform == Platform::Databricks {
+        check_raw_string_prefix(tokens)?;
+    }
     for t in tokens {
         match &t.token {
             Token::Whitespace(Whitespace::MultiLineComment(body)) if body.contains("/*") => {
@@ -504,6 +509,29 @@ fn check_lexemes(platform: Platform, tokens: &[TokenWithSpan]) -> Result<(), Gua
             }
             Token::LongArrow if platform == Platform::Snowflake => return Err(flow_operator()),
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Spark reads `r'...'` / `R"..."` as a raw string, where a backslash escapes
+/// nothing; sqlparser reads the word `r` and then an escaped string, so the
+/// two disagree about where the string ends (Databricks docs, "STRING type":
+/// "r: Optional prefix denoting a raw-literal").
+fn check_raw_string_prefix(tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
+    for pair in tokens.windows(2) {
+        let prefix = matches!(&pair[0].token, Token::Word(w)
+            if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("r"));
+        let string = matches!(
+            pair[1].token,
+            Token::SingleQuotedString(_) | Token::DoubleQuotedString(_)
+        );
+        if prefix && string {
+            return Err(GuardError::AmbiguousLexeme(
+                "raw string literals (`r'...'`) are not allowed: write a plain string \
+                 literal instead"
+                    .into(),
+            ));
         }
     }
     Ok(())
@@ -1191,6 +1219,28 @@ mod lexer_disagreement_tests {
             // A backslash elsewhere in a comment is harmless.
             assert!(verdict(true, p, "SELECT 1 -- a \\ b\nFROM t").is_ok());
         }
+    }
+
+    #[test]
+    fn raw_strings_are_refused_on_databricks() {
+        for sql in [
+            "SELECT r'a' AS x",
+            "SELECT R\"a\" AS x",
+            "SELECT r'\\', 1 AS y'",
+            "WITH a AS (SELECT r'\\' AS x) INSERT INTO t SELECT * FROM a --' AS x) SELECT * FROM a",
+        ] {
+            let e = verdict(true, DB, sql).expect_err(sql);
+            assert!(
+                e.contains("raw string") || e.contains("could not be parsed"),
+                "{sql:?}: {e}"
+            );
+        }
+        assert!(
+            verdict(true, DB, "SELECT r'a' AS x")
+                .unwrap_err()
+                .contains("raw string")
+        );
+        assert!(verdict(true, DB, "SELECT r, 'a' FROM t").is_ok());
     }
 
     #[test]
