@@ -801,9 +801,7 @@ fn check_fired(
         let (seen_at, needed) = match fault {
             Fault::Status { times, .. }
             | Fault::ConnectionReset { times }
-            | Fault::LostAnswer { times } => {
-                (*ep, u64::from((*times).min(ATTEMPTS)))
-            }
+            | Fault::LostAnswer { times } => (*ep, u64::from((*times).min(ATTEMPTS))),
             Fault::Latency(_) => (*ep, 1),
             Fault::Pending { .. } => match ep {
                 Endpoint::ImmutaVend => (Endpoint::ImmutaStatus, 1),

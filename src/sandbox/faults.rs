@@ -36,6 +36,8 @@ use std::time::Duration;
 /// The emulated endpoints, for counting and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
+    /// `POST /bim/apikey/authenticate` (the bearer-token exchange).
+    ImmutaAuthenticate,
     ImmutaVend,
     ImmutaStatus,
     ImmutaDelete,
@@ -206,7 +208,8 @@ fn status_response(ep: Endpoint, status: u16, retry_after: Option<u64>) -> Respo
     let reason = code.canonical_reason().unwrap_or("Error");
     let message = format!("{reason} (injected by the sandbox)");
     let body = match ep {
-        Endpoint::ImmutaVend
+        Endpoint::ImmutaAuthenticate
+        | Endpoint::ImmutaVend
         | Endpoint::ImmutaStatus
         | Endpoint::ImmutaDelete
         | Endpoint::ImmutaActivity => json!({ "message": message }),

@@ -314,6 +314,14 @@ async fn authenticate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaAuthenticate)
+        .await
+    {
+        return r;
+    }
     if !matches!(
         emu.state.settings.variants.immuta_auth,
         ImmutaAuthVariant::Any | ImmutaAuthVariant::Exchange
