@@ -630,6 +630,26 @@ warehouse_id = "abc123"
     }
 
     #[test]
+    fn immuta_auth_and_poll_id_parse_and_default() {
+        let cfg = Config::parse(SAMPLE).unwrap();
+        let i = cfg.immuta.unwrap();
+        assert_eq!(i.auth, ImmutaAuth::Auto);
+        assert_eq!(i.poll_id, ImmutaPollId::VendId);
+        assert_eq!(i.agent_id, None);
+        let toml = SAMPLE.replacen(
+            "[immuta]\n",
+            "[immuta]\nauth = \"exchange\"\npoll_id = \"agent_id\"\nagent_id = \"agent-1\"\n",
+            1,
+        );
+        let i = Config::parse(&toml).unwrap().immuta.unwrap();
+        assert_eq!(i.auth, ImmutaAuth::Exchange);
+        assert_eq!(i.poll_id, ImmutaPollId::AgentId);
+        assert_eq!(i.agent_id.as_deref(), Some("agent-1"));
+        let bad = SAMPLE.replacen("[immuta]\n", "[immuta]\nauth = \"basic\"\n", 1);
+        assert!(Config::parse(&bad).unwrap_err().contains("auth"));
+    }
+
+    #[test]
     fn secret_ref_debug_hides_inline_values() {
         let r = SecretRef::Value("s3cr3t".into());
         assert!(!format!("{r:?}").contains("s3cr3t"));

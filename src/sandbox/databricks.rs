@@ -20,13 +20,19 @@
 //! `format` (`JSON_ARRAY` only, as Databricks requires for INLINE),
 //! `row_limit` and `byte_limit` (cut rows, `manifest.truncated = true`); an
 //! INLINE result over 25 MiB without `byte_limit` fails as on Databricks.
-//! Named (`:name`) or positional (`?`) parameters are substituted (see
-//! [`params`]). The statement runs in the engine as the token's group on the
-//! blocking pool; the answer waits up to `wait_timeout` and carries `status
-//! {state PENDING|RUNNING|SUCCEEDED|FAILED|CANCELED, error{error_code,
-//! message}, sql_state}`, the `manifest` (columns with `type_name`/
-//! `type_text`, chunks of `settings.databricks_chunk_rows` rows) and chunk 0
-//! inline in `result`. `GET /api/2.0/sql/statements/{id}` polls,
+//! Named (`:name`) parameters are substituted (see [`params`]); a parameter
+//! without a name (positional `?`, which the API does not support) is 400
+//! `INVALID_PARAMETER_VALUE`, as is a `query_tags` entry with an empty key.
+//! The statement runs in the engine as the token's group on the blocking
+//! pool; a `wait_timeout` of `0s` answers `PENDING` with no manifest or
+//! result, otherwise the answer waits up to `wait_timeout` and carries
+//! `status {state PENDING|RUNNING|SUCCEEDED|FAILED|CANCELED, error{error_code,
+//! message}, sql_state}` (`error_code` one of model.go's `ServiceErrorCode`
+//! values: SQL failures, insufficient privileges included, are `BAD_REQUEST`),
+//! the `manifest` (columns with `type_name`/`type_text`, chunks of
+//! `settings.databricks_chunk_rows` rows, no INLINE `byte_count`) and chunk 0
+//! inline in `result`. Fields holding their default value (`0`, `false`,
+//! empty) are left out of every answer, as the real server does. `GET /api/2.0/sql/statements/{id}` polls,
 //! `GET .../result/chunks/{n}` fetches a chunk, `POST .../cancel` cancels. A
 //! table the group may not read fails with `[TABLE_OR_VIEW_NOT_FOUND]` and
 //! `sql_state` `42P01`. Every handler first passes the fault injector (429
