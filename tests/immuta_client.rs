@@ -290,3 +290,22 @@ async fn check_names_the_auth_form_that_answered() {
         );
     }
 }
+
+#[tokio::test]
+async fn while_probing_a_403_moves_on_to_the_next_form_but_not_once_settled() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |_| {});
+    let forbidden = Fault::Status {
+        status: 403,
+        retry_after: None,
+        times: 1,
+    };
+    sb.faults().add(Endpoint::ImmutaVend, forbidden.clone());
+    client.vend(&ctx(ALICE)).await.unwrap();
+    assert_eq!(client.auth_in_use(), ImmutaAuth::Exchange);
+    // Settled: a 403 is now an answer, not a reason to switch forms.
+    sb.faults().add(Endpoint::ImmutaVend, forbidden);
+    let err = client.vend(&ctx(ALICE)).await.unwrap_err().to_string();
+    assert!(err.contains("HTTP 403"), "{err}");
+    assert_eq!(client.auth_in_use(), ImmutaAuth::Exchange);
+}

@@ -460,7 +460,11 @@ impl ImmutaClient {
                 AuthForm::Exchange => self.send_exchanged(&call, chosen.is_none()).await?,
             };
             match outcome {
-                Some(resp) if resp.status == 401 => last_status = resp.status,
+                // 401 = this form is refused. While `auto` is still probing a
+                // 403 counts too: some gateways answer it for an unknown scheme.
+                Some(resp) if resp.status == 401 || (chosen.is_none() && resp.status == 403) => {
+                    last_status = resp.status
+                }
                 Some(resp) => {
                     let mut state = self.auth_state();
                     if state.chosen.is_none() {
