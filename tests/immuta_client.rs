@@ -162,6 +162,28 @@ async fn pending_vends_are_polled_by_the_configured_id() {
 }
 
 #[tokio::test]
+async fn the_agent_id_comes_from_config_or_else_from_the_vend_answer() {
+    let sb = sandbox(poll_variant(ImmutaPollVariant::AgentId)).await;
+    // No immuta.agent_id: the vend answer's agentId is used.
+    let client = client_with(&sb, |c| {
+        c.poll_id = ImmutaPollId::AgentId;
+        c.agent_id = None;
+    });
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 1 });
+    client.vend(&ctx(ALICE)).await.unwrap();
+    // immuta.agent_id wins over the answer: a wrong one is what gets polled (404).
+    let client = client_with(&sb, |c| {
+        c.poll_id = ImmutaPollId::AgentId;
+        c.agent_id = Some("agent-not-this-one".into());
+    });
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 1 });
+    let err = client.vend(&ctx(ALICE)).await.unwrap_err().to_string();
+    assert!(err.contains("/agent/obo/roles/agent-not-this-one"), "{err}");
+}
+
+#[tokio::test]
 async fn a_404_while_polling_names_the_vend_the_url_and_immuta_poll_id() {
     // The tenant polls per agent, the client per vend.
     let sb = sandbox(poll_variant(ImmutaPollVariant::AgentId)).await;

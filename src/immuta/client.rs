@@ -284,13 +284,14 @@ impl ImmutaClient {
         let (poll_key, url) = match self.inner.poll_id {
             ImmutaPollId::VendId => (vend.id.clone(), self.role_url(&vend.id)),
             ImmutaPollId::AgentId => {
-                let agent = vend
+                let agent = self
+                    .inner
                     .agent_id
                     .clone()
-                    .or_else(|| self.inner.agent_id.clone())
+                    .or_else(|| vend.agent_id.clone())
                     .ok_or_else(|| {
                         ImmutaError::Config(
-                            "immuta.poll_id = \"agent_id\" needs immuta.agent_id (the vend answer names no agent)"
+                            "immuta.poll_id = \"agent_id\" needs immuta.agent_id (the vend answer names no agentId)"
                                 .into(),
                         )
                     })?;
@@ -318,10 +319,10 @@ impl ImmutaClient {
                 error_message(&resp),
                 self.inner.poll_id.as_str(),
                 other.as_str(),
-                if other == ImmutaPollId::AgentId && self.inner.agent_id.is_none() {
-                    " and immuta.agent_id"
-                } else {
-                    ""
+                match (other, &self.inner.agent_id) {
+                    (ImmutaPollId::AgentId, None) => " and immuta.agent_id",
+                    (ImmutaPollId::VendId, Some(_)) => " (or check immuta.agent_id)",
+                    _ => "",
                 },
             )));
         }
@@ -449,14 +450,14 @@ impl ImmutaClient {
         for &form in forms {
             tried.push(form.setting().as_str());
             let outcome = match form {
-                AuthForm::RawKey => {
+                AuthForm::RawKey => Some(
                     self.send_as(&call, self.inner.api_key.expose().to_string())
-                        .await?
-                }
-                AuthForm::BearerKey => {
+                        .await?,
+                ),
+                AuthForm::BearerKey => Some(
                     self.send_as(&call, format!("Bearer {}", self.inner.api_key.expose()))
-                        .await?
-                }
+                        .await?,
+                ),
                 AuthForm::Exchange => self.send_exchanged(&call, chosen.is_none()).await?,
             };
             match outcome {
@@ -490,7 +491,7 @@ impl ImmutaClient {
         &self,
         call: &Call<'_>,
         authorization: String,
-    ) -> Result<Option<UpstreamResponse>, ImmutaError> {
+    ) -> Result<UpstreamResponse, ImmutaError> {
         let resp = self
             .inner
             .retry
@@ -510,7 +511,7 @@ impl ImmutaClient {
                 }
             })
             .await?;
-        Ok(Some(resp))
+        Ok(resp)
     }
 
     /// The exchange form: a cached token, or a fresh one; a 401 on a cached
@@ -532,8 +533,8 @@ impl ImmutaClient {
         let resp = self
             .send_as(call, format!("Bearer {}", token.expose()))
             .await?;
-        if !matches!(&resp, Some(r) if r.status == 401) || !had_cached {
-            return Ok(resp);
+        if resp.status != 401 || !had_cached {
+            return Ok(Some(resp));
         }
         tracing::debug!(
             "Immuta answered 401 to the cached bearer token; exchanging the API key again"
@@ -544,12 +545,13 @@ impl ImmutaClient {
         };
         self.send_as(call, format!("Bearer {}", token.expose()))
             .await
+            .map(Some)
     }
 
     /// `POST /bim/apikey/authenticate` with the key in the body and in
     /// `Authorization` (both documented); caches and returns the token.
-    /// `None` when Immuta refuses the exchange (401/403/404/405) while `auto`
-    /// is still probing, an error otherwise.
+    /// `None` when Immuta refuses the exchange: a 401, or while `auto` is
+    /// still probing also a 403/404/405 (no such endpoint); other failures are errors.
     async fn exchange(
         &self,
         ctx: Option<&CallContext>,

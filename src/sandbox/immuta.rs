@@ -15,8 +15,8 @@
 //!   `{id}` is a vend id and the answer that vend's state (`ready`,
 //!   `pending`, or `expired` once past its TTL or dropped); with
 //!   `"agent_id"` `{id}` is the agent id, the answer `{"data": [...]}` lists
-//!   the agent's live vends (each poll counts for every pending one), and a
-//!   vend id is 404.
+//!   the agent's live vends (each poll counts for every pending one), every
+//!   vend answer names the agent (`agentId`), and a vend id is 404.
 //! - `DELETE /agent/obo/roles/{id}`: drops the vend's roles (unbound in the
 //!   engine); with the agent id in place of a vend id, drops every vend.
 //! - `GET /agent/{agentId}/activity?startDate&endDate&offset&size&search`:
@@ -46,7 +46,9 @@ use crate::immuta::wire::{
 use crate::result::Platform;
 use crate::sandbox::faults::Endpoint;
 use crate::sandbox::state::{Counter, SandboxState};
-use crate::sandbox::variants::{ImmutaAuthVariant, ImmutaPollVariant, VendAnswerVariant};
+use crate::sandbox::variants::{
+    ImmutaAuthVariant, ImmutaPollVariant, SandboxVariants, VendAnswerVariant,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -119,9 +121,15 @@ impl Vend {
         }
     }
 
-    /// The answer spelled per the `vend_answer` variant.
-    fn answer_json(&self, variant: VendAnswerVariant) -> serde_json::Value {
-        let mut v = serde_json::to_value(self.answer()).unwrap_or_default();
+    /// The answer spelled per the `vend_answer` variant; with per-agent
+    /// polling it names the agent (`agentId`), whose id the poll needs.
+    fn answer_json(&self, variants: SandboxVariants, agent_id: &str) -> serde_json::Value {
+        let mut answer = self.answer();
+        if variants.immuta_poll == ImmutaPollVariant::AgentId {
+            answer.agent_id = Some(agent_id.to_string());
+        }
+        let variant = variants.vend_answer;
+        let mut v = serde_json::to_value(answer).unwrap_or_default();
         let Some(obj) = v.as_object_mut() else {
             return v;
         };
@@ -441,7 +449,7 @@ async fn create_vend(
             emu.bind(&vend);
             vend.bound = true;
         }
-        let answer = vend.answer_json(emu.state.settings.variants.vend_answer);
+        let answer = vend.answer_json(emu.state.settings.variants, &emu.state.creds.agent_id);
         tracing::debug!(user = %vend.user_id, vend_id = %vend.id, status = ?vend.status(), "sandbox vended roles");
         store.vends.push(vend);
         answer
@@ -496,7 +504,7 @@ async fn vend_status(
             .filter(|v| v.status() != VendStatus::Expired)
             .map(|v| {
                 advance(&emu, v);
-                v.answer_json(variants.vend_answer)
+                v.answer_json(variants, &emu.state.creds.agent_id)
             })
             .collect();
         return axum::Json(serde_json::json!({ "data": data })).into_response();
@@ -508,7 +516,7 @@ async fn vend_status(
         );
     };
     advance(&emu, vend);
-    axum::Json(vend.answer_json(variants.vend_answer)).into_response()
+    axum::Json(vend.answer_json(variants, &emu.state.creds.agent_id)).into_response()
 }
 
 async fn drop_vend(
@@ -549,7 +557,8 @@ async fn drop_vend(
     };
     emu.unbind(vend);
     vend.dropped = true;
-    axum::Json(vend.answer_json(emu.state.settings.variants.vend_answer)).into_response()
+    axum::Json(vend.answer_json(emu.state.settings.variants, &emu.state.creds.agent_id))
+        .into_response()
 }
 
 /// `startDate`/`endDate`: RFC 3339, or a date (start of day; an end date includes the whole day).
