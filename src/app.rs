@@ -327,14 +327,16 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         }
     };
     match &platforms.immuta {
-        Some(immuta) => match immuta.status("immuta-mcp-check").await {
-            Ok(_) | Err(crate::immuta::ImmutaError::Rejected { status: 404, .. }) => {
-                lines.push(line(
-                    "immuta",
-                    true,
-                    format!("API key accepted by {}", immuta.base_url()),
-                ))
-            }
+        Some(immuta) => match immuta.probe().await {
+            Ok(auth) => lines.push(line(
+                "immuta",
+                true,
+                format!(
+                    "API key accepted by {} (immuta.auth = {})",
+                    immuta.base_url(),
+                    auth.as_str()
+                ),
+            )),
             Err(e) => lines.push(line("immuta", false, e.to_string())),
         },
         None => lines.push(line("immuta", false, "[immuta] is not configured".into())),

@@ -197,6 +197,71 @@ pub struct ImmutaConfig {
     /// alone. When off, unused roles expire with their TTL.
     #[serde(default)]
     pub drop_unused_vends: bool,
+    /// How the API key authenticates: `auto` (default) tries the documented forms in
+    /// order and remembers the first that Immuta accepts; see [`ImmutaAuth`].
+    #[serde(default)]
+    pub auth: ImmutaAuth,
+    /// What `{id}` in `GET /agent/obo/roles/{id}` names while polling a pending vend.
+    #[serde(default)]
+    pub poll_id: ImmutaPollId,
+    /// The agent's Immuta id, for `poll_id = "agent_id"` when the vend answer carries none.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+/// How the agent's API key is presented to Immuta.
+///
+/// Immuta's API authentication page documents two methods: the key itself as
+/// `Authorization: <key>`, and a bearer token from `POST /bim/apikey/authenticate`
+/// sent as `Authorization: Bearer <token>` until a 401 says it expired
+/// (https://documentation.immuta.com/SaaS/developer-guides/api-intro/authentication).
+/// The agent page's curl shows `Bearer <hex>` without saying which, so
+/// `Bearer <key>` is kept as a third form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImmutaAuth {
+    /// Try `raw_key`, then `exchange`, then `bearer_key` on the first call; keep the first that works.
+    #[default]
+    Auto,
+    /// `Authorization: <key>`.
+    RawKey,
+    /// `POST /bim/apikey/authenticate`, then `Authorization: Bearer <token>` (re-exchanged on 401).
+    Exchange,
+    /// `Authorization: Bearer <key>`.
+    BearerKey,
+}
+
+impl ImmutaAuth {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImmutaAuth::Auto => "auto",
+            ImmutaAuth::RawKey => "raw_key",
+            ImmutaAuth::Exchange => "exchange",
+            ImmutaAuth::BearerKey => "bearer_key",
+        }
+    }
+}
+
+/// What `{id}` names when a pending vend is polled with `GET /agent/obo/roles/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImmutaPollId {
+    /// The vend's own `id`.
+    #[default]
+    VendId,
+    /// The agent's id (the endpoint table says "View the status of an agent").
+    AgentId,
+}
+
+impl ImmutaPollId {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImmutaPollId::VendId => "vend_id",
+            ImmutaPollId::AgentId => "agent_id",
+        }
+    }
 }
 
 fn default_ttl() -> u32 {
@@ -397,6 +462,9 @@ impl Config {
                         ttl_minutes: default_ttl(),
                         pending_timeout_secs: default_pending_timeout(),
                         drop_unused_vends: false,
+                        auth: ImmutaAuth::default(),
+                        poll_id: ImmutaPollId::default(),
+                        agent_id: None,
                     })
                 }
             }
@@ -559,6 +627,26 @@ warehouse_id = "abc123"
                 .to_string()
                 .contains("vended role")
         );
+    }
+
+    #[test]
+    fn immuta_auth_and_poll_id_parse_and_default() {
+        let cfg = Config::parse(SAMPLE).unwrap();
+        let i = cfg.immuta.unwrap();
+        assert_eq!(i.auth, ImmutaAuth::Auto);
+        assert_eq!(i.poll_id, ImmutaPollId::VendId);
+        assert_eq!(i.agent_id, None);
+        let toml = SAMPLE.replacen(
+            "[immuta]\n",
+            "[immuta]\nauth = \"exchange\"\npoll_id = \"agent_id\"\nagent_id = \"agent-1\"\n",
+            1,
+        );
+        let i = Config::parse(&toml).unwrap().immuta.unwrap();
+        assert_eq!(i.auth, ImmutaAuth::Exchange);
+        assert_eq!(i.poll_id, ImmutaPollId::AgentId);
+        assert_eq!(i.agent_id.as_deref(), Some("agent-1"));
+        let bad = SAMPLE.replacen("[immuta]\n", "[immuta]\nauth = \"basic\"\n", 1);
+        assert!(Config::parse(&bad).unwrap_err().contains("auth"));
     }
 
     #[test]

@@ -5,6 +5,15 @@
 //! retry on 429, 500, 502, 503, 504 and on transport errors (connection reset,
 //! timeouts), at most `max_attempts` times, sleeping the server's
 //! `Retry-After` (capped) or an exponential backoff with jitter.
+//!
+//! A request that creates something upstream and carries no idempotency key
+//! (an Immuta vend `POST /agent/obo/roles`, a Databricks statement submit) is
+//! sent with [`Idempotency::NotIdempotent`]: it is repeated only when the
+//! server cannot have acted on it — a connect error (nothing was sent), 429
+//! or 503 (the server says it did not process the request). A transport error
+//! after the request went out, or a 500/502/504, ends the call at once with a
+//! [`RetryError::Transport`] saying [`NOT_REPEATED`], since repeating it could
+//! create a second vend or run the statement twice.
 
 use std::time::Duration;
 
@@ -42,6 +51,31 @@ pub enum RetryError {
     /// The request could not be sent or read.
     #[error("{message} (after {attempts} attempts)")]
     Transport { message: String, attempts: u32 },
+}
+
+/// Message of the [`RetryError::Transport`] that ends a non-idempotent request
+/// which was sent but got no usable answer (it may have taken effect upstream).
+fn answer_lost(what: &str) -> String {
+    format!("{what} after the request was sent; {NOT_REPEATED}")
+}
+
+/// Said by every error of a non-idempotent request that was not repeated.
+pub const NOT_REPEATED: &str =
+    "not repeated because it is not idempotent and may already have taken effect upstream";
+
+/// Whether a request may be repeated after the server may have acted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads, polls, cancels, token requests: repeat on any retryable failure.
+    Idempotent,
+    /// Creates something (vend, statement submit) and has no idempotency key:
+    /// repeat only on a connect error, 429 or 503.
+    NotIdempotent,
+}
+
+/// True for statuses that say the server did not process the request (safe to repeat anything).
+pub fn is_unprocessed_status(status: u16) -> bool {
+    matches!(status, 429 | 503)
 }
 
 /// True for statuses worth retrying.
@@ -110,10 +144,23 @@ impl RetryPolicy {
     ///
     /// `build` is called once per attempt with the attempt number (from 1).
     /// Non-retryable statuses are returned as `Ok` for the caller to interpret.
-    pub async fn send<F>(&self, mut build: F) -> Result<UpstreamResponse, RetryError>
+    pub async fn send<F>(&self, build: F) -> Result<UpstreamResponse, RetryError>
     where
         F: FnMut(u32) -> reqwest::RequestBuilder,
     {
+        self.send_with(Idempotency::Idempotent, build).await
+    }
+
+    /// [`send`](Self::send) for a request of the given [`Idempotency`].
+    pub async fn send_with<F>(
+        &self,
+        idempotency: Idempotency,
+        mut build: F,
+    ) -> Result<UpstreamResponse, RetryError>
+    where
+        F: FnMut(u32) -> reqwest::RequestBuilder,
+    {
+        let once = idempotency == Idempotency::NotIdempotent;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -135,6 +182,12 @@ impl RetryPolicy {
             };
             match outcome {
                 Ok(resp) if !is_retryable_status(resp.status) => return Ok(resp),
+                Ok(resp) if once && !is_unprocessed_status(resp.status) => {
+                    return Err(RetryError::Transport {
+                        message: answer_lost(&format!("HTTP {}", resp.status)),
+                        attempts: attempt,
+                    });
+                }
                 Ok(resp) => {
                     if attempt >= self.max_attempts {
                         let body = String::from_utf8_lossy(&resp.body)
@@ -153,6 +206,12 @@ impl RetryPolicy {
                         "retryable status from upstream"
                     );
                     tokio::time::sleep(self.backoff(attempt, retry_after(&resp.headers))).await;
+                }
+                Err(err) if once && !err.is_connect() => {
+                    return Err(RetryError::Transport {
+                        message: answer_lost(&describe_transport_error(&err)),
+                        attempts: attempt,
+                    });
                 }
                 Err(err) => {
                     if attempt >= self.max_attempts {
@@ -234,6 +293,95 @@ mod tests {
         );
         assert!(b3 >= Duration::from_millis(350), "{b3:?}");
         assert!(b9 <= Duration::from_millis(563), "{b9:?}");
+    }
+
+    /// A loopback server answering `status` to every request, counting them.
+    async fn answering(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let hits = std::sync::Arc::new(AtomicU32::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        (url, hits)
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_non_idempotent_request_is_not_repeated_after_a_500() {
+        use std::sync::atomic::Ordering;
+        let http = reqwest::Client::new();
+        let (url, hits) = answering(500).await;
+        let err = quick()
+            .send_with(Idempotency::NotIdempotent, |_| http.post(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RetryError::Transport { attempts: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(NOT_REPEATED), "{err}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // The same failure is retried for an idempotent request.
+        let (url, hits) = answering(500).await;
+        let err = quick().send(|_| http.get(&url)).await.unwrap_err();
+        assert!(
+            matches!(err, RetryError::Status { attempts: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_non_idempotent_request_is_repeated_on_503_and_on_connect_errors() {
+        use std::sync::atomic::Ordering;
+        let http = reqwest::Client::new();
+        let (url, hits) = answering(503).await;
+        let err = quick()
+            .send_with(Idempotency::NotIdempotent, |_| http.post(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RetryError::Status {
+                    status: 503,
+                    attempts: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        // Nothing listens on a port just released: a connect error, retried.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = quick()
+            .send_with(Idempotency::NotIdempotent, |_| http.post(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RetryError::Transport { attempts: 3, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(NOT_REPEATED), "{err}");
     }
 
     #[test]

@@ -432,10 +432,15 @@ async fn rate_limits_server_errors_and_resets_are_survived() {
     assert_eq!(sandbox.state.count(Endpoint::DatabricksToken), 2);
     assert_eq!(sandbox.state.count(Endpoint::DatabricksSubmit), 3);
 
+    // A submit whose answer broke off may have run: it is not sent again (see
+    // `a_lost_submit_answer_runs_the_statement_once_and_says_so`), so the
+    // caller gets a clear error; the next call works.
     faults.add(
         Endpoint::DatabricksSubmit,
         Fault::ConnectionReset { times: 1 },
     );
+    let err = run(&g, BOB, ORDERS).await.unwrap_err().to_string();
+    assert!(err.contains("not repeated"), "{err}");
     assert_eq!(run(&g, BOB, ORDERS).await.unwrap().row_count, 6);
 
     faults.add(Endpoint::DatabricksSubmit, Fault::Pending { polls: 2 });
@@ -644,4 +649,59 @@ async fn token_expiring_mid_statement_is_reported_not_rerun_and_the_next_call_re
     assert_eq!(rs.row_count, 6);
     assert_eq!(sandbox.state.counter(Counter::VendsCreated), 2);
     assert_eq!(sandbox.state.counter(Counter::OAuthTokensIssued), 2);
+}
+
+#[tokio::test]
+async fn a_lost_submit_answer_runs_the_statement_once_and_says_so() {
+    let (sandbox, g) = demo().await;
+    // Warm the token, so the only submit of the next call is the faulted one.
+    assert_eq!(run(&g, BOB, ORDERS).await.unwrap().row_count, 6);
+    let before = sandbox.state.counter(Counter::StatementsExecuted);
+    let submits = sandbox.state.count(Endpoint::DatabricksSubmit);
+    sandbox
+        .faults()
+        .add(Endpoint::DatabricksSubmit, Fault::LostAnswer { times: 1 });
+    let err = run(&g, BOB, ORDERS).await.unwrap_err().to_string();
+    assert!(err.contains("Databricks"), "{err}");
+    assert!(err.contains("after the request was sent"), "{err}");
+    assert!(err.contains("not repeated"), "{err}");
+    assert_eq!(
+        sandbox.state.count(Endpoint::DatabricksSubmit),
+        submits + 1,
+        "the submit was sent exactly once"
+    );
+    // The statement reached the warehouse and ran exactly once.
+    let mut waited = 0;
+    while sandbox.state.counter(Counter::StatementsExecuted) == before && waited < 1500 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        sandbox.state.counter(Counter::StatementsExecuted),
+        before + 1
+    );
+    // 429 and 503 say the submit was not processed: those are still retried.
+    sandbox.faults().add(
+        Endpoint::DatabricksSubmit,
+        Fault::Status {
+            status: 503,
+            retry_after: Some(0),
+            times: 1,
+        },
+    );
+    assert_eq!(run(&g, BOB, ORDERS).await.unwrap().row_count, 6);
+    // A 500 may have run it: not repeated.
+    sandbox.faults().add(
+        Endpoint::DatabricksSubmit,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let err = run(&g, BOB, ORDERS).await.unwrap_err().to_string();
+    assert!(
+        err.contains("HTTP 500") && err.contains("not repeated"),
+        "{err}"
+    );
 }

@@ -5,7 +5,8 @@
 
 use immuta_mcp::immuta::wire::{ActivityPage, VendResponse, VendStatus};
 use immuta_mcp::result::Platform;
-use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions};
+use immuta_mcp::sandbox::variants::{ImmutaAuthVariant, ImmutaPollVariant, VendAnswerVariant};
+use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions, SandboxSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -85,7 +86,7 @@ async fn missing_or_wrong_api_key_is_401_with_a_message() {
     let body = json!({ "userId": ALICE, "ttlMinutes": 5 });
     let none = http.post(&url).json(&body).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
-    assert!(message(none).await.contains("Authorization: Bearer"));
+    assert!(message(none).await.contains("Authorization: <API key>"));
     let wrong = http
         .post(&url)
         .bearer_auth("not-the-key")
@@ -118,7 +119,7 @@ async fn each_vend_gets_fresh_roles_bound_for_the_ttl() {
     let (sb, http) = start().await;
     let first = vend_ok(&sb, &http, ALICE, 30).await;
     let second = vend_ok(&sb, &http, ALICE, 30).await;
-    assert_eq!(first.status, VendStatus::Ready);
+    assert_eq!(first.state(), VendStatus::Ready);
     assert_eq!(first.user_id, ALICE);
     let (sf1, sf2) = (
         first.roles.snowflake.unwrap(),
@@ -217,21 +218,21 @@ async fn pending_vends_turn_ready_after_the_configured_polls() {
     sb.faults()
         .add(Endpoint::ImmutaVend, Fault::Pending { polls: 2 });
     let created = vend_ok(&sb, &http, BOB, 10).await;
-    assert_eq!(created.status, VendStatus::Pending);
+    assert_eq!(created.state(), VendStatus::Pending);
     assert!(
         created.roles.snowflake.is_none(),
         "no usable role while pending"
     );
     assert_eq!(
-        get_vend(&sb, &http, &created.id).await.status,
+        get_vend(&sb, &http, &created.id).await.state(),
         VendStatus::Pending
     );
     assert_eq!(
-        get_vend(&sb, &http, &created.id).await.status,
+        get_vend(&sb, &http, &created.id).await.state(),
         VendStatus::Pending
     );
     let ready = get_vend(&sb, &http, &created.id).await;
-    assert_eq!(ready.status, VendStatus::Ready);
+    assert_eq!(ready.state(), VendStatus::Ready);
     let role = ready.roles.snowflake.unwrap().role_name;
     assert_eq!(
         sb.state
@@ -242,7 +243,10 @@ async fn pending_vends_turn_ready_after_the_configured_polls() {
     );
     assert_eq!(sb.state.count(Endpoint::ImmutaStatus), 3);
     // The knob applies to one vend only.
-    assert_eq!(vend_ok(&sb, &http, BOB, 10).await.status, VendStatus::Ready);
+    assert_eq!(
+        vend_ok(&sb, &http, BOB, 10).await.state(),
+        VendStatus::Ready
+    );
 }
 
 #[tokio::test]
@@ -260,14 +264,14 @@ async fn delete_drops_the_vended_roles() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let dropped: VendResponse = resp.json().await.unwrap();
-    assert_eq!(dropped.status, VendStatus::Expired);
+    assert_eq!(dropped.state(), VendStatus::Expired);
     assert_eq!(sb.state.engine.role_user(Platform::Snowflake, &role), None);
     assert_eq!(
         sb.state.engine.role_user(Platform::Databricks, &group),
         None
     );
     assert_eq!(
-        get_vend(&sb, &http, &v.id).await.status,
+        get_vend(&sb, &http, &v.id).await.state(),
         VendStatus::Expired
     );
 
@@ -335,10 +339,17 @@ async fn activity_lists_vends_with_paging_search_and_dates() {
         page(activity(&sb, &http, "?search=BOB@").await).await,
         [bob.id.as_str()]
     );
+    // `search` looks in user names only (Immuta: "the usernames of human users").
     let role = third.roles.snowflake.unwrap().role_name;
-    assert_eq!(
-        page(activity(&sb, &http, &format!("?search={role}")).await).await,
-        [third.id.as_str()]
+    assert!(
+        page(activity(&sb, &http, &format!("?search={role}")).await)
+            .await
+            .is_empty()
+    );
+    assert!(
+        page(activity(&sb, &http, &format!("?search={}", third.id)).await)
+            .await
+            .is_empty()
     );
 
     let today = chrono::Utc::now().date_naive();
@@ -366,7 +377,7 @@ async fn activity_lists_vends_with_paging_search_and_dates() {
         .await
         .unwrap();
     assert_eq!(other_agent.status(), StatusCode::NOT_FOUND);
-    assert_eq!(sb.state.count(Endpoint::ImmutaActivity), 11);
+    assert_eq!(sb.state.count(Endpoint::ImmutaActivity), 12);
 }
 
 #[tokio::test]
@@ -412,7 +423,7 @@ async fn status_faults_answer_with_retry_after_then_recover() {
     assert!(r500.headers().get("retry-after").is_none());
     let r503 = http.get(&url).bearer_auth(key(&sb)).send().await.unwrap();
     assert_eq!(r503.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(get_vend(&sb, &http, &v.id).await.status, VendStatus::Ready);
+    assert_eq!(get_vend(&sb, &http, &v.id).await.state(), VendStatus::Ready);
     assert_eq!(sb.state.count(Endpoint::ImmutaStatus), 3);
 }
 
@@ -499,5 +510,238 @@ async fn client_config_points_the_production_clients_at_the_sandbox() {
     assert!(
         !format!("{cfg:?}").contains(&key(&sb)),
         "secrets stay out of Debug"
+    );
+}
+
+async fn start_with(settings: SandboxSettings) -> (Sandbox, reqwest::Client) {
+    let sandbox = Sandbox::start(SandboxOptions {
+        settings,
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts");
+    (sandbox, client(None))
+}
+
+fn settings_with(f: impl FnOnce(&mut SandboxSettings)) -> SandboxSettings {
+    let mut s = SandboxSettings::default();
+    f(&mut s);
+    s
+}
+
+/// `POST /bim/apikey/authenticate` with the key in the body: (status, token).
+async fn exchange(sb: &Sandbox, http: &reqwest::Client) -> (StatusCode, Option<String>) {
+    let resp = http
+        .post(format!("{}/bim/apikey/authenticate", sb.immuta_url))
+        .json(&json!({ "apikey": key(sb) }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let token = if status.is_success() {
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["tokenExpiration"].is_string(), "{body}");
+        body["token"].as_str().map(str::to_string)
+    } else {
+        None
+    };
+    (status, token)
+}
+
+/// `GET /agent/obo/roles/<unknown>` with this `Authorization` value: 404 = authenticated.
+async fn probe(sb: &Sandbox, http: &reqwest::Client, authorization: &str) -> StatusCode {
+    http.get(format!("{}/agent/obo/roles/no-such-vend", sb.immuta_url))
+        .header("Authorization", authorization)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn accepted_authorization_forms_follow_the_immuta_auth_variant() {
+    use ImmutaAuthVariant::*;
+    // (variant, raw key, Bearer key, exchanged token)
+    for (variant, raw, bearer, exchanged) in [
+        (Any, true, true, true),
+        (RawKey, true, false, false),
+        (BearerKey, false, true, false),
+        (Exchange, false, false, true),
+    ] {
+        let (sb, http) = start_with(settings_with(|s| s.variants.immuta_auth = variant)).await;
+        let ok = |s: StatusCode| s == StatusCode::NOT_FOUND;
+        assert_eq!(
+            ok(probe(&sb, &http, &key(&sb)).await),
+            raw,
+            "{variant:?} raw"
+        );
+        assert_eq!(
+            ok(probe(&sb, &http, &format!("Bearer {}", key(&sb))).await),
+            bearer,
+            "{variant:?} bearer key"
+        );
+        let (status, token) = exchange(&sb, &http).await;
+        assert_eq!(
+            status.is_success(),
+            exchanged,
+            "{variant:?} exchange: {status}"
+        );
+        if let Some(token) = token {
+            assert!(ok(probe(&sb, &http, &format!("Bearer {token}")).await));
+            // A token is not the key: the raw-token form is refused.
+            assert_eq!(probe(&sb, &http, &token).await, StatusCode::UNAUTHORIZED);
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{variant:?}");
+        }
+        assert_eq!(
+            probe(&sb, &http, "Bearer not-the-key").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_exchange_takes_the_key_in_the_header_too_and_refuses_a_wrong_key() {
+    let (sb, http) = start().await;
+    let url = format!("{}/bim/apikey/authenticate", sb.immuta_url);
+    let resp = http
+        .post(&url)
+        .header("Authorization", key(&sb))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let wrong = http
+        .post(&url)
+        .json(&json!({"apikey": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn exchanged_tokens_expire_after_their_lifetime_or_an_expiry_knob() {
+    let (sb, http) = start_with(settings_with(|s| {
+        s.variants.immuta_auth = ImmutaAuthVariant::Exchange;
+        s.immuta_token_lifetime = Duration::ZERO;
+    }))
+    .await;
+    let (_, token) = exchange(&sb, &http).await;
+    let resp = http
+        .get(format!("{}/agent/obo/roles/x", sb.immuta_url))
+        .bearer_auth(token.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(message(resp).await.contains("expired"));
+
+    let (sb, http) = start_with(settings_with(|s| {
+        s.variants.immuta_auth = ImmutaAuthVariant::Exchange
+    }))
+    .await;
+    let token = exchange(&sb, &http).await.1.unwrap();
+    assert_eq!(
+        probe(&sb, &http, &format!("Bearer {token}")).await,
+        StatusCode::NOT_FOUND
+    );
+    sb.state.expire_credentials();
+    assert_eq!(
+        probe(&sb, &http, &format!("Bearer {token}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn agent_id_polling_lists_the_agents_vends_and_a_vend_id_is_404() {
+    let (sb, http) = start_with(settings_with(|s| {
+        s.variants.immuta_poll = ImmutaPollVariant::AgentId
+    }))
+    .await;
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 1 });
+    let created = vend_ok(&sb, &http, ALICE, 10).await;
+    assert_eq!(created.state(), VendStatus::Pending);
+    let by_vend = http
+        .get(format!("{}/agent/obo/roles/{}", sb.immuta_url, created.id))
+        .bearer_auth(key(&sb))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_vend.status(), StatusCode::NOT_FOUND);
+    let agent = sb.credentials().agent_id.clone();
+    let poll = || async {
+        let resp = http
+            .get(format!("{}/agent/obo/roles/{agent}", sb.immuta_url))
+            .bearer_auth(key(&sb))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        let entry = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == created.id.as_str())
+            .cloned()
+            .expect("the vend is listed");
+        serde_json::from_value::<VendResponse>(entry).unwrap()
+    };
+    assert_eq!(poll().await.state(), VendStatus::Pending);
+    let ready = poll().await;
+    assert_eq!(ready.state(), VendStatus::Ready);
+    assert!(ready.roles.snowflake.is_some());
+}
+
+#[tokio::test]
+async fn vend_answers_are_spelled_per_the_vend_answer_variant() {
+    use VendAnswerVariant::*;
+    for variant in [Canonical, Ttl, UpperStatus, NoStatus] {
+        let (sb, http) = start_with(settings_with(|s| s.variants.vend_answer = variant)).await;
+        let resp = vend(&sb, &http, ALICE, 10).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        match variant {
+            Canonical => {
+                assert_eq!(body["status"], "ready", "{body}");
+                assert_eq!(body["ttlMinutes"], 10, "{body}");
+            }
+            Ttl => {
+                assert_eq!(body["ttl"], 10, "{body}");
+                assert!(body.get("ttlMinutes").is_none(), "{body}");
+            }
+            UpperStatus => assert_eq!(body["status"], "READY", "{body}"),
+            NoStatus => {
+                assert!(body.get("status").is_none(), "{body}");
+                assert!(body["roles"]["Snowflake"].is_object(), "{body}");
+            }
+        }
+        let parsed: VendResponse = serde_json::from_value(body).unwrap();
+        assert_eq!(parsed.state(), VendStatus::Ready, "{variant:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_lost_vend_answer_still_creates_the_vend_once() {
+    let (sb, http) = start().await;
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::LostAnswer { times: 1 });
+    let resp = http
+        .post(format!("{}/agent/obo/roles", sb.immuta_url))
+        .bearer_auth(key(&sb))
+        .json(&json!({ "userId": ALICE, "ttlMinutes": 5 }))
+        .send()
+        .await;
+    let broken = match resp {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(broken, "the answer must not arrive");
+    assert_eq!(sb.state.counter(Counter::VendsCreated), 1);
+    assert_eq!(
+        vend_ok(&sb, &http, ALICE, 5).await.state(),
+        VendStatus::Ready
     );
 }

@@ -166,26 +166,36 @@ impl RowDecoder {
     }
 }
 
-/// The upper-case type name: `type_name`, or the head of `type_text` when absent.
+/// Heads of `type_text` that say more than any `type_name`: the SDK's
+/// `ColumnInfoTypeName` enum (databricks-sdk-go `service/sql/model.go`) has
+/// no `TIMESTAMP_NTZ` or `VARIANT`, so a workspace reports such a column as
+/// e.g. `type_name: "TIMESTAMP", type_text: "TIMESTAMP_NTZ"`; `INTERVAL ...`
+/// carries its qualifier only in `type_text`.
+const SPECIFIC_TYPE_TEXTS: [&str; 4] = ["TIMESTAMP_NTZ", "VARIANT", "OBJECT", "INTERVAL"];
+
+/// The upper-case type name: `type_name`, unless the head of `type_text` is
+/// more specific ([`SPECIFIC_TYPE_TEXTS`]) or `type_name` is absent.
 fn effective_type_name(info: &ColumnInfo) -> String {
     let from_name = info
         .type_name
         .as_deref()
         .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let raw = match from_name {
-        Some(n) => n.to_string(),
-        None => info
-            .type_text
-            .as_deref()
-            .unwrap_or("")
-            .split(['(', '<', ' '])
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string(),
-    };
-    raw.to_ascii_uppercase()
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_uppercase);
+    let from_text = info
+        .type_text
+        .as_deref()
+        .unwrap_or("")
+        .split(['(', '<', ' '])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
+    match from_name {
+        Some(_) if SPECIFIC_TYPE_TEXTS.contains(&from_text.as_str()) => from_text,
+        Some(name) => name,
+        None => from_text,
+    }
 }
 
 fn kind_of(type_name: &str, info: &ColumnInfo) -> Kind {
@@ -473,6 +483,58 @@ fn binary(text: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(type_name: Option<&str>, type_text: Option<&str>) -> ColumnInfo {
+        ColumnInfo {
+            name: "c".into(),
+            type_name: type_name.map(str::to_string),
+            type_text: type_text.map(str::to_string),
+            ..ColumnInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_more_specific_type_text_wins_over_type_name() {
+        let ntz = info(Some("TIMESTAMP"), Some("TIMESTAMP_NTZ"));
+        assert_eq!(effective_type_name(&ntz), "TIMESTAMP_NTZ");
+        assert_eq!(
+            kind_of(&effective_type_name(&ntz), &ntz),
+            Kind::TimestampNtz
+        );
+        let variant = info(Some("STRING"), Some("VARIANT"));
+        assert_eq!(
+            kind_of(&effective_type_name(&variant), &variant),
+            Kind::Json
+        );
+        let udt = info(Some("USER_DEFINED_TYPE"), Some("variant"));
+        assert_eq!(effective_type_name(&udt), "VARIANT");
+        let interval = info(Some("STRING"), Some("INTERVAL DAY TO SECOND"));
+        assert_eq!(effective_type_name(&interval), "INTERVAL");
+        // An ordinary type_text does not override type_name.
+        let ltz = info(Some("TIMESTAMP"), Some("TIMESTAMP"));
+        assert_eq!(kind_of(&effective_type_name(&ltz), &ltz), Kind::TimestampTz);
+        let long = info(Some("LONG"), Some("BIGINT"));
+        assert_eq!(effective_type_name(&long), "LONG");
+        assert_eq!(
+            effective_type_name(&info(None, Some("decimal(10,2)"))),
+            "DECIMAL"
+        );
+    }
+
+    #[test]
+    fn a_timestamp_ntz_column_reported_as_timestamp_is_not_labelled_utc() {
+        let columns = vec![info(Some("TIMESTAMP"), Some("TIMESTAMP_NTZ"))];
+        let decoder = RowDecoder::new(&columns);
+        assert_eq!(
+            decoder.columns()[0].column_type,
+            Kind::TimestampNtz.column_type()
+        );
+        let row = decoder
+            .decode(0, &[serde_json::json!("2024-03-01T10:15:00.000")])
+            .unwrap();
+        let text = serde_json::to_string(&row).unwrap();
+        assert!(!text.contains('Z'), "{text}");
+    }
     use serde_json::json;
 
     fn col(name: &str, type_name: &str, type_text: &str, scale: Option<u32>) -> ColumnInfo {

@@ -11,21 +11,22 @@
 //! chunks in order until the rows end or the row/byte limit is reached,
 //! decoding each chunk with [`RowDecoder`].
 //!
+//! Every statement carries `query_tags` naming the end user and the tool.
 //! Every HTTP request goes through [`RetryPolicy`] (429 and 5xx with
-//! `Retry-After`, connection resets). A submit that is retried after a
-//! transport error may have reached the warehouse once already; read
-//! statements make that harmless, and the SQL guard keeps statements read-only
-//! by default. A token rejected with 401/403 is reported as
+//! `Retry-After`, connection resets), except that the submit, which has no
+//! idempotency key, is repeated only when it cannot have run (connect error,
+//! 429, 503): after a lost answer or a 500/502/504 the call fails and says so,
+//! rather than risk running the statement twice. A token rejected with 401/403 is reported as
 //! [`RunError::TokenRejected`] so the caller can re-vend once.
 
 use super::decode::RowDecoder;
 use super::wire::{
-    ApiErrorBody, ExecuteStatementRequest, ResultData, STATEMENTS_PATH, StatementResponse,
-    StatementState,
+    ApiErrorBody, ExecuteStatementRequest, QueryTag, ResultData, STATEMENTS_PATH,
+    StatementResponse, StatementState,
 };
 use crate::query::{CallContext, QueryError, QueryRequest};
 use crate::result::{Platform, ResultSet};
-use crate::retry::{RetryPolicy, UpstreamResponse};
+use crate::retry::{Idempotency, RetryPolicy, UpstreamResponse};
 use crate::secret::Secret;
 use std::time::{Duration, Instant};
 
@@ -166,10 +167,12 @@ impl StatementsClient {
             format: "JSON_ARRAY".into(),
             row_limit: Some(request.max_rows as u64 + 1),
             byte_limit: (max_bytes > 0).then_some(max_bytes as u64),
+            query_tags: query_tags(ctx),
         };
+        // No idempotency key exists for a submit: never repeated once it may have run.
         let resp = self
             .retry
-            .send(|_| {
+            .send_with(Idempotency::NotIdempotent, |_| {
                 ctx.count_upstream_request();
                 self.authed(reqwest::Method::POST, self.base.clone(), token)
                     .json(&body)
@@ -480,6 +483,16 @@ fn unavailable(message: String) -> RunError {
     })
 }
 
+/// `query_tags` of every statement: who it runs for and through which tool,
+/// like the Snowflake path's `QUERY_TAG` (values cut to safe characters).
+fn query_tags(ctx: &CallContext) -> Vec<QueryTag> {
+    vec![
+        QueryTag::safe("app", "immuta-mcp"),
+        QueryTag::safe("end_user", &ctx.user),
+        QueryTag::safe("tool", ctx.tool),
+    ]
+}
+
 /// Bytes a JSON_ARRAY value takes (text length; null counts as 4).
 fn value_bytes(v: &serde_json::Value) -> usize {
     match v {
@@ -621,6 +634,37 @@ mod tests {
             "manifest":{"format":"JSON_ARRAY","schema":{"columns":[{"name":"id","type_name":"LONG","type_text":"BIGINT","position":0}]},
                         "total_chunk_count":2,"total_row_count":2,"truncated":false},
             "result":{"chunk_index":0,"row_offset":0,"row_count":1,"data_array":data,"next_chunk_index":next}})
+    }
+
+    #[tokio::test]
+    async fn every_submit_carries_query_tags_naming_the_user_and_the_tool() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<serde_json::Value>));
+        let store = seen.clone();
+        let submit = move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let store = store.clone();
+            async move {
+                *store.lock().unwrap() = Some(body);
+                axum::Json(succeeded(json!([["1"]]), None))
+            }
+        };
+        let app = Router::new().route(STATEMENTS_PATH, post(submit));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let ctx = CallContext::new("o'brien@example.com", "query_databricks");
+        client(&host)
+            .run(&Secret::new("t"), &ctx, &request(10))
+            .await
+            .unwrap();
+        let body = seen.lock().unwrap().clone().expect("submit body");
+        assert_eq!(
+            body["query_tags"],
+            json!([
+                {"key": "app", "value": "immuta-mcp"},
+                {"key": "end_user", "value": "o_brien@example.com"},
+                {"key": "tool", "value": "query_databricks"},
+            ])
+        );
     }
 
     #[tokio::test]

@@ -14,8 +14,8 @@ pub const OAUTH_METADATA_PATH: &str = "/oidc/.well-known/oauth-authorization-ser
 /// Statement Execution API base path.
 pub const STATEMENTS_PATH: &str = "/api/2.0/sql/statements";
 
-/// Answer of `POST /oidc/v1/token`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Answer of `POST /oidc/v1/token`. Its `Debug` never prints `access_token`.
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(default)]
@@ -25,6 +25,17 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     #[serde(default)]
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 /// OAuth error answer (RFC 6749 §5.2).
@@ -56,6 +67,45 @@ pub struct ExecuteStatementRequest {
     pub row_limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub byte_limit: Option<u64>,
+    /// `query_tags`: `[{key, value}]`, at most 20 (databricks-sdk-go
+    /// `service/sql/model.go` ExecuteStatementRequest.QueryTags / QueryTag).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_tags: Vec<QueryTag>,
+}
+
+/// One entry of `query_tags`: a non-empty key and an optional value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryTag {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// Longest tag value sent (the user part is cut, never the key).
+const MAX_TAG_VALUE: usize = 128;
+
+impl QueryTag {
+    /// A tag whose value keeps only safe characters (ASCII letters, digits,
+    /// `@ . _ - +`); anything else becomes `_`, and the value is cut to 128
+    /// characters, so no quoting, separator or control character reaches the
+    /// warehouse's query history.
+    pub fn safe(key: &str, value: &str) -> QueryTag {
+        let clean: String = value
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(MAX_TAG_VALUE)
+            .collect();
+        QueryTag {
+            key: key.to_string(),
+            value: (!clean.is_empty()).then_some(clean),
+        }
+    }
 }
 
 /// Lifecycle state of a statement.
@@ -136,6 +186,8 @@ pub struct ResultSchema {
 /// Position of one chunk in the manifest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ChunkInfo {
+    /// Absent for chunk 0: the server leaves out zero values.
+    #[serde(default)]
     pub chunk_index: u64,
     #[serde(default)]
     pub row_offset: Option<u64>,
@@ -207,6 +259,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn token_response_debug_hides_the_access_token() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"dapi-secret-123","expires_in":60}"#).unwrap();
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("dapi-secret-123"), "{shown}");
+        assert!(shown.contains("expires_in"), "{shown}");
+    }
+
+    #[test]
+    fn query_tags_are_key_value_objects_with_safe_values() {
+        let tag = QueryTag::safe("end_user", "Robert'); DROP--\n\"x\"@ex.com");
+        assert_eq!(tag.value.as_deref(), Some("Robert____DROP--__x_@ex.com"));
+        assert_eq!(
+            serde_json::to_value(&tag).unwrap(),
+            serde_json::json!({"key": "end_user", "value": "Robert____DROP--__x_@ex.com"})
+        );
+        let long = QueryTag::safe("k", &"a".repeat(500));
+        assert_eq!(long.value.unwrap().len(), 128);
+        assert_eq!(QueryTag::safe("k", "").value, None);
+    }
+
+    #[test]
     fn parses_a_succeeded_statement_with_inline_chunk() {
         let body = r#"{"statement_id":"01ef-1","status":{"state":"SUCCEEDED"},
           "manifest":{"format":"JSON_ARRAY","schema":{"column_count":2,"columns":[
@@ -247,9 +321,11 @@ mod tests {
             format: "JSON_ARRAY".into(),
             row_limit: Some(11),
             byte_limit: Some(100),
+            query_tags: Vec::new(),
         })
         .unwrap();
         assert!(v.get("catalog").is_none());
+        assert!(v.get("query_tags").is_none());
         assert_eq!(v["row_limit"], 11);
         assert_eq!(v["format"], "JSON_ARRAY");
     }

@@ -1,25 +1,40 @@
 //! Client of Immuta's agent OBO API: vend, poll, and drop ephemeral roles.
 //!
-//! The agent's API key is sent as `Authorization: Bearer <key>` and is never
-//! logged. A "pending" vend is polled with `GET /agent/obo/roles/{id}` until
-//! it is ready, bounded by `pending_timeout_secs`. Errors are typed so the
-//! tool can tell the user what went wrong without exposing the key.
+//! Authentication follows `immuta.auth` ([`ImmutaAuth`]): the API key as
+//! `Authorization: <key>` (Immuta's API-key method), a bearer token from
+//! `POST /bim/apikey/authenticate` (the bearer-token method; cached and
+//! exchanged again when a request answers 401), or `Authorization: Bearer
+//! <key>` (the agent page's curl example). With `auto` (the default) the
+//! first request tries them in that order and the process keeps the first
+//! form Immuta accepts; a 401 on every form is one error naming `immuta.auth`.
+//! The key and tokens are never logged.
+//!
+//! A "pending" vend is polled with `GET /agent/obo/roles/{id}` until it is
+//! ready, bounded by `pending_timeout_secs`; `{id}` is the vend id or the
+//! agent id (`immuta.poll_id`). A 404 while polling is a protocol error that
+//! names the vend, the URL and `immuta.poll_id`. The vend POST is not
+//! idempotent: it is repeated only when Immuta cannot have acted on it
+//! ([`Idempotency::NotIdempotent`]). Errors are typed so the tool can tell the
+//! user what went wrong without exposing the key.
 
-use crate::config::ImmutaConfig;
+use crate::config::{ImmutaAuth, ImmutaConfig, ImmutaPollId};
 use crate::immuta::wire::{
-    ErrorBody, VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles,
+    AUTHENTICATE_PATH, AgentStatus, AuthenticateRequest, AuthenticateResponse, ErrorBody,
+    VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles,
 };
 use crate::query::{CallContext, QueryError};
-use crate::retry::{RetryError, RetryPolicy, UpstreamResponse};
+use crate::retry::{Idempotency, RetryError, RetryPolicy, UpstreamResponse};
 use crate::secret::Secret;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Why a vend or a role operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImmutaError {
-    #[error("Immuta refused the agent's API key (HTTP {status}); check immuta.api_key")]
-    Unauthorized { status: u16 },
+    #[error(
+        "Immuta refused the agent's API key (HTTP {status}; tried {tried}); check immuta.api_key, and set immuta.auth to the form your tenant accepts (\"raw_key\", \"exchange\" or \"bearer_key\"; default \"auto\" tries all three)"
+    )]
+    Unauthorized { status: u16, tried: String },
     #[error("Immuta does not know the user {user}: {message}")]
     UnknownUser { user: String, message: String },
     #[error("the role vended for {user} was still pending after {waited_secs} s")]
@@ -57,12 +72,54 @@ pub struct VendedAccess {
     pub roles: VendedRoles,
 }
 
+/// One concrete way of presenting the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthForm {
+    RawKey,
+    Exchange,
+    BearerKey,
+}
+
+impl AuthForm {
+    fn setting(self) -> ImmutaAuth {
+        match self {
+            AuthForm::RawKey => ImmutaAuth::RawKey,
+            AuthForm::Exchange => ImmutaAuth::Exchange,
+            AuthForm::BearerKey => ImmutaAuth::BearerKey,
+        }
+    }
+}
+
+/// Order `auto` tries: the two documented methods first, then `Bearer <key>`.
+const AUTO_ORDER: [AuthForm; 3] = [AuthForm::RawKey, AuthForm::Exchange, AuthForm::BearerKey];
+
+/// What the client learned about authentication (shared by clones).
+#[derive(Default)]
+struct AuthState {
+    /// The form that worked (fixed from the start unless `auth = auto`).
+    chosen: Option<AuthForm>,
+    /// The bearer token of the exchange form.
+    token: Option<Secret>,
+}
+
+/// A request, described so it can be rebuilt per auth form and attempt.
+struct Call<'a> {
+    method: reqwest::Method,
+    url: &'a str,
+    body: Option<&'a VendRequest>,
+    idempotency: Idempotency,
+    ctx: Option<&'a CallContext>,
+}
+
 struct Inner {
     base: String,
     api_key: Secret,
     ttl_minutes: u32,
     pending_timeout: Duration,
     drop_unused_vends: bool,
+    poll_id: ImmutaPollId,
+    agent_id: Option<String>,
+    auth: Mutex<AuthState>,
     http: reqwest::Client,
     retry: RetryPolicy,
 }
@@ -95,6 +152,12 @@ impl ImmutaClient {
         if api_key.is_empty() {
             return Err(ImmutaError::Config("immuta.api_key is empty".into()));
         }
+        let chosen = match cfg.auth {
+            ImmutaAuth::Auto => None,
+            ImmutaAuth::RawKey => Some(AuthForm::RawKey),
+            ImmutaAuth::Exchange => Some(AuthForm::Exchange),
+            ImmutaAuth::BearerKey => Some(AuthForm::BearerKey),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 base: cfg.url.trim_end_matches('/').to_string(),
@@ -102,6 +165,17 @@ impl ImmutaClient {
                 ttl_minutes: cfg.ttl_minutes,
                 pending_timeout: Duration::from_secs(cfg.pending_timeout_secs),
                 drop_unused_vends: cfg.drop_unused_vends,
+                poll_id: cfg.poll_id,
+                agent_id: cfg
+                    .agent_id
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string),
+                auth: Mutex::new(AuthState {
+                    chosen,
+                    token: None,
+                }),
                 http,
                 retry,
             }),
@@ -118,6 +192,14 @@ impl ImmutaClient {
         &self.inner.base
     }
 
+    /// The authentication form in use: the configured one, or with `auto` the
+    /// one that answered first (`Auto` until a request has succeeded).
+    pub fn auth_in_use(&self) -> ImmutaAuth {
+        self.auth_state()
+            .chosen
+            .map_or(ImmutaAuth::Auto, AuthForm::setting)
+    }
+
     /// Vend roles for `ctx.user` and wait until they are ready.
     pub async fn vend(&self, ctx: &CallContext) -> Result<VendedAccess, ImmutaError> {
         let user = ctx.user.as_str();
@@ -127,17 +209,24 @@ impl ImmutaClient {
         };
         let url = format!("{}{}", self.inner.base, VEND_PATH);
         let resp = self
-            .inner
-            .retry
-            .send(|_| {
-                ctx.count_upstream_request();
-                self.request(reqwest::Method::POST, &url).json(&body)
+            .send(Call {
+                method: reqwest::Method::POST,
+                url: &url,
+                body: Some(&body),
+                idempotency: Idempotency::NotIdempotent,
+                ctx: Some(ctx),
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ImmutaError::Unavailable(m) => ImmutaError::Unavailable(format!(
+                    "vending a role for {user} (POST {VEND_PATH}): {m}"
+                )),
+                other => other,
+            })?;
         let mut vend = self.parse_vend(user, &resp)?;
         let started = Instant::now();
         let mut poll = 0u32;
-        while vend.status == VendStatus::Pending {
+        while vend.state() == VendStatus::Pending {
             if started.elapsed() >= self.inner.pending_timeout || ctx.cancel.is_cancelled() {
                 return Err(ImmutaError::StillPending {
                     user: user.into(),
@@ -152,21 +241,12 @@ impl ImmutaClient {
                 _ = tokio::time::sleep(wait) => {}
                 _ = ctx.cancel.cancelled() => {}
             }
-            let id = vend.id.clone();
-            let resp = self
-                .inner
-                .retry
-                .send(|_| {
-                    ctx.count_upstream_request();
-                    self.request(reqwest::Method::GET, &self.role_url(&id))
-                })
-                .await?;
-            vend = self.parse_vend(user, &resp)?;
+            vend = self.poll(ctx, user, &vend).await?;
         }
-        if vend.status != VendStatus::Ready {
+        if vend.state() != VendStatus::Ready {
             return Err(ImmutaError::NotReady {
                 user: user.into(),
-                status: vend.status,
+                status: vend.state(),
             });
         }
         if vend.user_id != user {
@@ -175,7 +255,8 @@ impl ImmutaClient {
                 vend.user_id
             )));
         }
-        let ttl = Duration::from_secs(u64::from(self.inner.ttl_minutes) * 60);
+        let ttl_minutes = vend.ttl_minutes.unwrap_or(self.inner.ttl_minutes);
+        let ttl = Duration::from_secs(u64::from(ttl_minutes) * 60);
         let expires_at = match vend.expires_at.as_deref() {
             Some(s) => chrono::DateTime::parse_from_rfc3339(s)
                 .map(SystemTime::from)
@@ -193,22 +274,102 @@ impl ImmutaClient {
         })
     }
 
+    /// One status poll of the pending `vend`, by vend id or agent id (`immuta.poll_id`).
+    async fn poll(
+        &self,
+        ctx: &CallContext,
+        user: &str,
+        vend: &VendResponse,
+    ) -> Result<VendResponse, ImmutaError> {
+        let (poll_key, url) = match self.inner.poll_id {
+            ImmutaPollId::VendId => (vend.id.clone(), self.role_url(&vend.id)),
+            ImmutaPollId::AgentId => {
+                let agent = self
+                    .inner
+                    .agent_id
+                    .clone()
+                    .or_else(|| vend.agent_id.clone())
+                    .ok_or_else(|| {
+                        ImmutaError::Config(
+                            "immuta.poll_id = \"agent_id\" needs immuta.agent_id (the vend answer names no agentId)"
+                                .into(),
+                        )
+                    })?;
+                let url = self.role_url(&agent);
+                (agent, url)
+            }
+        };
+        let resp = self
+            .send(Call {
+                method: reqwest::Method::GET,
+                url: &url,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                ctx: Some(ctx),
+            })
+            .await?;
+        if resp.status == 404 {
+            let other = match self.inner.poll_id {
+                ImmutaPollId::VendId => ImmutaPollId::AgentId,
+                ImmutaPollId::AgentId => ImmutaPollId::VendId,
+            };
+            return Err(ImmutaError::Protocol(format!(
+                "polling the pending vend {} for {user} at GET {url} answered 404 ({}); immuta.poll_id = \"{}\" looks wrong for this tenant: set immuta.poll_id = \"{}\"{}",
+                vend.id,
+                error_message(&resp),
+                self.inner.poll_id.as_str(),
+                other.as_str(),
+                match (other, &self.inner.agent_id) {
+                    (ImmutaPollId::AgentId, None) => " and immuta.agent_id",
+                    (ImmutaPollId::VendId, Some(_)) => " (or check immuta.agent_id)",
+                    _ => "",
+                },
+            )));
+        }
+        if !resp.is_success() {
+            return Err(self.error_for("", &resp));
+        }
+        match self.inner.poll_id {
+            ImmutaPollId::VendId => self.parse_vend(user, &resp),
+            ImmutaPollId::AgentId => pick_vend(&resp, &vend.id, &poll_key),
+        }
+    }
+
     /// Current state of a vend.
     pub async fn status(&self, vend_id: &str) -> Result<VendResponse, ImmutaError> {
+        let url = self.role_url(vend_id);
         let resp = self
-            .inner
-            .retry
-            .send(|_| self.request(reqwest::Method::GET, &self.role_url(vend_id)))
+            .send(Call {
+                method: reqwest::Method::GET,
+                url: &url,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                ctx: None,
+            })
             .await?;
         self.parse_vend("", &resp)
     }
 
+    /// Authenticate once (a GET that needs no vend) and say which form answered.
+    /// A 404 for the probe id still proves the key was accepted.
+    pub async fn probe(&self) -> Result<ImmutaAuth, ImmutaError> {
+        match self.status("immuta-mcp-check").await {
+            Ok(_) | Err(ImmutaError::Rejected { status: 404, .. }) => Ok(self.auth_in_use()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drop the roles of a vend early (e.g. on shutdown).
     pub async fn drop_roles(&self, vend_id: &str) -> Result<(), ImmutaError> {
+        let url = self.role_url(vend_id);
         let resp = self
-            .inner
-            .retry
-            .send(|_| self.request(reqwest::Method::DELETE, &self.role_url(vend_id)))
+            .send(Call {
+                method: reqwest::Method::DELETE,
+                url: &url,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                ctx: None,
+            })
             .await?;
         if resp.is_success() || resp.status == 404 {
             return Ok(());
@@ -271,12 +432,175 @@ impl ImmutaClient {
         url
     }
 
-    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        self.inner
-            .http
-            .request(method, url)
-            .bearer_auth(self.inner.api_key.expose())
-            .header(reqwest::header::ACCEPT, "application/json")
+    fn auth_state(&self) -> MutexGuard<'_, AuthState> {
+        self.inner.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Send `call` with the chosen auth form, or (`auto`, nothing chosen yet)
+    /// with each form in [`AUTO_ORDER`] until one is not answered 401. An
+    /// exchanged token answered 401 is exchanged again once and resent.
+    async fn send(&self, call: Call<'_>) -> Result<UpstreamResponse, ImmutaError> {
+        let chosen = self.auth_state().chosen;
+        let forms: &[AuthForm] = match &chosen {
+            Some(f) => std::slice::from_ref(f),
+            None => &AUTO_ORDER,
+        };
+        let mut tried = Vec::new();
+        let mut last_status = 401;
+        for &form in forms {
+            tried.push(form.setting().as_str());
+            let outcome = match form {
+                AuthForm::RawKey => Some(
+                    self.send_as(&call, self.inner.api_key.expose().to_string())
+                        .await?,
+                ),
+                AuthForm::BearerKey => Some(
+                    self.send_as(&call, format!("Bearer {}", self.inner.api_key.expose()))
+                        .await?,
+                ),
+                AuthForm::Exchange => self.send_exchanged(&call, chosen.is_none()).await?,
+            };
+            match outcome {
+                // 401 = this form is refused. While `auto` is still probing a
+                // 403 counts too: some gateways answer it for an unknown scheme.
+                Some(resp) if resp.status == 401 || (chosen.is_none() && resp.status == 403) => {
+                    last_status = resp.status
+                }
+                Some(resp) => {
+                    let mut state = self.auth_state();
+                    if state.chosen.is_none() {
+                        tracing::info!(
+                            auth = form.setting().as_str(),
+                            "Immuta accepted the API key in this form; using it from now on"
+                        );
+                        state.chosen = Some(form);
+                    }
+                    return Ok(resp);
+                }
+                // The exchange itself was refused: this form does not work.
+                None => last_status = 401,
+            }
+        }
+        Err(ImmutaError::Unauthorized {
+            status: last_status,
+            tried: format!("immuta.auth = {}", tried.join(", ")),
+        })
+    }
+
+    async fn send_as(
+        &self,
+        call: &Call<'_>,
+        authorization: String,
+    ) -> Result<UpstreamResponse, ImmutaError> {
+        let resp = self
+            .inner
+            .retry
+            .send_with(call.idempotency, |_| {
+                if let Some(ctx) = call.ctx {
+                    ctx.count_upstream_request();
+                }
+                let req = self
+                    .inner
+                    .http
+                    .request(call.method.clone(), call.url)
+                    .header(reqwest::header::AUTHORIZATION, &authorization)
+                    .header(reqwest::header::ACCEPT, "application/json");
+                match call.body {
+                    Some(body) => req.json(body),
+                    None => req,
+                }
+            })
+            .await?;
+        Ok(resp)
+    }
+
+    /// The exchange form: a cached token, or a fresh one; a 401 on a cached
+    /// token exchanges once more. `None` when the exchange is refused.
+    async fn send_exchanged(
+        &self,
+        call: &Call<'_>,
+        probing: bool,
+    ) -> Result<Option<UpstreamResponse>, ImmutaError> {
+        let cached = self.auth_state().token.clone();
+        let had_cached = cached.is_some();
+        let token = match cached {
+            Some(t) => t,
+            None => match self.exchange(call.ctx, probing).await? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        let resp = self
+            .send_as(call, format!("Bearer {}", token.expose()))
+            .await?;
+        if resp.status != 401 || !had_cached {
+            return Ok(Some(resp));
+        }
+        tracing::debug!(
+            "Immuta answered 401 to the cached bearer token; exchanging the API key again"
+        );
+        self.auth_state().token = None;
+        let Some(token) = self.exchange(call.ctx, false).await? else {
+            return Ok(None);
+        };
+        self.send_as(call, format!("Bearer {}", token.expose()))
+            .await
+            .map(Some)
+    }
+
+    /// `POST /bim/apikey/authenticate` with the key in the body and in
+    /// `Authorization` (both documented); caches and returns the token.
+    /// `None` when Immuta refuses the exchange: a 401, or while `auto` is
+    /// still probing also a 403/404/405 (no such endpoint); other failures are errors.
+    async fn exchange(
+        &self,
+        ctx: Option<&CallContext>,
+        probing: bool,
+    ) -> Result<Option<Secret>, ImmutaError> {
+        let url = format!("{}{}", self.inner.base, AUTHENTICATE_PATH);
+        let body = AuthenticateRequest {
+            apikey: self.inner.api_key.expose().to_string(),
+        };
+        let resp = self
+            .inner
+            .retry
+            .send(|_| {
+                if let Some(ctx) = ctx {
+                    ctx.count_upstream_request();
+                }
+                self.inner
+                    .http
+                    .post(&url)
+                    .header(reqwest::header::AUTHORIZATION, self.inner.api_key.expose())
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if resp.status == 401 || (probing && matches!(resp.status, 403..=405)) {
+            return Ok(None);
+        }
+        if !resp.is_success() {
+            return Err(ImmutaError::Rejected {
+                status: resp.status,
+                message: format!(
+                    "POST {AUTHENTICATE_PATH} (immuta.auth = \"exchange\"): {}",
+                    error_message(&resp)
+                ),
+            });
+        }
+        let answer: AuthenticateResponse = resp.json().map_err(|e| {
+            ImmutaError::Protocol(format!(
+                "POST {AUTHENTICATE_PATH} answer has no token/access_token: {e}"
+            ))
+        })?;
+        if answer.token.trim().is_empty() {
+            return Err(ImmutaError::Protocol(format!(
+                "POST {AUTHENTICATE_PATH} answered an empty token"
+            )));
+        }
+        let token = Secret::new(answer.token);
+        self.auth_state().token = Some(token.clone());
+        Ok(Some(token))
     }
 
     fn parse_vend(&self, user: &str, resp: &UpstreamResponse) -> Result<VendResponse, ImmutaError> {
@@ -288,13 +612,11 @@ impl ImmutaClient {
     }
 
     fn error_for(&self, user: &str, resp: &UpstreamResponse) -> ImmutaError {
-        let message = resp
-            .json::<ErrorBody>()
-            .map(|b| b.message)
-            .unwrap_or_else(|_| resp.text_snippet(300));
+        let message = error_message(resp);
         match resp.status {
             401 | 403 => ImmutaError::Unauthorized {
                 status: resp.status,
+                tried: format!("immuta.auth = {}", self.auth_in_use().as_str()),
             },
             404 if !user.is_empty() => ImmutaError::UnknownUser {
                 user: user.into(),
@@ -303,4 +625,38 @@ impl ImmutaClient {
             status => ImmutaError::Rejected { status, message },
         }
     }
+}
+
+/// The `{"message"}` of an error answer, or the start of its body.
+fn error_message(resp: &UpstreamResponse) -> String {
+    resp.json::<ErrorBody>()
+        .map(|b| b.message)
+        .unwrap_or_else(|_| resp.text_snippet(300))
+}
+
+/// The vend `vend_id` from an agent status answer: the agent's vends as a
+/// list (`data`/`vends`), or a single vend answer.
+fn pick_vend(
+    resp: &UpstreamResponse,
+    vend_id: &str,
+    agent_id: &str,
+) -> Result<VendResponse, ImmutaError> {
+    if let Ok(single) = resp.json::<VendResponse>()
+        && single.id == vend_id
+    {
+        return Ok(single);
+    }
+    let all: AgentStatus = resp.json().map_err(|e| {
+        ImmutaError::Protocol(format!(
+            "status of agent {agent_id} does not parse as a list of vends: {e}"
+        ))
+    })?;
+    all.data
+        .into_iter()
+        .find(|v| v.id == vend_id)
+        .ok_or_else(|| {
+            ImmutaError::Protocol(format!(
+                "status of agent {agent_id} does not list the pending vend {vend_id}"
+            ))
+        })
 }

@@ -20,13 +20,19 @@
 //! `format` (`JSON_ARRAY` only, as Databricks requires for INLINE),
 //! `row_limit` and `byte_limit` (cut rows, `manifest.truncated = true`); an
 //! INLINE result over 25 MiB without `byte_limit` fails as on Databricks.
-//! Named (`:name`) or positional (`?`) parameters are substituted (see
-//! [`params`]). The statement runs in the engine as the token's group on the
-//! blocking pool; the answer waits up to `wait_timeout` and carries `status
-//! {state PENDING|RUNNING|SUCCEEDED|FAILED|CANCELED, error{error_code,
-//! message}, sql_state}`, the `manifest` (columns with `type_name`/
-//! `type_text`, chunks of `settings.databricks_chunk_rows` rows) and chunk 0
-//! inline in `result`. `GET /api/2.0/sql/statements/{id}` polls,
+//! Named (`:name`) parameters are substituted (see [`params`]); a parameter
+//! without a name (positional `?`, which the API does not support) is 400
+//! `INVALID_PARAMETER_VALUE`, as is a `query_tags` entry with an empty key.
+//! The statement runs in the engine as the token's group on the blocking
+//! pool; a `wait_timeout` of `0s` answers `PENDING` with no manifest or
+//! result, otherwise the answer waits up to `wait_timeout` and carries
+//! `status {state PENDING|RUNNING|SUCCEEDED|FAILED|CANCELED, error{error_code,
+//! message}, sql_state}` (`error_code` one of model.go's `ServiceErrorCode`
+//! values: SQL failures, insufficient privileges included, are `BAD_REQUEST`),
+//! the `manifest` (columns with `type_name`/`type_text`, chunks of
+//! `settings.databricks_chunk_rows` rows, no INLINE `byte_count`) and chunk 0
+//! inline in `result`. Fields holding their default value (`0`, `false`,
+//! empty) are left out of every answer, as the real server does. `GET /api/2.0/sql/statements/{id}` polls,
 //! `GET .../result/chunks/{n}` fetches a chunk, `POST .../cancel` cancels. A
 //! table the group may not read fails with `[TABLE_OR_VIEW_NOT_FOUND]` and
 //! `sql_state` `42P01`. Every handler first passes the fault injector (429
@@ -168,13 +174,17 @@ impl StatementError {
                 "42601",
                 format!("[PARSE_SYNTAX_ERROR] Syntax error: {m} SQLSTATE: 42601"),
             ),
+            // `status.error.error_code` is a ServiceErrorCode (databricks-sdk-go
+            // `service/sql/model.go`): that enum has no PERMISSION_DENIED, so an
+            // insufficient-privileges failure is a BAD_REQUEST whose message names
+            // the [INSUFFICIENT_PERMISSIONS] condition.
             EngineError::Unsupported(m) => Self::new(
-                "PERMISSION_DENIED",
+                "BAD_REQUEST",
                 "42501",
                 format!("[INSUFFICIENT_PERMISSIONS] Insufficient privileges: {m} SQLSTATE: 42501"),
             ),
             EngineError::UnknownRole(group) => Self::new(
-                "PERMISSION_DENIED",
+                "BAD_REQUEST",
                 "42501",
                 format!(
                     "[INSUFFICIENT_PERMISSIONS] The assumed group '{group}' no longer exists or has expired. SQLSTATE: 42501"
@@ -190,8 +200,6 @@ struct ResultData {
     encoded: DatabricksEncoded,
     /// `[start, end)` row ranges, one per chunk (none for an empty result).
     chunks: Vec<(usize, usize)>,
-    /// Bytes of each chunk's JSON rows, computed once.
-    chunk_byte_counts: Vec<usize>,
     truncated: bool,
 }
 
@@ -225,7 +233,8 @@ impl ResultData {
             .iter()
             .enumerate()
             .map(|(i, (start, end))| {
-                json!({"chunk_index": i, "row_offset": start, "row_count": end - start, "byte_count": self.chunk_byte_counts[i]})
+                // No `byte_count`: "not available when using INLINE disposition" (model.go BaseChunkInfo).
+                json!({"chunk_index": i, "row_offset": start, "row_count": end - start})
             })
             .collect();
         json!({
@@ -240,6 +249,40 @@ impl ResultData {
             "truncated": self.truncated,
         })
     }
+}
+
+/// Drop the fields Databricks leaves out because they hold their default
+/// value (the API's fields are `omitempty`: a `0`, `false`, `""`, `[]` or
+/// `{}` is absent on the wire), recursively through objects and the objects
+/// inside arrays. Row data (`data_array`) is kept as is.
+fn omit_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, v| {
+                key == "data_array"
+                    || !matches!(v, Value::Bool(false) | Value::Null)
+                        && v.as_u64() != Some(0)
+                        && v.as_str() != Some("")
+                        && !v.as_array().is_some_and(Vec::is_empty)
+            });
+            for (key, v) in map.iter_mut() {
+                if key != "data_array" {
+                    omit_defaults(v);
+                }
+            }
+            map.retain(|key, v| {
+                key == "data_array" || !v.as_object().is_some_and(|o| o.is_empty())
+            });
+        }
+        Value::Array(items) => items.iter_mut().for_each(omit_defaults),
+        _ => {}
+    }
+}
+
+/// An answer with its default-valued fields left out ([`omit_defaults`]).
+fn sparse(mut value: Value) -> Value {
+    omit_defaults(&mut value);
+    value
 }
 
 /// Bytes of one row as JSON text.
@@ -285,7 +328,7 @@ impl Statement {
     fn to_json(&self) -> Value {
         let outcome = self.current();
         let pending = self.pending_polls.load(Ordering::SeqCst) > 0;
-        match outcome {
+        sparse(match outcome {
             _ if pending => json!({"statement_id": self.id, "status": {"state": "PENDING"}}),
             Outcome::Running => json!({"statement_id": self.id, "status": {"state": "RUNNING"}}),
             Outcome::Canceled => json!({"statement_id": self.id, "status": {"state": "CANCELED"}}),
@@ -303,7 +346,7 @@ impl Statement {
                 "manifest": data.manifest(),
                 "result": data.chunk_json(&self.id, 0),
             }),
-        }
+        })
     }
 }
 
@@ -315,12 +358,21 @@ struct SubmitBody {
     schema: Option<String>,
     #[serde(default)]
     parameters: Vec<Parameter>,
+    #[serde(default)]
+    query_tags: Vec<QueryTagIn>,
     wait_timeout: Option<String>,
     on_wait_timeout: Option<String>,
     disposition: Option<String>,
     format: Option<String>,
     row_limit: Option<i64>,
     byte_limit: Option<i64>,
+}
+
+/// One entry of `query_tags` (`{key, value}`, model.go QueryTag).
+#[derive(Debug, Default, Deserialize)]
+struct QueryTagIn {
+    #[serde(default)]
+    key: String,
 }
 
 /// `row_limit` / `byte_limit` of a request, validated.
@@ -559,14 +611,9 @@ fn build_result(
         .step_by(size)
         .map(|start| (start, (start + size).min(total_rows)))
         .collect();
-    let chunk_byte_counts = chunks
-        .iter()
-        .map(|(start, end)| sizes[*start..*end].iter().sum())
-        .collect();
     Ok(ResultData {
         encoded,
         chunks,
-        chunk_byte_counts,
         truncated,
     })
 }
@@ -730,6 +777,23 @@ fn validate(body: &SubmitBody, warehouse_id: &str) -> Result<(Duration, bool, Li
     {
         return Err(ApiError::invalid("statement is required."));
     }
+    // model.go ExecuteStatementRequest.Parameters: "Currently, positional
+    // parameters denoted by a `?` marker are not supported".
+    if let Some(i) = body
+        .parameters
+        .iter()
+        .position(|p| p.name.as_deref().is_none_or(|n| n.trim().is_empty()))
+    {
+        return Err(ApiError::invalid(format!(
+            "parameters[{i}] has no name: positional parameters (`?`) are not supported; name every parameter and mark it :name in the statement."
+        )));
+    }
+    // model.go QueryTag: "A query tag consists of a non-empty key and, optionally, a value."
+    if let Some(i) = body.query_tags.iter().position(|t| t.key.trim().is_empty()) {
+        return Err(ApiError::invalid(format!(
+            "query_tags[{i}] has an empty key: a query tag needs a non-empty key."
+        )));
+    }
     let wait = parse_wait_timeout(body.wait_timeout.as_deref())?;
     let cancel_on_timeout = match body
         .on_wait_timeout
@@ -808,11 +872,17 @@ async fn submit(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Byte
     {
         return resp;
     }
-    let (group, user) = match emu.statement_group(&headers) {
+    let answer = submit_inner(&emu, &headers, &body).await;
+    // A `LostAnswer` fault: the statement was accepted (and runs), the answer is dropped.
+    emu.state.faults.after(Endpoint::DatabricksSubmit, answer)
+}
+
+async fn submit_inner(emu: &Arc<Emulator>, headers: &HeaderMap, body: &Bytes) -> Response {
+    let (group, user) = match emu.statement_group(headers) {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
-    let body: SubmitBody = match serde_json::from_slice(&body) {
+    let body: SubmitBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => {
             return ApiError::new(
@@ -876,6 +946,15 @@ async fn submit(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Byte
         statement.pending_polls.store(0, Ordering::SeqCst);
         statement.outcome.send_replace(Outcome::Canceled);
         emu.state.bump(Counter::StatementsCancelled);
+    }
+    if wait.is_zero() {
+        // model.go WaitTimeout: "When set to `0s`, the statement will execute in
+        // asynchronous mode and the call will not wait for the execution to finish.
+        // In this case, the call returns directly with `PENDING` state and a statement ID".
+        return json_response(
+            StatusCode::OK,
+            json!({"statement_id": statement.id, "status": {"state": "PENDING"}}),
+        );
     }
     json_response(StatusCode::OK, statement.to_json())
 }
@@ -944,7 +1023,7 @@ async fn chunk(
     };
     match index.parse::<usize>() {
         Ok(n) if n < data.chunks.len() => {
-            json_response(StatusCode::OK, data.chunk_json(&statement.id, n))
+            json_response(StatusCode::OK, sparse(data.chunk_json(&statement.id, n)))
         }
         _ => ApiError::invalid(format!(
             "Chunk index '{index}' is out of range: statement {id} has {} chunk(s).",

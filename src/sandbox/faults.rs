@@ -13,6 +13,11 @@
 //! - [`Fault::ConnectionReset`]: the next `times` requests get a response whose
 //!   body stream fails at once; hyper then aborts the connection mid-answer, so
 //!   the client sees a transport / body error rather than an HTTP status.
+//! - [`Fault::LostAnswer`]: the next `times` requests reach the handler and
+//!   take effect (a vend is created, a statement runs), then the answer is
+//!   dropped like a reset, so the client cannot know whether it worked. Played
+//!   by the Immuta vend and Databricks submit handlers (they call
+//!   [`Faults::after`]); on any other endpoint it acts as `ConnectionReset`.
 //! - [`Fault::Pending`]: read (and reset) by the vend / submit handlers through
 //!   [`Faults::pending_polls`]; the next vend (or statement) stays "pending" /
 //!   running for that many status polls.
@@ -31,6 +36,8 @@ use std::time::Duration;
 /// The emulated endpoints, for counting and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
+    /// `POST /bim/apikey/authenticate` (the bearer-token exchange).
+    ImmutaAuthenticate,
     ImmutaVend,
     ImmutaStatus,
     ImmutaDelete,
@@ -61,6 +68,13 @@ pub enum Fault {
     ConnectionReset { times: u32 },
     /// Vend: answer "pending" for N status polls; submit: the statement stays running for N polls.
     Pending { polls: u32 },
+    /// The next `times` requests are executed, then their answer is lost (connection dropped).
+    LostAnswer { times: u32 },
+}
+
+/// Endpoints whose handlers call [`Faults::after`], so [`Fault::LostAnswer`] runs them first.
+fn plays_lost_answers(ep: Endpoint) -> bool {
+    matches!(ep, Endpoint::ImmutaVend | Endpoint::DatabricksSubmit)
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +82,8 @@ struct EndpointFaults {
     latency: Option<Duration>,
     one_shot: VecDeque<OneShot>,
     pending: u32,
+    /// Answers of requests already let through that [`Faults::after`] must drop.
+    lose_answers: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +93,7 @@ enum OneShot {
         retry_after: Option<u64>,
     },
     Reset,
+    LoseAnswer,
 }
 
 /// Fault knobs of all endpoints.
@@ -111,6 +128,9 @@ impl Faults {
                 .one_shot
                 .extend(std::iter::repeat_n(OneShot::Reset, times as usize)),
             Fault::Pending { polls } => f.pending = polls,
+            Fault::LostAnswer { times } => f
+                .one_shot
+                .extend(std::iter::repeat_n(OneShot::LoseAnswer, times as usize)),
         }
     }
 
@@ -125,7 +145,14 @@ impl Faults {
         let (latency, due) = {
             let mut all = self.lock();
             match all.get_mut(&ep) {
-                Some(f) => (f.latency, f.one_shot.pop_front()),
+                Some(f) => {
+                    let mut due = f.one_shot.pop_front();
+                    if matches!(due, Some(OneShot::LoseAnswer)) && plays_lost_answers(ep) {
+                        f.lose_answers += 1;
+                        due = None;
+                    }
+                    (f.latency, due)
+                }
                 None => (None, None),
             }
         };
@@ -140,10 +167,30 @@ impl Faults {
                 tracing::debug!(?ep, status, "sandbox fault: status");
                 Some(status_response(ep, status, retry_after))
             }
-            OneShot::Reset => {
+            OneShot::Reset | OneShot::LoseAnswer => {
                 tracing::debug!(?ep, "sandbox fault: connection reset");
                 Some(reset_response())
             }
+        }
+    }
+
+    /// Exit of the handlers that play [`Fault::LostAnswer`]: the handler's
+    /// `answer` (its effect already happened), or a dropped connection when a
+    /// lost answer is due.
+    pub fn after(&self, ep: Endpoint, answer: Response) -> Response {
+        let lose = {
+            let mut all = self.lock();
+            all.get_mut(&ep).is_some_and(|f| {
+                let due = f.lose_answers > 0;
+                f.lose_answers = f.lose_answers.saturating_sub(1);
+                due
+            })
+        };
+        if lose {
+            tracing::debug!(?ep, "sandbox fault: answer lost after execution");
+            reset_response()
+        } else {
+            answer
         }
     }
 
@@ -161,7 +208,8 @@ fn status_response(ep: Endpoint, status: u16, retry_after: Option<u64>) -> Respo
     let reason = code.canonical_reason().unwrap_or("Error");
     let message = format!("{reason} (injected by the sandbox)");
     let body = match ep {
-        Endpoint::ImmutaVend
+        Endpoint::ImmutaAuthenticate
+        | Endpoint::ImmutaVend
         | Endpoint::ImmutaStatus
         | Endpoint::ImmutaDelete
         | Endpoint::ImmutaActivity => json!({ "message": message }),

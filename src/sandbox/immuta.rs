@@ -9,28 +9,46 @@
 //!   With [`Fault::Pending`](crate::sandbox::faults::Fault::Pending) on
 //!   `ImmutaVend` the answer is `"pending"` (no roles yet) and the next N
 //!   status polls stay pending; the poll after them binds the roles and
-//!   answers `"ready"`.
-//! - `GET /agent/obo/roles/{id}`: the vend's state (`ready`, `pending`, or
-//!   `expired` once past its TTL or dropped).
+//!   answers `"ready"`. [`Fault::LostAnswer`](crate::sandbox::faults::Fault::LostAnswer)
+//!   creates the vend and then drops the answer.
+//! - `GET /agent/obo/roles/{id}`: with `immuta_poll = "vend_id"` (default)
+//!   `{id}` is a vend id and the answer that vend's state (`ready`,
+//!   `pending`, or `expired` once past its TTL or dropped); with
+//!   `"agent_id"` `{id}` is the agent id, the answer `{"data": [...]}` lists
+//!   the agent's live vends (each poll counts for every pending one), every
+//!   vend answer names the agent (`agentId`), and a vend id is 404.
 //! - `DELETE /agent/obo/roles/{id}`: drops the vend's roles (unbound in the
 //!   engine); with the agent id in place of a vend id, drops every vend.
 //! - `GET /agent/{agentId}/activity?startDate&endDate&offset&size&search`:
 //!   vend events, oldest first, as `{"data": [...]}`. Dates are RFC 3339 or
-//!   `YYYY-MM-DD` (an end date covers that whole day); `size` defaults to 100
-//!   (at most 1000); `search` matches user, vend id and role names,
-//!   case-insensitively.
+//!   `YYYY-MM-DD` (an end date covers that whole day); `startDate` defaults
+//!   to 7 days ago and `endDate` to now, as Immuta documents; `size` defaults
+//!   to 100 (at most 1000); `search` matches user names, case-insensitively.
+//! - `POST /bim/apikey/authenticate` (`{"apikey"}` body or the key in
+//!   `Authorization`) answers `{"token", "tokenExpiration"}`; the token lives
+//!   `settings.immuta_token_lifetime` (or until
+//!   [`SandboxState::expire_credentials`](crate::sandbox::SandboxState::expire_credentials)),
+//!   then requests with it are 401.
 //!
-//! Every request needs `Authorization: Bearer <agent API key>` (else 401).
-//! Errors are `{"message": ...}`: 400 for a bad body or query, 404 for an
-//! unknown user (`... is not known to Immuta`), vend or agent.
+//! Which `Authorization` forms the agent endpoints accept follows the
+//! `immuta_auth` variant ([`ImmutaAuthVariant`]): `any` takes `<key>`,
+//! `Bearer <key>` and `Bearer <exchanged token>`; `raw_key`, `bearer_key` and
+//! `exchange` take only their own form (the exchange endpoint is 404 unless
+//! the variant is `any` or `exchange`). Anything else is 401. Vend answers
+//! are spelled per `vend_answer` ([`VendAnswerVariant`]). Errors are
+//! `{"message": ...}`: 400 for a bad body or query, 404 for an unknown user
+//! (`... is not known to Immuta`), vend or agent.
 
 use crate::immuta::wire::{
-    ActivityEvent, ActivityPage, DatabricksGroup, ErrorBody, SnowflakeRole, VEND_PATH, VendRequest,
-    VendResponse, VendStatus, VendedRoles,
+    AUTHENTICATE_PATH, ActivityEvent, ActivityPage, AuthenticateRequest, DatabricksGroup,
+    ErrorBody, SnowflakeRole, VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles,
 };
 use crate::result::Platform;
 use crate::sandbox::faults::Endpoint;
 use crate::sandbox::state::{Counter, SandboxState};
+use crate::sandbox::variants::{
+    ImmutaAuthVariant, ImmutaPollVariant, SandboxVariants, VendAnswerVariant,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -51,6 +69,8 @@ const MAX_PAGE_SIZE: usize = 1000;
 struct ImmutaEmulator {
     state: Arc<SandboxState>,
     store: Mutex<VendStore>,
+    /// Bearer tokens from `POST /bim/apikey/authenticate` → expiry and credential epoch.
+    tokens: Mutex<HashMap<String, (DateTime<Utc>, u64)>>,
 }
 
 #[derive(Default)]
@@ -66,6 +86,7 @@ struct Vend {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     roles: VendedRoles,
+    ttl_minutes: u32,
     /// Status polls that still answer "pending".
     pending_polls: u32,
     bound: bool,
@@ -87,8 +108,10 @@ impl Vend {
         let status = self.status();
         VendResponse {
             id: self.id.clone(),
-            status,
+            status: Some(status),
             user_id: self.user_id.clone(),
+            agent_id: None,
+            ttl_minutes: Some(self.ttl_minutes),
             expires_at: Some(iso(self.expires_at)),
             roles: if status == VendStatus::Pending {
                 VendedRoles::default()
@@ -96,6 +119,41 @@ impl Vend {
                 self.roles.clone()
             },
         }
+    }
+
+    /// The answer spelled per the `vend_answer` variant; with per-agent
+    /// polling it names the agent (`agentId`), whose id the poll needs.
+    fn answer_json(&self, variants: SandboxVariants, agent_id: &str) -> serde_json::Value {
+        let mut answer = self.answer();
+        if variants.immuta_poll == ImmutaPollVariant::AgentId {
+            answer.agent_id = Some(agent_id.to_string());
+        }
+        let variant = variants.vend_answer;
+        let mut v = serde_json::to_value(answer).unwrap_or_default();
+        let Some(obj) = v.as_object_mut() else {
+            return v;
+        };
+        match variant {
+            VendAnswerVariant::Canonical => {}
+            VendAnswerVariant::Ttl => {
+                if let Some(ttl) = obj.remove("ttlMinutes") {
+                    obj.insert("ttl".into(), ttl);
+                }
+            }
+            VendAnswerVariant::UpperStatus => {
+                if let Some(serde_json::Value::String(s)) = obj.get_mut("status") {
+                    *s = s.to_uppercase();
+                }
+            }
+            VendAnswerVariant::NoStatus => {
+                obj.remove("status");
+                // An expired vend is told apart only by missing roles.
+                if self.status() == VendStatus::Expired {
+                    obj.insert("roles".into(), serde_json::json!({}));
+                }
+            }
+        }
+        v
     }
 }
 
@@ -127,8 +185,10 @@ pub fn router(state: Arc<SandboxState>) -> Router {
     let emu = Arc::new(ImmutaEmulator {
         state,
         store: Mutex::new(VendStore::default()),
+        tokens: Mutex::new(HashMap::new()),
     });
     Router::new()
+        .route(AUTHENTICATE_PATH, post(authenticate))
         .route(VEND_PATH, post(create_vend))
         .route(
             &format!("{VEND_PATH}/{{id}}"),
@@ -149,20 +209,72 @@ impl ImmutaEmulator {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Check `Authorization: Bearer <agent API key>`.
+    /// Check `Authorization` against the forms the `immuta_auth` variant accepts.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        let given = super::state::bearer_token(headers);
-        match given {
-            Some(key) if key == self.state.creds.immuta_api_key => Ok(()),
-            Some(_) => Err(Refusal(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized: the agent API key is not valid".into(),
-            )),
-            None => Err(Refusal(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized: send the agent API key as 'Authorization: Bearer <key>'".into(),
-            )),
+        let variant = self.state.settings.variants.immuta_auth;
+        let key = self.state.creds.immuta_api_key.as_str();
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let bearer = given.and_then(|g| {
+            g.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+        });
+        let raw_ok = given == Some(key);
+        let bearer_key_ok = bearer == Some(key);
+        let token_ok = match bearer {
+            Some(t) if t != key => match self.token_expiry(t) {
+                Some((exp, epoch))
+                    if Utc::now() < exp && epoch >= self.state.credential_epoch() =>
+                {
+                    true
+                }
+                Some(_) => {
+                    return Err(Refusal(
+                        StatusCode::UNAUTHORIZED,
+                        "Unauthorized: the bearer token has expired; authenticate again".into(),
+                    ));
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        let accepted = match variant {
+            ImmutaAuthVariant::Any => raw_ok || bearer_key_ok || token_ok,
+            ImmutaAuthVariant::RawKey => raw_ok,
+            ImmutaAuthVariant::BearerKey => bearer_key_ok,
+            ImmutaAuthVariant::Exchange => token_ok,
+        };
+        if accepted {
+            return Ok(());
         }
+        let expected = match variant {
+            ImmutaAuthVariant::Any => "'Authorization: <API key>' or a bearer token",
+            ImmutaAuthVariant::RawKey => "the API key as 'Authorization: <API key>'",
+            ImmutaAuthVariant::BearerKey => "'Authorization: Bearer <API key>'",
+            ImmutaAuthVariant::Exchange => {
+                "'Authorization: Bearer <token>' with a token from POST /bim/apikey/authenticate"
+            }
+        };
+        let what = if given.is_some() {
+            "the credential is not valid here; "
+        } else {
+            ""
+        };
+        Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            format!("Unauthorized: {what}send {expected}"),
+        ))
+    }
+
+    fn token_expiry(&self, token: &str) -> Option<(DateTime<Utc>, u64)> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .copied()
     }
 
     fn bind(&self, vend: &Vend) {
@@ -201,6 +313,56 @@ impl ImmutaEmulator {
             .trim_end_matches('/')
             .to_string()
     }
+}
+
+/// `POST /bim/apikey/authenticate`: the API key (body `{"apikey"}` or
+/// `Authorization: <key>`) for a bearer token that expires.
+async fn authenticate(
+    State(emu): State<Arc<ImmutaEmulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = emu
+        .state
+        .faults
+        .before(&emu.state, Endpoint::ImmutaAuthenticate)
+        .await
+    {
+        return r;
+    }
+    if !matches!(
+        emu.state.settings.variants.immuta_auth,
+        ImmutaAuthVariant::Any | ImmutaAuthVariant::Exchange
+    ) {
+        return message(
+            StatusCode::NOT_FOUND,
+            "no such Immuta API endpoint in the sandbox (immuta_auth variant without the exchange)",
+        );
+    }
+    let key = emu.state.creds.immuta_api_key.as_str();
+    let from_body = serde_json::from_slice::<AuthenticateRequest>(&body)
+        .ok()
+        .map(|b| b.apikey);
+    let from_header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
+    let given = from_body.or(from_header);
+    if given.as_deref() != Some(key) {
+        return message(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: the API key is not valid",
+        );
+    }
+    let token = hex::encode(rand::random::<[u8; 16]>());
+    let lifetime = chrono::Duration::from_std(emu.state.settings.immuta_token_lifetime)
+        .unwrap_or_else(|_| chrono::Duration::hours(1));
+    let expires = Utc::now() + lifetime;
+    emu.tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(token.clone(), (expires, emu.state.credential_epoch()));
+    axum::Json(serde_json::json!({"token": token, "tokenExpiration": iso(expires)})).into_response()
 }
 
 async fn create_vend(
@@ -278,6 +440,7 @@ async fn create_vend(
                     connection_key: Some(databricks_host),
                 }),
             },
+            ttl_minutes: req.ttl_minutes,
             pending_polls,
             bound: false,
             dropped: false,
@@ -286,13 +449,28 @@ async fn create_vend(
             emu.bind(&vend);
             vend.bound = true;
         }
-        let answer = vend.answer();
+        let answer = vend.answer_json(emu.state.settings.variants, &emu.state.creds.agent_id);
+        tracing::debug!(user = %vend.user_id, vend_id = %vend.id, status = ?vend.status(), "sandbox vended roles");
         store.vends.push(vend);
         answer
     };
     emu.state.bump(Counter::VendsCreated);
-    tracing::debug!(user = %answer.user_id, vend_id = %answer.id, status = ?answer.status, "sandbox vended roles");
-    (StatusCode::CREATED, axum::Json(answer)).into_response()
+    emu.state.faults.after(
+        Endpoint::ImmutaVend,
+        (StatusCode::CREATED, axum::Json(answer)).into_response(),
+    )
+}
+
+/// Count one status poll of a pending vend (binding it after its pending polls).
+fn advance(emu: &ImmutaEmulator, vend: &mut Vend) {
+    if !vend.bound && !vend.dropped {
+        if vend.pending_polls > 0 {
+            vend.pending_polls -= 1;
+        } else {
+            emu.bind(vend);
+            vend.bound = true;
+        }
+    }
 }
 
 async fn vend_status(
@@ -311,22 +489,34 @@ async fn vend_status(
     if let Err(r) = emu.authorize(&headers) {
         return r.into_response();
     }
+    let variants = emu.state.settings.variants;
     let mut store = emu.store();
+    if variants.immuta_poll == ImmutaPollVariant::AgentId {
+        if id != emu.state.creds.agent_id {
+            return message(
+                StatusCode::NOT_FOUND,
+                format!("agent {id:?} does not exist"),
+            );
+        }
+        let data: Vec<serde_json::Value> = store
+            .vends
+            .iter_mut()
+            .filter(|v| v.status() != VendStatus::Expired)
+            .map(|v| {
+                advance(&emu, v);
+                v.answer_json(variants, &emu.state.creds.agent_id)
+            })
+            .collect();
+        return axum::Json(serde_json::json!({ "data": data })).into_response();
+    }
     let Some(vend) = store.vends.iter_mut().find(|v| v.id == id) else {
         return message(
             StatusCode::NOT_FOUND,
             format!("vended role {id:?} does not exist"),
         );
     };
-    if !vend.bound && !vend.dropped {
-        if vend.pending_polls > 0 {
-            vend.pending_polls -= 1;
-        } else {
-            emu.bind(vend);
-            vend.bound = true;
-        }
-    }
-    axum::Json(vend.answer()).into_response()
+    advance(&emu, vend);
+    axum::Json(vend.answer_json(variants, &emu.state.creds.agent_id)).into_response()
 }
 
 async fn drop_vend(
@@ -367,7 +557,8 @@ async fn drop_vend(
     };
     emu.unbind(vend);
     vend.dropped = true;
-    axum::Json(vend.answer()).into_response()
+    axum::Json(vend.answer_json(emu.state.settings.variants, &emu.state.creds.agent_id))
+        .into_response()
 }
 
 /// `startDate`/`endDate`: RFC 3339, or a date (start of day; an end date includes the whole day).
@@ -450,6 +641,10 @@ async fn activity(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
+    // Immuta: startDate "Defaults to 7 days in the past", endDate "Defaults to the current time".
+    let now = Utc::now();
+    let start = start.unwrap_or(now - chrono::Duration::days(7));
+    let end = end.unwrap_or(now + chrono::Duration::nanoseconds(1));
     let search = params
         .get("search")
         .map(|s| s.trim().to_lowercase())
@@ -458,20 +653,12 @@ async fn activity(
     let data: Vec<ActivityEvent> = store
         .vends
         .iter()
-        .filter(|v| start.is_none_or(|s| v.created_at >= s))
-        .filter(|v| end.is_none_or(|e| v.created_at < e))
+        .filter(|v| v.created_at >= start && v.created_at < end)
+        // `search`: "The text to search for in the usernames of human users".
         .filter(|v| {
-            search.as_deref().is_none_or(|needle| {
-                let mut hay = vec![v.id.to_lowercase(), v.user_id.to_lowercase()];
-                if let Some(sf) = &v.roles.snowflake {
-                    hay.push(sf.role_name.to_lowercase());
-                }
-                if let Some(db) = &v.roles.databricks {
-                    hay.push(db.role_name.to_lowercase());
-                    hay.push(db.native_role_id.clone());
-                }
-                hay.iter().any(|h| h.contains(needle))
-            })
+            search
+                .as_deref()
+                .is_none_or(|needle| v.user_id.to_lowercase().contains(needle))
         })
         .skip(offset)
         .take(size)

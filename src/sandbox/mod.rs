@@ -169,6 +169,9 @@ impl Sandbox {
                 pending_timeout_secs: 30,
                 // The emulator's DELETE of a vend id drops that vend alone.
                 drop_unused_vends: true,
+                auth: Default::default(),
+                poll_id: Default::default(),
+                agent_id: Some(creds.agent_id.clone()),
             }),
             snowflake: Some(SnowflakeConfig {
                 user: creds.snowflake_user.clone(),

@@ -126,6 +126,8 @@ pub struct SandboxSettings {
     pub max_jwt_lifetime: Duration,
     /// Private-preview variants to play (a fixture's `[sandbox]` table).
     pub variants: SandboxVariants,
+    /// Lifetime of a bearer token from Immuta's `POST /bim/apikey/authenticate` (default 1 h).
+    pub immuta_token_lifetime: Duration,
 }
 
 impl Default for SandboxSettings {
@@ -137,6 +139,7 @@ impl Default for SandboxSettings {
             databricks_chunk_rows: 10_000,
             max_jwt_lifetime: Duration::from_secs(3600),
             variants: SandboxVariants::default(),
+            immuta_token_lifetime: Duration::from_secs(3600),
         }
     }
 }

@@ -257,8 +257,16 @@ impl HttpEnv {
 
     /// Start everything, adjusting the server configuration first.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> HttpEnv {
+        Self::start_with_options(SandboxOptions::default(), tweak).await
+    }
+
+    /// Start everything on a sandbox with `options` (fixture, settings, variants).
+    pub async fn start_with_options(
+        options: SandboxOptions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> HttpEnv {
         immuta_mcp::http_client::install_crypto_provider();
-        let sandbox = bounded("sandbox start", Sandbox::start(SandboxOptions::default()))
+        let sandbox = bounded("sandbox start", Sandbox::start(options))
             .await
             .expect("sandbox starts");
         let issuer = bounded("issuer start", LocalIssuer::start())

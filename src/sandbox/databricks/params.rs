@@ -2,11 +2,15 @@
 //! (`"parameters": [{"name", "value", "type"}]`).
 //!
 //! The engine takes plain SQL, so the emulator replaces each named marker
-//! `:name` (or positional `?` when the parameters have no names) outside
+//! `:name` outside
 //! string literals, quoted identifiers and comments with a SQL literal:
 //! numeric types are checked to be numbers, BOOLEAN becomes `TRUE`/`FALSE`,
 //! everything else (STRING by default, DATE, TIMESTAMP, ...) a quoted string,
-//! an absent value `NULL`. `::` casts are left alone. Errors use Databricks'
+//! an absent value `NULL`. `::` casts are left alone. Positional `?` markers
+//! are refused: "Currently, positional parameters denoted by a `?` marker are
+//! not supported by the Databricks SQL Statement Execution API"
+//! (databricks-sdk-go `service/sql/model.go`, ExecuteStatementRequest.Parameters);
+//! the submit handler already answers 400 for a parameter without a name. Errors use Databricks'
 //! condition names (`UNBOUND_SQL_PARAMETER`, `INVALID_PARAMETER_VALUE`).
 
 use crate::sandbox::types::{is_number_literal, sql_string_literal};
@@ -43,7 +47,6 @@ pub fn substitute(sql: &str, params: &[Parameter]) -> Result<String, ParamError>
     }
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::with_capacity(sql.len());
-    let mut positional = params.iter().filter(|p| p.name.is_none());
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -93,13 +96,9 @@ pub fn substitute(sql: &str, params: &[Parameter]) -> Result<String, ParamError>
                 i = end;
             }
             '?' => {
-                let param = positional.next().ok_or_else(|| {
-                    error(format!(
-                        "[UNBOUND_SQL_PARAMETER] Found an unbound positional parameter marker at position {i}: each `?` needs one unnamed parameter. SQLSTATE: 42P02"
-                    ))
-                })?;
-                out.push_str(&literal(param, "?")?);
-                i += 1;
+                return Err(error(format!(
+                    "[UNBOUND_SQL_PARAMETER] Found a positional parameter marker `?` at position {i}: positional parameters are not supported by the Statement Execution API; use named :name markers. SQLSTATE: 42P02"
+                )));
             }
             _ => {
                 out.push(c);
@@ -194,10 +193,19 @@ mod tests {
     }
 
     #[test]
-    fn positional_markers_take_unnamed_parameters_in_order() {
-        let params = [p(None, Some("1"), Some("INT")), p(None, Some("x"), None)];
-        assert_eq!(substitute("SELECT ?, ?", &params).unwrap(), "SELECT 1, 'x'");
-        assert!(substitute("SELECT ?, ?, ?", &params).is_err());
+    fn positional_markers_are_not_supported() {
+        let params = [p(Some("a"), Some("1"), Some("INT"))];
+        let err = substitute("SELECT :a, ?", &params).unwrap_err();
+        assert!(
+            err.message
+                .contains("positional parameters are not supported"),
+            "{err}"
+        );
+        // A `?` inside a literal is text, not a marker.
+        assert_eq!(
+            substitute("SELECT '?', :a", &params).unwrap(),
+            "SELECT '?', 1"
+        );
     }
 
     #[test]
