@@ -795,6 +795,108 @@ warehouse_id = "abc123"
     }
 
     #[test]
+    fn parse_errors_do_not_echo_secrets_and_inline_secrets_are_refused() {
+        let secret = "IMMUTA-API-KEY-SUPERSECRET-123";
+        let cases = [
+            // The audit's reproduction: an inline secret next to a typo.
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ value = \"{secret}\", extra = 1 }}\n"
+            ),
+            // A plain inline secret (no typo): refused as such.
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ value = \"{secret}\" }}\n"
+            ),
+            // The secret typed where a table belongs: serde would quote the value.
+            format!("[immuta]\nurl = \"https://x.example\"\napi_key = \"{secret}\"\n"),
+            // A syntax error on the secret's line.
+            format!("[identity]\nstdio_id_token = {{ value = \"{secret}\" \n"),
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ env = \"{secret}\", file = 1 }}\n"
+            ),
+        ];
+        for text in &cases {
+            let err = Config::parse(text).unwrap_err();
+            assert!(!err.contains("SUPERSECRET"), "{text}\n=> {err}");
+            assert!(err.starts_with("line "), "{err}");
+        }
+        let inline = Config::parse(&cases[1]).unwrap_err();
+        assert!(inline.contains("line 3"), "{inline}");
+        assert!(
+            inline.contains("not accepted in a configuration file"),
+            "{inline}"
+        );
+        // The file-loading path says the same (with the path, still without the secret).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &cases[0]).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            !err.contains("SUPERSECRET") && err.contains("bad.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_http_urls_are_refused_unless_loopback() {
+        let base = Config::parse(SAMPLE).unwrap();
+        let oauth = |jwks: &str| Some(OAuthConfig::new("https://idp.example.com/", jwks));
+        let set: Vec<(&str, Box<dyn Fn(&mut Config, &str)>)> = vec![
+            (
+                "immuta.url",
+                Box::new(|c, u| c.immuta.as_mut().unwrap().url = u.into()),
+            ),
+            (
+                "databricks.host",
+                Box::new(|c, u| c.databricks.as_mut().unwrap().host = u.into()),
+            ),
+            (
+                "identity.oauth.jwks_url",
+                Box::new(move |c, u| c.identity.oauth = oauth(u)),
+            ),
+            (
+                "snowflake.base_url",
+                Box::new(|c, u| {
+                    c.snowflake = Some(SnowflakeConfig {
+                        user: "agent".into(),
+                        account: None,
+                        private_key: SecretRef::File("/k.pem".into()),
+                        private_key_passphrase: None,
+                        base_url: Some(u.into()),
+                        default_warehouse: None,
+                        default_database: None,
+                        default_schema: None,
+                        pat_expiry_clause: PatExpiryClause::default(),
+                        statement_timeout_secs: 300,
+                    })
+                }),
+            ),
+        ];
+        for (key, apply) in &set {
+            for bad in [
+                "http://login.example.com/x",
+                "ftp://h.example/x",
+                "http://127.0.0.1.evil.com/",
+            ] {
+                let mut cfg = base.clone();
+                apply(&mut cfg, bad);
+                let err = cfg.validate().unwrap_err().to_string();
+                assert!(err.contains(key), "{key} {bad}: {err}");
+            }
+            for ok in [
+                "https://h.example.com/x",
+                "http://127.0.0.1:8080/x",
+                "http://127.9.9.9/x",
+                "http://[::1]:9/x",
+                "http://localhost:1/x",
+            ] {
+                let mut cfg = base.clone();
+                apply(&mut cfg, ok);
+                cfg.validate().unwrap_or_else(|e| panic!("{key} {ok}: {e}"));
+            }
+        }
+    }
+
+    #[test]
     fn secret_ref_debug_hides_inline_values() {
         let r = SecretRef::Value("s3cr3t".into());
         assert!(!format!("{r:?}").contains("s3cr3t"));

@@ -1090,13 +1090,18 @@ mod tests {
         });
         gate.arrived.notified().await; // fetch #2 has reached the JWKS and is held there
 
-        // A token with a cached kid does not wait for the held fetch (the bound only
-        // keeps a regression from hanging the test).
-        let user = tokio::time::timeout(Duration::from_secs(20), v.verify(&valid))
+        // A token with a cached kid does not wait for the held fetch: it is verified
+        // while that fetch is still held at the gate (an ordering check, no clock; the
+        // bound only keeps a regression from hanging the test).
+        let user = tokio::time::timeout(Duration::from_secs(60), v.verify(&valid))
             .await
-            .expect("a cached-kid verification must not wait for the JWKS refetch")
+            .expect("bounded")
             .unwrap();
         assert_eq!(user.user_id, "alice@example.com");
+        assert!(
+            !pending.is_finished(),
+            "the cached-kid verification waited for the unknown-kid refetch to end"
+        );
         // Other unknown-kid tokens queue behind the same single fetch, not a new one.
         gate.release.add_permits(1);
         assert_eq!(
