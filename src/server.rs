@@ -458,7 +458,14 @@ fn validate_identifier(platform: Platform, part: &str) -> Result<String, String>
     } else {
         part
     };
-    if quoted && !inner.is_empty() && !inner.contains(quote) && !inner.chars().any(char::is_control)
+    // `'` and `\` are refused too: a Databricks catalog/schema name ends up inside a
+    // string literal of `list_tables` (security audit F6), and neither has a place in
+    // a name a model should pick.
+    if quoted
+        && !inner.is_empty()
+        && !inner.contains(quote)
+        && !inner.contains(['\'', '\\'])
+        && !inner.chars().any(char::is_control)
     {
         return Ok(part.to_string());
     }
@@ -527,7 +534,13 @@ pub fn list_tables_sql(
         Platform::Databricks => {
             let mut sql = "SELECT table_catalog, table_schema, table_name, table_type FROM system.information_schema.tables"
                 .to_string();
-            let unquote = |s: String| s.trim_matches('`').to_string();
+            // The names were validated above (no `'`, `\`, backtick or control character);
+            // escaping as a Spark string literal as well keeps this safe on its own.
+            let unquote = |s: String| {
+                s.trim_matches('`')
+                    .replace('\\', "\\\\")
+                    .replace('\'', "\\'")
+            };
             if let Some(d) = database {
                 sql.push_str(&format!(" WHERE table_catalog = '{}'", unquote(d)));
                 if let Some(s) = schema {
@@ -730,6 +743,26 @@ mod tests {
         assert!(db.contains("WHERE table_catalog = 'main'"), "{db}");
         assert!(list_tables_sql(Platform::Databricks, None, Some("x")).is_err());
         assert!(list_tables_sql(Platform::Databricks, Some("m' OR '1'='1"), None).is_err());
+        // Security audit F6: the back-quoted forms used to be spliced into the literal.
+        for injected in [
+            "`main' OR '1'='1`",
+            "`x' UNION SELECT table_catalog, table_schema, table_name, 'x' FROM system.information_schema.tables --`",
+            "`main\\`",
+            "`ma\\'in`",
+        ] {
+            assert!(
+                list_tables_sql(Platform::Databricks, Some(injected), None).is_err(),
+                "{injected}"
+            );
+            assert!(
+                list_tables_sql(Platform::Databricks, Some("main"), Some(injected)).is_err(),
+                "{injected}"
+            );
+        }
+        assert!(validate_table_name(Platform::Snowflake, "\"a'b\".S.T").is_err());
+        // Quoted names without those characters still work.
+        let quoted = list_tables_sql(Platform::Databricks, Some("`my-catalog`"), None).unwrap();
+        assert!(quoted.contains("table_catalog = 'my-catalog'"), "{quoted}");
     }
 
     #[test]
