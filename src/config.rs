@@ -840,7 +840,8 @@ warehouse_id = "abc123"
     fn plain_http_urls_are_refused_unless_loopback() {
         let base = Config::parse(SAMPLE).unwrap();
         let oauth = |jwks: &str| Some(OAuthConfig::new("https://idp.example.com/", jwks));
-        let set: Vec<(&str, Box<dyn Fn(&mut Config, &str)>)> = vec![
+        type Setter = Box<dyn Fn(&mut Config, &str)>;
+        let set: Vec<(&str, Setter)> = vec![
             (
                 "immuta.url",
                 Box::new(|c, u| c.immuta.as_mut().unwrap().url = u.into()),
