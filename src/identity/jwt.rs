@@ -970,6 +970,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stdio_user_is_held_to_the_same_rule() {
+        use crate::config::IdentityConfig;
+        use crate::identity::resolve_stdio_user;
+        for bad in [
+            "bob@example.com\u{a0}",
+            "\tbob@example.com",
+            "bob@example.com\n",
+            "b\u{200b}ob",
+        ] {
+            let cfg = IdentityConfig {
+                stdio_user: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = resolve_stdio_user(&cfg, None).await.unwrap_err();
+            assert!(
+                matches!(&err, AuthError::NotConfigured(m) if m.contains("identity.stdio_user")),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn typ_and_token_age_are_checked_when_configured() {
         let issuer = serve_issuer().await;
         let mut cfg = issuer.oauth_config();
