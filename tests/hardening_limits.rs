@@ -2,7 +2,8 @@
 //! verbatim user claim over HTTP (F4): slowloris connections are closed,
 //! real clients keep being served, the connection cap holds and releases,
 //! MCP sessions are capped per user and globally, and unknown session ids
-//! are refused.
+//! are refused. Also `list_tables` on Databricks with bound catalog/schema
+//! parameters (F6).
 //!
 //! Only loopback; no timed assertions: every wait is a generous bound that
 //! only keeps a regression from hanging the test, and "is still waiting" is
@@ -10,7 +11,7 @@
 
 mod common;
 
-use common::{ALICE, BOB, CAROL, HttpEnv, bounded, call_ok, close, text_of};
+use common::{ALICE, BOB, CAROL, HttpEnv, Rows, bounded, call_err, call_ok, close, text_of};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -285,5 +286,48 @@ async fn padded_or_unverified_user_claims_get_a_401_challenge() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databricks_list_tables_binds_the_names_and_refuses_injection() {
+    let env = HttpEnv::start().await;
+    let bob = env.connect(BOB).await;
+    let tables = |r: &rmcp::model::CallToolResult| {
+        let mut v = Rows::of(r).strings("table_name");
+        v.sort();
+        v
+    };
+    let list = |args: Value| call_ok(&bob, "list_tables", args);
+    assert_eq!(
+        tables(&list(json!({"platform": "databricks", "database": "main"})).await),
+        ["employees", "orders"]
+    );
+    assert_eq!(
+        tables(
+            &list(json!({"platform": "databricks", "database": "`main`", "schema": "sales"})).await
+        ),
+        ["orders"]
+    );
+    assert!(tables(&list(json!({"platform": "databricks", "database": "other"})).await).is_empty());
+    for injected in [
+        "`main' OR '1'='1`",
+        "`x' UNION SELECT table_catalog, table_schema, table_name, 'x' FROM system.information_schema.tables --`",
+    ] {
+        let before = env.upstream_requests();
+        let err = call_err(
+            &bob,
+            "list_tables",
+            json!({"platform": "databricks", "database": injected}),
+        )
+        .await;
+        assert!(err.contains("not a valid"), "{err}");
+        assert_eq!(
+            env.upstream_requests(),
+            before,
+            "refused before any upstream request"
+        );
+    }
+    close(bob).await;
     env.shutdown().await;
 }

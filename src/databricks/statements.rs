@@ -166,6 +166,15 @@ impl StatementsClient {
             format: "JSON_ARRAY".into(),
             row_limit: Some(request.max_rows as u64 + 1),
             byte_limit: (max_bytes > 0).then_some(max_bytes as u64),
+            parameters: request
+                .parameters
+                .iter()
+                .map(|p| super::wire::StatementParameter {
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                    type_name: "STRING".into(),
+                })
+                .collect(),
         };
         let resp = self
             .retry
@@ -613,6 +622,7 @@ mod tests {
             warehouse: None,
             max_rows,
             max_bytes: 1 << 20,
+            parameters: Vec::new(),
         }
     }
 

@@ -56,6 +56,19 @@ pub struct ExecuteStatementRequest {
     pub row_limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub byte_limit: Option<u64>,
+    /// Values for `:name` markers (databricks-sdk-go `service/sql/model.go`,
+    /// `StatementParameterListItem`: `name`, `value`, `type`; no type means STRING).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<StatementParameter>,
+}
+
+/// One entry of [`ExecuteStatementRequest::parameters`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementParameter {
+    pub name: String,
+    pub value: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
 }
 
 /// Lifecycle state of a statement.
@@ -247,9 +260,11 @@ mod tests {
             format: "JSON_ARRAY".into(),
             row_limit: Some(11),
             byte_limit: Some(100),
+            parameters: Vec::new(),
         })
         .unwrap();
         assert!(v.get("catalog").is_none());
+        assert!(v.get("parameters").is_none());
         assert_eq!(v["row_limit"], 11);
         assert_eq!(v["format"], "JSON_ARRAY");
     }
