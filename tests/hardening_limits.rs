@@ -49,7 +49,11 @@ fn still_open(s: &TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_half_open_connections_do_not_starve_a_real_client() {
-    let env = HttpEnv::start_with(|c| c.server.header_read_timeout_secs = 600).await;
+    let env = HttpEnv::start_with(|c| {
+        c.server.header_read_timeout_secs = 600;
+        c.server.idle_timeout_secs = 600;
+    })
+    .await;
     let held = hold(&env, 500, &half_open_head(&env)).await;
 
     let client = env.connect(ALICE).await;

@@ -610,6 +610,24 @@ mod tests {
         assert!(!origin_allowed(Some(&hv("null")), &[], local));
     }
 
+    #[tokio::test]
+    async fn unreachable_jwks_answer_503_without_the_jwks_url() {
+        let error =
+            AuthError::JwksUnavailable("http://idp.internal:8443/keys/jwks.json: HTTP 500".into());
+        let response = auth_failure("https://mcp.example.com/.well-known/x", &error);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("temporarily_unavailable"), "{text}");
+        assert!(
+            !text.contains("idp.internal") && !text.contains("jwks.json") && !text.contains("500"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn metadata_urls_follow_rfc_9728() {
         assert_eq!(
