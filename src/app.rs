@@ -7,7 +7,7 @@
 use crate::config::{Config, IdentityConfig, OAuthConfig};
 use crate::databricks::DatabricksGoverned;
 use crate::guard::SqlGuard;
-use crate::http::{HttpSettings, app, serve};
+use crate::http::{HttpSettings, ServeLimits, app, serve};
 use crate::identity::http::{BearerAuth, resource_metadata_url};
 use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
 use crate::immuta::ImmutaClient;
@@ -134,7 +134,7 @@ pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
     use rmcp::ServiceExt;
     let user = stdio_user(cfg).await?;
     let platforms = build_platforms(cfg)?;
-    tracing::info!(user = %user.user_id, source = ?user.source, "serving MCP over stdio");
+    tracing::info!(user = ?user.user_id, source = ?user.source, "serving MCP over stdio");
     let server = build_server(cfg, &platforms, UserSource::Fixed(user));
     let running = server
         .serve(rmcp::transport::stdio())
@@ -205,10 +205,13 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
         issuer: oauth.issuer.clone(),
         allowed_origins: cfg.server.allowed_origins.clone(),
         stateful_sessions: cfg.server.stateful_sessions,
+        max_sessions_per_user: cfg.server.max_sessions_per_user,
+        max_sessions: cfg.server.max_sessions,
         shutdown: shutdown.clone(),
     };
     let router = app(server, auth, &settings);
-    let task = tokio::spawn(serve(listener, router, shutdown.clone()));
+    let limits = ServeLimits::from(&cfg.server);
+    let task = tokio::spawn(serve(listener, router, shutdown.clone(), limits));
     tracing::info!(%local, %resource_url, "serving MCP over streamable HTTP");
     Ok(HttpServer {
         addr: local,
@@ -239,7 +242,12 @@ impl LocalIssuer {
         })?;
         let issuer = Arc::new(TestIssuer::new(format!("http://{addr}")));
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, issuer.clone().router(), shutdown.clone()));
+        tokio::spawn(serve(
+            listener,
+            issuer.clone().router(),
+            shutdown.clone(),
+            ServeLimits::default(),
+        ));
         Ok(Self { issuer, shutdown })
     }
 

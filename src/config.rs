@@ -35,15 +35,45 @@ pub enum ConfigError {
 }
 
 /// Where a secret comes from.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A configuration *file* may only name `env` or `file`: deserialising
+/// `{ value = "..." }` is refused (an inline secret ends up in backups, diffs
+/// and, before this check, in TOML error messages). [`SecretRef::Value`] stays
+/// available to code: the sandbox builds its configuration in memory
+/// (`Sandbox::client_config`) and never parses a file.
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretRef {
     /// Read from an environment variable.
     Env(String),
     /// Read from a file (trailing whitespace trimmed).
     File(PathBuf),
-    /// Inline value (sandbox and tests only).
+    /// Inline value (sandbox and tests only; never accepted from a config file).
     Value(String),
+}
+
+/// The file form of [`SecretRef`]: the `value` variant is recognised only to be refused,
+/// and its content is never kept (`IgnoredAny`).
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SecretRefFile {
+    Env(String),
+    File(PathBuf),
+    Value(serde::de::IgnoredAny),
+}
+
+/// The message for an inline secret found in a configuration file.
+pub const INLINE_SECRET_REFUSED: &str = "inline secrets (`{ value = ... }`) are not accepted in a configuration file: \
+     use `{ env = \"VARIABLE\" }` or `{ file = \"/path/to/secret\" }`";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match SecretRefFile::deserialize(deserializer)? {
+            SecretRefFile::Env(v) => Ok(SecretRef::Env(v)),
+            SecretRefFile::File(p) => Ok(SecretRef::File(p)),
+            SecretRefFile::Value(_) => Err(serde::de::Error::custom(INLINE_SECRET_REFUSED)),
+        }
+    }
 }
 
 impl std::fmt::Debug for SecretRef {
@@ -110,6 +140,25 @@ pub struct ServerConfig {
     /// Keep MCP sessions in memory (true) or run stateless (false, for load balancers).
     #[serde(default = "default_true")]
     pub stateful_sessions: bool,
+    /// A client must send a complete request head within this many seconds (HTTP/1).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight and no bytes moving is closed after this
+    /// many seconds. Keep it above the 15 s SSE keep-alive.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// A request body must arrive completely within this many seconds of the request head.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Live MCP sessions one user may hold (stateful mode); the next `initialize` gets HTTP 429.
+    #[serde(default = "default_max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
+    /// Live MCP sessions over all users (stateful mode).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
 }
 
 impl Default for ServerConfig {
@@ -118,8 +167,62 @@ impl Default for ServerConfig {
             resource_url: None,
             allowed_origins: Vec::new(),
             stateful_sessions: true,
+            header_read_timeout_secs: default_header_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+            max_sessions_per_user: default_max_sessions_per_user(),
+            max_sessions: default_max_sessions(),
         }
     }
+}
+
+impl ServerConfig {
+    /// The connection and session limits must be positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs as usize,
+            ),
+            ("server.idle_timeout_secs", self.idle_timeout_secs as usize),
+            (
+                "server.body_read_timeout_secs",
+                self.body_read_timeout_secs as usize,
+            ),
+            ("server.max_connections", self.max_connections),
+            ("server.max_sessions_per_user", self.max_sessions_per_user),
+            ("server.max_sessions", self.max_sessions),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_body_read_timeout() -> u64 {
+    30
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_sessions_per_user() -> usize {
+    16
+}
+fn default_max_sessions() -> usize {
+    10_000
 }
 
 fn default_true() -> bool {
@@ -162,6 +265,40 @@ pub struct OAuthConfig {
     /// defaults to the server's resource URL.
     #[serde(default)]
     pub id_token_audience: Option<String>,
+    /// With `user_claim = "email"`, require `email_verified: true` in the token (default
+    /// true; a token without `email_verified` is then refused).
+    #[serde(default = "default_true")]
+    pub require_email_verified: bool,
+    /// Refuse tokens older than this (`now - iat`) or issued for longer (`exp - iat`),
+    /// seconds; such tokens must carry `iat`. Unset: no limit.
+    #[serde(default)]
+    pub max_token_age_secs: Option<u64>,
+    /// Require this JOSE `typ` header, e.g. `at+jwt` (RFC 9068 access tokens). Unset: any.
+    #[serde(default)]
+    pub required_typ: Option<String>,
+    /// How long keys from the last successful JWKS fetch stay trusted while refreshes
+    /// fail, seconds (at least `jwks_cache_secs`). Past that, tokens are refused with 503.
+    #[serde(default = "default_jwks_max_stale")]
+    pub jwks_max_stale_secs: u64,
+}
+
+impl OAuthConfig {
+    /// Settings for `issuer` publishing its keys at `jwks_url`, everything else default.
+    pub fn new(issuer: impl Into<String>, jwks_url: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_url: jwks_url.into(),
+            user_claim: default_user_claim(),
+            algorithms: default_algorithms(),
+            leeway_secs: default_leeway(),
+            jwks_cache_secs: default_jwks_ttl(),
+            id_token_audience: None,
+            require_email_verified: true,
+            max_token_age_secs: None,
+            required_typ: None,
+            jwks_max_stale_secs: default_jwks_max_stale(),
+        }
+    }
 }
 
 fn default_user_claim() -> String {
@@ -175,6 +312,9 @@ fn default_leeway() -> u64 {
 }
 fn default_jwks_ttl() -> u64 {
     600
+}
+fn default_jwks_max_stale() -> u64 {
+    24 * 3600
 }
 
 /// Immuta tenant and agent API key.
@@ -442,8 +582,11 @@ impl Config {
     }
 
     /// Parse TOML text (no environment).
+    ///
+    /// The error names the line and column and toml's message, never the source line
+    /// (toml's `Display` quotes it, which would put a neighbouring secret into logs).
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| parse_error_message(text, &e))
     }
 
     /// Apply overrides from an environment lookup (`std::env::var` in production).
@@ -528,15 +671,14 @@ impl Config {
             if !(1..=1440).contains(&i.ttl_minutes) {
                 return Err(invalid("immuta.ttl_minutes", "must be between 1 and 1440"));
             }
-            url::Url::parse(&i.url).map_err(|e| invalid("immuta.url", &e.to_string()))?;
+            secure_url("immuta.url", &i.url, "")?;
         }
         if let Some(d) = &self.databricks {
-            url::Url::parse(&d.host).map_err(|e| {
-                invalid(
-                    "databricks.host",
-                    &format!("{e} (use https://<workspace-host>)"),
-                )
-            })?;
+            secure_url(
+                "databricks.host",
+                &d.host,
+                " (use https://<workspace-host>)",
+            )?;
             if d.warehouse_id.trim().is_empty() {
                 return Err(invalid("databricks.warehouse_id", "must not be empty"));
             }
@@ -544,8 +686,12 @@ impl Config {
         if let Some(s) = &self.snowflake
             && let Some(b) = &s.base_url
         {
-            url::Url::parse(b).map_err(|e| invalid("snowflake.base_url", &e.to_string()))?;
+            secure_url("snowflake.base_url", b, "")?;
         }
+        if let Some(o) = &self.identity.oauth {
+            secure_url("identity.oauth.jwks_url", &o.jwks_url, "")?;
+        }
+        self.server.validate()?;
         if self.limits.default_max_rows == 0
             || self.limits.default_max_rows > self.limits.max_rows_cap
         {
@@ -564,6 +710,93 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// `line L, column C: message` for a TOML error, without the quoted source snippet.
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = redact_values(error.message().trim());
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// serde's messages quote the offending *value* (`invalid type: string "…"`,
+/// `unknown variant `…``), which may be a secret typed in the wrong place. Keep key
+/// names (`unknown field`, `missing field`, `duplicate key`) and the list of what was
+/// expected; replace quoted text before ", expected" with `…`.
+fn redact_values(message: &str) -> String {
+    let keeps_keys = [
+        "unknown field",
+        "missing field",
+        "duplicate key",
+        "duplicate field",
+    ];
+    if keeps_keys.iter().any(|k| message.starts_with(k)) {
+        return message.to_string();
+    }
+    let (head, tail) = match message.find(", expected") {
+        Some(i) => message.split_at(i),
+        None => (message, ""),
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in head.chars() {
+        match open {
+            None if c == '`' || c == '"' || c == '\'' => {
+                open = Some(c);
+                out.push(c);
+                out.push('…');
+            }
+            None => out.push(c),
+            Some(q) if c == q => {
+                open = None;
+                out.push(c);
+            }
+            Some(_) => {}
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out.push_str(tail);
+    out
+}
+
+/// Whether `url` names a loopback host (127.0.0.0/8, ::1, `localhost`).
+fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Parse `value` as the URL of setting `key`, requiring `https` unless it is on loopback
+/// (the sandbox): plain http would put credentials, or for the JWKS the keys that decide
+/// who a caller is, on the wire in clear.
+fn secure_url(key: &str, value: &str, hint: &str) -> Result<url::Url, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: key.into(),
+        message,
+    };
+    let url = url::Url::parse(value).map_err(|e| invalid(format!("{e}{hint}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_url(&url) => Ok(url),
+        "http" => Err(invalid(format!(
+            "must use https (plain http is only accepted for loopback hosts: 127.0.0.0/8, ::1, localhost){hint}"
+        ))),
+        other => Err(invalid(format!(
+            "unsupported scheme `{other}`: use https{hint}"
+        ))),
     }
 }
 
@@ -647,6 +880,109 @@ warehouse_id = "abc123"
         assert_eq!(i.agent_id.as_deref(), Some("agent-1"));
         let bad = SAMPLE.replacen("[immuta]\n", "[immuta]\nauth = \"basic\"\n", 1);
         assert!(Config::parse(&bad).unwrap_err().contains("auth"));
+    }
+
+    #[test]
+    fn parse_errors_do_not_echo_secrets_and_inline_secrets_are_refused() {
+        let secret = "IMMUTA-API-KEY-SUPERSECRET-123";
+        let cases = [
+            // The audit's reproduction: an inline secret next to a typo.
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ value = \"{secret}\", extra = 1 }}\n"
+            ),
+            // A plain inline secret (no typo): refused as such.
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ value = \"{secret}\" }}\n"
+            ),
+            // The secret typed where a table belongs: serde would quote the value.
+            format!("[immuta]\nurl = \"https://x.example\"\napi_key = \"{secret}\"\n"),
+            // A syntax error on the secret's line.
+            format!("[identity]\nstdio_id_token = {{ value = \"{secret}\" \n"),
+            format!(
+                "[immuta]\nurl = \"https://x.example\"\napi_key = {{ env = \"{secret}\", file = 1 }}\n"
+            ),
+        ];
+        for text in &cases {
+            let err = Config::parse(text).unwrap_err();
+            assert!(!err.contains("SUPERSECRET"), "{text}\n=> {err}");
+            assert!(err.starts_with("line "), "{err}");
+        }
+        let inline = Config::parse(&cases[1]).unwrap_err();
+        assert!(inline.contains("line 3"), "{inline}");
+        assert!(
+            inline.contains("not accepted in a configuration file"),
+            "{inline}"
+        );
+        // The file-loading path says the same (with the path, still without the secret).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &cases[0]).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            !err.contains("SUPERSECRET") && err.contains("bad.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_http_urls_are_refused_unless_loopback() {
+        let base = Config::parse(SAMPLE).unwrap();
+        let oauth = |jwks: &str| Some(OAuthConfig::new("https://idp.example.com/", jwks));
+        type Setter = Box<dyn Fn(&mut Config, &str)>;
+        let set: Vec<(&str, Setter)> = vec![
+            (
+                "immuta.url",
+                Box::new(|c, u| c.immuta.as_mut().unwrap().url = u.into()),
+            ),
+            (
+                "databricks.host",
+                Box::new(|c, u| c.databricks.as_mut().unwrap().host = u.into()),
+            ),
+            (
+                "identity.oauth.jwks_url",
+                Box::new(move |c, u| c.identity.oauth = oauth(u)),
+            ),
+            (
+                "snowflake.base_url",
+                Box::new(|c, u| {
+                    c.snowflake = Some(SnowflakeConfig {
+                        user: "agent".into(),
+                        account: None,
+                        private_key: SecretRef::File("/k.pem".into()),
+                        private_key_passphrase: None,
+                        base_url: Some(u.into()),
+                        default_warehouse: None,
+                        default_database: None,
+                        default_schema: None,
+                        pat_expiry_clause: PatExpiryClause::default(),
+                        statement_timeout_secs: 300,
+                    })
+                }),
+            ),
+        ];
+        for (key, apply) in &set {
+            for bad in [
+                "http://login.example.com/x",
+                "ftp://h.example/x",
+                "http://127.0.0.1.evil.com/",
+            ] {
+                let mut cfg = base.clone();
+                apply(&mut cfg, bad);
+                let err = cfg.validate().unwrap_err().to_string();
+                assert!(err.contains(key), "{key} {bad}: {err}");
+            }
+            for ok in [
+                "https://h.example.com/x",
+                "http://127.0.0.1:8080/x",
+                "http://127.9.9.9/x",
+                "http://[::1]:9/x",
+                "http://localhost:1/x",
+            ] {
+                let mut cfg = base.clone();
+                apply(&mut cfg, ok);
+                cfg.validate().unwrap_or_else(|e| panic!("{key} {ok}: {e}"));
+            }
+        }
     }
 
     #[test]

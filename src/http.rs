@@ -6,20 +6,40 @@
 //! (with the [`VerifiedUser`](crate::identity::VerifiedUser) the middleware
 //! inserted) to the tool call. The identity is read per request; a session id
 //! is never treated as a credential.
+//!
+//! [`serve`] runs the listener with hyper-util's connection builder (HTTP/1
+//! and HTTP/2) and [`ServeLimits`]: a header-read timeout (hyper's, with a
+//! Tokio timer — `axum::serve` has no timer, so it never applies one), an
+//! idle timeout on the socket (no request in flight and no bytes moving; this
+//! also covers a client that never sends a byte), a deadline for the whole
+//! request body, and a cap on concurrent connections (a semaphore around
+//! `accept`: past the cap, new connections wait in the kernel's listen
+//! backlog until a slot frees). Production deployments should still sit
+//! behind a reverse proxy that enforces its own limits.
 
+use crate::config::ServerConfig;
 use crate::identity::http::{
     BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin,
     require_bearer,
 };
-use crate::identity::session::{SessionOwners, bind_session_to_user};
+use crate::identity::session::{OwnedSessionManager, SessionOwners, bind_session_to_user};
 use crate::server::GovernedServer;
 use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 
 /// Everything the HTTP app needs besides the MCP handler.
 pub struct HttpSettings {
@@ -30,6 +50,10 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// In-memory sessions (true) or stateless (false).
     pub stateful_sessions: bool,
+    /// Live sessions one user may hold (stateful mode).
+    pub max_sessions_per_user: usize,
+    /// Live sessions over all users (stateful mode).
+    pub max_sessions: usize,
     /// Stops the MCP service's sessions on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -56,32 +80,36 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         .with_cancellation_token(settings.shutdown.child_token())
         .with_legacy_session_mode(settings.stateful_sessions);
     let factory_server = server.clone();
-    let mcp: Router = if settings.stateful_sessions {
-        Router::new().fallback_service(StreamableHttpService::new(
-            move || Ok(factory_server.clone()),
-            Arc::new(LocalSessionManager::default()),
-            config,
-        ))
+    let origin = Arc::new(OriginPolicy {
+        allowed: settings.allowed_origins.clone(),
+        resource_url: settings.resource_url.clone(),
+    });
+    let protected: Router = if settings.stateful_sessions {
+        let owners = Arc::new(SessionOwners::new(
+            auth.resource_metadata_url.clone(),
+            settings.max_sessions_per_user,
+            settings.max_sessions,
+        ));
+        let sessions = OwnedSessionManager::new(LocalSessionManager::default(), owners.clone());
+        Router::new()
+            .fallback_service(StreamableHttpService::new(
+                move || Ok(factory_server.clone()),
+                Arc::new(sessions),
+                config,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                owners,
+                bind_session_to_user,
+            ))
     } else {
+        // Stateless: no session ids exist, so there is nothing to bind or cap.
         Router::new().fallback_service(StreamableHttpService::new(
             move || Ok(factory_server.clone()),
             Arc::new(NeverSessionManager::default()),
             config.with_json_response(true),
         ))
     };
-    let origin = Arc::new(OriginPolicy {
-        allowed: settings.allowed_origins.clone(),
-        resource_url: settings.resource_url.clone(),
-    });
-    let owners = Arc::new(SessionOwners::new(
-        auth.resource_metadata_url.clone(),
-        100_000,
-    ));
-    let protected = mcp
-        .layer(axum::middleware::from_fn_with_state(
-            owners,
-            bind_session_to_user,
-        ))
+    let protected = protected
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
         .layer(axum::middleware::from_fn_with_state(
             origin,
@@ -101,13 +129,277 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         .route("/healthz", get(|| async { "ok" }))
 }
 
-/// Serve `app` on `listener` until `shutdown` is cancelled.
+/// Connection-level limits of [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A complete HTTP/1 request head must arrive within this.
+    pub header_read_timeout: Duration,
+    /// Close a connection with no request in flight and no bytes read or written for this long.
+    pub idle_timeout: Duration,
+    /// A request body must be complete this long after its head was read.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self::from(&ServerConfig::default())
+    }
+}
+
+impl From<&ServerConfig> for ServeLimits {
+    fn from(cfg: &ServerConfig) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(cfg.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
+            body_read_timeout: Duration::from_secs(cfg.body_read_timeout_secs),
+            max_connections: cfg.max_connections,
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` is cancelled, within `limits`.
+///
+/// On shutdown the listener closes and open connections are asked to finish
+/// (graceful shutdown of each hyper connection); the call returns when they have.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: CancellationToken,
+    limits: ServeLimits,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning (as axum::serve does).
+                    tracing::error!(error = %e, "accept error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let io = TokioIo::new(IdleStream::new(
+            stream,
+            limits.idle_timeout,
+            in_flight.clone(),
+        ));
+        let app = app.clone();
+        let body_timeout = limits.body_read_timeout;
+        let service =
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let mut app = app.clone();
+                let guard = InFlight::enter(in_flight.clone());
+                let deadline = Instant::now() + body_timeout;
+                let request = request.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+                async move {
+                    let response = app.call(request).await;
+                    drop(guard);
+                    response
+                }
+            });
+        let connection = builder.serve_connection(io, service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Counts the requests in flight on one connection while alive.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A TCP stream that fails with `TimedOut` once it has been idle for `timeout`:
+/// no byte read or written and no request in flight. A streamed response (SSE)
+/// writes keep-alive comments, which count as activity.
+struct IdleStream {
+    inner: tokio::net::TcpStream,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl IdleStream {
+    fn new(inner: tokio::net::TcpStream, timeout: Duration, in_flight: Arc<AtomicUsize>) -> Self {
+        Self {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            in_flight,
+        }
+    }
+
+    fn touch(&mut self) {
+        self.deadline.as_mut().reset(Instant::now() + self.timeout);
+    }
+
+    /// Called when the inner stream is pending: an error once idle for too long.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return Poll::Ready(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                ));
+            }
+            self.touch(); // a request is being handled: not idle
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for IdleStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    this.touch();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.poll_idle(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncWrite for IdleStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    this.touch();
+                }
+                Poll::Ready(result)
+            }
+            // A peer that stops reading (full TCP window) is idle too.
+            Poll::Pending => this.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    this.touch();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The error of a request body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the body read timeout")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] if it is not complete by `deadline`.
+struct DeadlineBody<B> {
+    inner: B,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, deadline: Instant) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl<B> HttpBody for DeadlineBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -24,6 +24,17 @@ pub struct QueryRequest {
     pub max_rows: usize,
     /// Stop fetching after roughly this many bytes of row data.
     pub max_bytes: usize,
+    /// Named parameters bound to `:name` markers in `sql` (Databricks Statement Execution
+    /// API `parameters`). Only the Databricks path sends them; a request for Snowflake
+    /// must leave this empty.
+    pub parameters: Vec<QueryParameter>,
+}
+
+/// One named `STRING` parameter of a [`QueryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryParameter {
+    pub name: String,
+    pub value: String,
 }
 
 /// Receives human-readable progress while a statement runs.

@@ -12,7 +12,9 @@ use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
-use crate::query::{CallContext, GovernedQuery, ProgressSink, QueryError, QueryRequest};
+use crate::query::{
+    CallContext, GovernedQuery, ProgressSink, QueryError, QueryParameter, QueryRequest,
+};
 use crate::result::{Platform, ResultSet};
 use rmcp::handler::server::common::{schema_for_output, schema_for_type};
 use rmcp::model::{
@@ -301,6 +303,7 @@ impl GovernedServer {
                     warehouse: a.warehouse,
                     max_rows,
                     max_bytes: self.inner.limits.max_result_bytes,
+                    parameters: Vec::new(),
                 };
                 self.run(Platform::Snowflake, request, call).await
             }
@@ -314,14 +317,20 @@ impl GovernedServer {
                     warehouse: None,
                     max_rows,
                     max_bytes: self.inner.limits.max_result_bytes,
+                    parameters: Vec::new(),
                 };
                 self.run(Platform::Databricks, request, call).await
             }
             LIST_TABLES => {
                 let a: ListTablesArgs = parse_args(tool, arguments)?;
-                let sql = list_tables_sql(a.platform, a.database.as_deref(), a.schema.as_deref())
-                    .map_err(Failure::bad_input)?;
-                self.run(a.platform, self.catalog_request(sql), call).await
+                let (sql, parameters) =
+                    list_tables_sql(a.platform, a.database.as_deref(), a.schema.as_deref())
+                        .map_err(Failure::bad_input)?;
+                let request = QueryRequest {
+                    parameters,
+                    ..self.catalog_request(sql)
+                };
+                self.run(a.platform, request, call).await
             }
             DESCRIBE_TABLE => {
                 let a: DescribeTableArgs = parse_args(tool, arguments)?;
@@ -360,6 +369,7 @@ impl GovernedServer {
             warehouse: None,
             max_rows: self.inner.limits.max_rows_cap.min(10_000),
             max_bytes: self.inner.limits.max_result_bytes,
+            parameters: Vec::new(),
         }
     }
 
@@ -458,7 +468,14 @@ fn validate_identifier(platform: Platform, part: &str) -> Result<String, String>
     } else {
         part
     };
-    if quoted && !inner.is_empty() && !inner.contains(quote) && !inner.chars().any(char::is_control)
+    // `'` and `\` are refused too: a Databricks catalog/schema name ends up inside a
+    // string literal of `list_tables` (security audit F6), and neither has a place in
+    // a name a model should pick.
+    if quoted
+        && !inner.is_empty()
+        && !inner.contains(quote)
+        && !inner.contains(['\'', '\\'])
+        && !inner.chars().any(char::is_control)
     {
         return Ok(part.to_string());
     }
@@ -501,12 +518,18 @@ fn split_name(name: &str) -> Vec<&str> {
     parts
 }
 
-/// The statement `list_tables` runs (filtered by the platform to what the vended role can see).
+/// The statement `list_tables` runs (filtered by the platform to what the vended role can
+/// see) and its parameters.
+///
+/// Snowflake: `SHOW TABLES IN …` with the validated (plain or double-quoted) names; SHOW
+/// takes no bind variables. Databricks: a query of `system.information_schema.tables`
+/// whose catalog/schema are bound as Statement Execution API named parameters
+/// (`:catalog`, `:schema`), never spliced into the text (security audit F6).
 pub fn list_tables_sql(
     platform: Platform,
     database: Option<&str>,
     schema: Option<&str>,
-) -> Result<String, String> {
+) -> Result<(String, Vec<QueryParameter>), String> {
     let database = database
         .map(|d| validate_identifier(platform, d))
         .transpose()?;
@@ -519,23 +542,35 @@ pub fn list_tables_sql(
         );
     }
     Ok(match platform {
-        Platform::Snowflake => match (database, schema) {
-            (Some(d), Some(s)) => format!("SHOW TABLES IN SCHEMA {d}.{s}"),
-            (Some(d), None) => format!("SHOW TABLES IN DATABASE {d}"),
-            _ => "SHOW TABLES IN ACCOUNT".to_string(),
-        },
+        Platform::Snowflake => (
+            match (database, schema) {
+                (Some(d), Some(s)) => format!("SHOW TABLES IN SCHEMA {d}.{s}"),
+                (Some(d), None) => format!("SHOW TABLES IN DATABASE {d}"),
+                _ => "SHOW TABLES IN ACCOUNT".to_string(),
+            },
+            Vec::new(),
+        ),
         Platform::Databricks => {
             let mut sql = "SELECT table_catalog, table_schema, table_name, table_type FROM system.information_schema.tables"
                 .to_string();
+            let mut parameters = Vec::new();
             let unquote = |s: String| s.trim_matches('`').to_string();
             if let Some(d) = database {
-                sql.push_str(&format!(" WHERE table_catalog = '{}'", unquote(d)));
+                sql.push_str(" WHERE table_catalog = :catalog");
+                parameters.push(QueryParameter {
+                    name: "catalog".into(),
+                    value: unquote(d),
+                });
                 if let Some(s) = schema {
-                    sql.push_str(&format!(" AND table_schema = '{}'", unquote(s)));
+                    sql.push_str(" AND table_schema = :schema");
+                    parameters.push(QueryParameter {
+                        name: "schema".into(),
+                        value: unquote(s),
+                    });
                 }
             }
             sql.push_str(" ORDER BY table_catalog, table_schema, table_name");
-            sql
+            (sql, parameters)
         }
     })
 }
@@ -718,18 +753,51 @@ mod tests {
 
     #[test]
     fn list_sql_per_platform() {
+        let sql = |p, d, s| list_tables_sql(p, d, s).unwrap();
         assert_eq!(
-            list_tables_sql(Platform::Snowflake, None, None).unwrap(),
-            "SHOW TABLES IN ACCOUNT"
+            sql(Platform::Snowflake, None, None),
+            ("SHOW TABLES IN ACCOUNT".to_string(), vec![])
         );
         assert_eq!(
-            list_tables_sql(Platform::Snowflake, Some("SALES"), Some("PUBLIC")).unwrap(),
+            sql(Platform::Snowflake, Some("SALES"), Some("PUBLIC")).0,
             "SHOW TABLES IN SCHEMA SALES.PUBLIC"
         );
-        let db = list_tables_sql(Platform::Databricks, Some("main"), None).unwrap();
-        assert!(db.contains("WHERE table_catalog = 'main'"), "{db}");
+        let param = |name: &str, value: &str| QueryParameter {
+            name: name.into(),
+            value: value.into(),
+        };
+        let (db, params) = sql(Platform::Databricks, Some("main"), Some("`sales`"));
+        assert!(
+            db.contains("WHERE table_catalog = :catalog AND table_schema = :schema"),
+            "{db}"
+        );
+        assert!(!db.contains("main") && !db.contains("sales"), "{db}");
+        assert_eq!(
+            params,
+            vec![param("catalog", "main"), param("schema", "sales")]
+        );
         assert!(list_tables_sql(Platform::Databricks, None, Some("x")).is_err());
         assert!(list_tables_sql(Platform::Databricks, Some("m' OR '1'='1"), None).is_err());
+        // Security audit F6: the back-quoted forms used to be spliced into the literal.
+        for injected in [
+            "`main' OR '1'='1`",
+            "`x' UNION SELECT table_catalog, table_schema, table_name, 'x' FROM system.information_schema.tables --`",
+            "`main\\`",
+            "`ma\\'in`",
+        ] {
+            assert!(
+                list_tables_sql(Platform::Databricks, Some(injected), None).is_err(),
+                "{injected}"
+            );
+            assert!(
+                list_tables_sql(Platform::Databricks, Some("main"), Some(injected)).is_err(),
+                "{injected}"
+            );
+        }
+        assert!(validate_table_name(Platform::Snowflake, "\"a'b\".S.T").is_err());
+        // Quoted names without those characters still work, bound as their bare text.
+        let (_, params) = sql(Platform::Databricks, Some("`my-catalog`"), None);
+        assert_eq!(params, vec![param("catalog", "my-catalog")]);
     }
 
     #[test]

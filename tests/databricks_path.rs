@@ -56,6 +56,7 @@ fn request(sql: &str) -> QueryRequest {
         warehouse: None,
         max_rows: 1000,
         max_bytes: 1 << 20,
+        parameters: Vec::new(),
     }
 }
 

@@ -719,6 +719,7 @@ async fn a_call_cancelled_during_pat_minting_runs_no_sql() {
         warehouse: None,
         max_rows: 100,
         max_bytes: 1 << 20,
+        parameters: Vec::new(),
     };
     let call_ctx = ctx.clone();
     let call = tokio::spawn(async move {

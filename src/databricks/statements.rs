@@ -168,6 +168,15 @@ impl StatementsClient {
             row_limit: Some(request.max_rows as u64 + 1),
             byte_limit: (max_bytes > 0).then_some(max_bytes as u64),
             query_tags: query_tags(ctx),
+            parameters: request
+                .parameters
+                .iter()
+                .map(|p| super::wire::StatementParameter {
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                    type_name: "STRING".into(),
+                })
+                .collect(),
         };
         // No idempotency key exists for a submit: never repeated once it may have run.
         let resp = self
@@ -626,6 +635,7 @@ mod tests {
             warehouse: None,
             max_rows,
             max_bytes: 1 << 20,
+            parameters: Vec::new(),
         }
     }
 

@@ -71,6 +71,10 @@ pub struct ExecuteStatementRequest {
     /// `service/sql/model.go` ExecuteStatementRequest.QueryTags / QueryTag).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub query_tags: Vec<QueryTag>,
+    /// Values for `:name` markers (databricks-sdk-go `service/sql/model.go`,
+    /// `StatementParameterListItem`: `name`, `value`, `type`; no type means STRING).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<StatementParameter>,
 }
 
 /// One entry of `query_tags`: a non-empty key and an optional value.
@@ -106,6 +110,15 @@ impl QueryTag {
             value: (!clean.is_empty()).then_some(clean),
         }
     }
+}
+
+/// One entry of [`ExecuteStatementRequest::parameters`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementParameter {
+    pub name: String,
+    pub value: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
 }
 
 /// Lifecycle state of a statement.
@@ -322,10 +335,12 @@ mod tests {
             row_limit: Some(11),
             byte_limit: Some(100),
             query_tags: Vec::new(),
+            parameters: Vec::new(),
         })
         .unwrap();
         assert!(v.get("catalog").is_none());
         assert!(v.get("query_tags").is_none());
+        assert!(v.get("parameters").is_none());
         assert_eq!(v["row_limit"], 11);
         assert_eq!(v["format"], "JSON_ARRAY");
     }

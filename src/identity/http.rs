@@ -9,8 +9,9 @@
 //!   §5.1) plus `error="invalid_token", error_description="..."` (RFC 6750
 //!   §3) when a token was presented but is not acceptable; without a token
 //!   (or with another scheme) there is no `error` parameter. When the
-//!   issuer's JWKS cannot be fetched the answer is `503`: the token may be
-//!   fine, re-authenticating would not help.
+//!   issuer's JWKS cannot be fetched the answer is `503` (without the JWKS URL
+//!   or transport detail, which only the log gets): the token may be fine,
+//!   re-authenticating would not help.
 //! - [`origin_allowed`] / [`require_allowed_origin`] guard against DNS
 //!   rebinding and cross-site calls: requests without `Origin` pass (non-browser
 //!   clients); an `Origin` passes if it is the origin of the resource URL or in
@@ -87,7 +88,8 @@ pub async fn require_bearer(
     };
     match auth.verifier.verify(&token).await {
         Ok(user) => {
-            tracing::debug!(user = %user.user_id, "bearer token verified");
+            // `?`: a user id is quoted and escaped, so it cannot forge a log line.
+            tracing::debug!(user = ?user.user_id, "bearer token verified");
             request.headers_mut().remove(header::AUTHORIZATION);
             request.extensions_mut().insert::<VerifiedUser>(user);
             next.run(request).await
@@ -133,9 +135,11 @@ fn quoted(text: &str) -> String {
 /// The response for a refused request (401 with a challenge, or 503 if the JWKS is unreachable).
 pub fn auth_failure(resource_metadata_url: &str, error: &AuthError) -> Response {
     if let AuthError::JwksUnavailable(_) = error {
+        // The detail (the JWKS URL, HTTP status) is logged by the caller, not told to
+        // an unauthenticated client.
         let body = json!({
             "error": "temporarily_unavailable",
-            "error_description": error.to_string(),
+            "error_description": "the issuer's signing keys are temporarily unavailable; retry shortly",
         });
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         response
@@ -604,6 +608,24 @@ mod tests {
             local
         ));
         assert!(!origin_allowed(Some(&hv("null")), &[], local));
+    }
+
+    #[tokio::test]
+    async fn unreachable_jwks_answer_503_without_the_jwks_url() {
+        let error =
+            AuthError::JwksUnavailable("http://idp.internal:8443/keys/jwks.json: HTTP 500".into());
+        let response = auth_failure("https://mcp.example.com/.well-known/x", &error);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("temporarily_unavailable"), "{text}");
+        assert!(
+            !text.contains("idp.internal") && !text.contains("jwks.json") && !text.contains("500"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -10,14 +10,28 @@
 //! - the signature verifies, `iss` equals the configured issuer, `aud` is (or
 //!   contains) this server's resource URL, `exp` is present and not past and
 //!   `nbf` (if present) is not in the future, both with the configured leeway;
-//! - the configured user claim is a non-empty string.
+//! - the configured user claim is a non-empty string, taken verbatim: a value
+//!   with leading/trailing (Unicode) white space or any control (Cc) or format
+//!   (Cf) character is refused, never trimmed, so `"bob@example.com\u{a0}"`
+//!   cannot become `bob@example.com`;
+//! - with `user_claim = "email"` and `require_email_verified` (the default),
+//!   `email_verified` is `true`;
+//! - optionally (`required_typ`) the header's `typ` is e.g. `at+jwt`, and
+//!   (`max_token_age_secs`) `iat` is present and neither `now - iat` nor
+//!   `exp - iat` exceeds the limit.
 //!
 //! The JWKS is fetched on first use and trusted for `jwks_cache_secs`. An
 //! unknown `kid` triggers one refetch (key rotation), at most once per
 //! [`DEFAULT_MIN_REFETCH_INTERVAL`], so a flood of tokens with random kids
 //! cannot hammer the issuer. After a failed fetch the verifier keeps using
-//! the keys it has (if any) and waits the same interval before trying again.
-//! Concurrent callers share one fetch.
+//! the keys it has and waits the same interval before trying again, but only
+//! until `jwks_max_stale_secs` after the last successful fetch.
+//!
+//! No lock is held across the network: the key cache sits behind a plain
+//! mutex taken for lookups only, and fetches are single-flight behind a
+//! separate async lock. A token whose `kid` is cached is verified at once even
+//! while a refetch (for an unknown kid, or a slow IdP) is in flight; a cached
+//! key past its TTL is used while a background refresh runs.
 
 use super::{AuthError, IdentitySource, VerifiedUser};
 use crate::config::OAuthConfig;
@@ -28,9 +42,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 /// Least time between two JWKS fetches forced by unknown kids or after a failure.
 pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
@@ -51,18 +64,41 @@ struct Inner {
     user_claim: String,
     algorithms: Vec<Algorithm>,
     leeway_secs: u64,
+    require_email_verified: bool,
+    max_token_age_secs: Option<u64>,
+    required_typ: Option<String>,
     cache_ttl: Duration,
+    max_stale: Duration,
     min_refetch_interval: Duration,
     http: reqwest::Client,
+    /// Lookups only; never held across an `.await`.
     cache: Mutex<JwksCache>,
+    /// Held by the one task fetching the JWKS (single flight).
+    fetch: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
 struct JwksCache {
     keys: Vec<Jwk>,
+    /// Last successful fetch.
     fetched_at: Option<Instant>,
     last_forced_refetch: Option<Instant>,
     last_failure: Option<Instant>,
+    /// When a background refresh of stale keys was last started.
+    last_background: Option<Instant>,
+    /// Counts finished fetch attempts (success or failure), so that callers
+    /// queued behind a fetch use its outcome instead of fetching again.
+    attempts: u64,
+}
+
+/// What a lookup found.
+enum Lookup {
+    Found(Jwk),
+    /// Fetch (single flight) and look again; `attempts` is the count seen.
+    Fetch {
+        attempts: u64,
+    },
+    Refuse(AuthError),
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -118,10 +154,20 @@ impl JwtVerifier {
                 user_claim,
                 algorithms,
                 leeway_secs: cfg.leeway_secs,
+                require_email_verified: cfg.require_email_verified,
+                max_token_age_secs: cfg.max_token_age_secs,
+                required_typ: cfg
+                    .required_typ
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
                 cache_ttl: Duration::from_secs(cfg.jwks_cache_secs),
+                max_stale: Duration::from_secs(cfg.jwks_max_stale_secs.max(cfg.jwks_cache_secs)),
                 min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
                 http,
                 cache: Mutex::new(JwksCache::default()),
+                fetch: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -165,13 +211,30 @@ impl JwtVerifier {
             .map_err(|e| map_jwt_error(e.into_kind()))?;
         let claims = data.claims;
 
+        self.check_token_age(&claims)?;
+        let claim = &self.inner.user_claim;
         let user_id = claims
-            .get(&self.inner.user_claim)
+            .get(claim)
             .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| AuthError::MissingUserClaim(self.inner.user_claim.clone()))?
-            .to_string();
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| AuthError::MissingUserClaim(claim.clone()))?;
+        check_user_id(user_id).map_err(|reason| AuthError::UnacceptableUserClaim {
+            claim: claim.clone(),
+            reason,
+        })?;
+        if claim == "email" && self.inner.require_email_verified {
+            // OIDC Core §5.1: `email_verified` is a boolean; a few IdPs have sent the
+            // string "true", which is accepted as the same assertion.
+            let verified = match claims.get("email_verified") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s == "true",
+                _ => false,
+            };
+            if !verified {
+                return Err(AuthError::EmailNotVerified);
+            }
+        }
+        let user_id = user_id.to_string();
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -183,6 +246,37 @@ impl JwtVerifier {
             issuer: self.inner.issuer.clone(),
             source: IdentitySource::HttpBearer,
         })
+    }
+
+    /// `max_token_age_secs`: `iat` must be present, not in the future, and neither the
+    /// token's age nor its total lifetime may exceed the limit (leeway allowed).
+    fn check_token_age(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        let Some(max) = self.inner.max_token_age_secs else {
+            return Ok(());
+        };
+        let leeway = self.inner.leeway_secs;
+        let iat = claims.get("iat").and_then(Value::as_u64).ok_or_else(|| {
+            AuthError::TokenLifetime("the token has no numeric `iat` claim".into())
+        })?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if iat > now.saturating_add(leeway) {
+            return Err(AuthError::TokenLifetime(
+                "the token's `iat` is in the future".into(),
+            ));
+        }
+        if now.saturating_sub(iat) > max.saturating_add(leeway) {
+            return Err(AuthError::TokenLifetime(format!(
+                "the token was issued more than {max} s ago"
+            )));
+        }
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64)
+            && exp.saturating_sub(iat) > max
+        {
+            return Err(AuthError::TokenLifetime(format!(
+                "the token is valid for more than {max} s"
+            )));
+        }
+        Ok(())
     }
 
     fn accepted_algorithm(&self, header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
@@ -205,53 +299,121 @@ impl JwtVerifier {
                 "the header has critical extensions (`crit`), which are not supported".into(),
             ));
         }
+        if let Some(required) = &self.inner.required_typ {
+            // RFC 7515 §4.1.9: `typ` is compared case-insensitively and may omit the
+            // "application/" prefix (RFC 9068 §2.1 uses "at+jwt").
+            let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+            let bare = |t: &str| {
+                let t = t.trim();
+                t.get(..12)
+                    .filter(|p| p.eq_ignore_ascii_case("application/"))
+                    .map_or(t, |_| &t[12..])
+                    .to_ascii_lowercase()
+            };
+            if bare(typ) != bare(required) {
+                return Err(AuthError::Malformed(format!(
+                    "the header's `typ` is not `{required}`"
+                )));
+            }
+        }
         Ok(alg)
     }
 
     /// The JWKS key for `kid` that fits `alg`, fetching or refetching the JWKS as needed.
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
-        let inner = &self.inner;
-        let mut cache = inner.cache.lock().await;
-        let now = Instant::now();
-        let mut fetched_now = false;
-        let stale = cache
-            .fetched_at
-            .is_none_or(|t| now.duration_since(t) >= inner.cache_ttl);
-        if stale {
-            let backing_off = cache
-                .last_failure
-                .is_some_and(|t| now.duration_since(t) < inner.min_refetch_interval);
-            if !backing_off {
-                fetched_now = true;
-                self.refresh(&mut cache).await?;
-            } else if cache.keys.is_empty() {
-                return Err(AuthError::JwksUnavailable(format!(
-                    "the last fetch of {} failed; retrying in a few seconds",
-                    inner.jwks_url
-                )));
-            }
+        let attempts = match self.lookup(kid, alg)? {
+            Lookup::Found(jwk) => return Ok(jwk),
+            Lookup::Refuse(e) => return Err(e),
+            Lookup::Fetch { attempts } => attempts,
+        };
+        let fetched = self.fetch_once(attempts).await;
+        let cache = self.cache();
+        match select_key(&cache.keys, kid, alg)? {
+            Some(jwk) => Ok(jwk),
+            None if cache.keys.is_empty() => Err(fetched.err().unwrap_or_else(|| {
+                AuthError::JwksUnavailable(format!(
+                    "the JWKS at {} holds no usable key",
+                    self.inner.jwks_url
+                ))
+            })),
+            None => Err(AuthError::UnknownKey(printable_kid(kid))),
         }
-        if let Some(jwk) = select_key(&cache.keys, kid, alg)? {
-            return Ok(jwk);
-        }
-        // Unknown kid: maybe the issuer rotated keys. Refetch once, rate-limited.
-        let may_refetch = !fetched_now
-            && cache
-                .last_forced_refetch
-                .is_none_or(|t| now.duration_since(t) >= inner.min_refetch_interval);
-        if may_refetch {
-            cache.last_forced_refetch = Some(now);
-            self.refresh(&mut cache).await?;
-            if let Some(jwk) = select_key(&cache.keys, kid, alg)? {
-                return Ok(jwk);
-            }
-        }
-        Err(AuthError::UnknownKey(printable_kid(kid)))
     }
 
-    /// Fetch the JWKS into the cache. On failure keep the old keys (if any).
-    async fn refresh(&self, cache: &mut JwksCache) -> Result<(), AuthError> {
-        match self.fetch_jwks().await {
+    fn cache(&self) -> std::sync::MutexGuard<'_, JwksCache> {
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decide from the cache alone (no `.await` under the lock).
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Result<Lookup, AuthError> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let mut cache = self.cache();
+        let age = cache.fetched_at.map(|t| now.duration_since(t));
+        if age.is_some_and(|a| a >= inner.max_stale) && !cache.keys.is_empty() {
+            tracing::warn!(
+                max_stale_secs = inner.max_stale.as_secs(),
+                "JWKS keys are older than jwks_max_stale_secs and no refresh succeeded; dropping them"
+            );
+            cache.keys.clear();
+        }
+        let stale = age.is_none_or(|a| a >= inner.cache_ttl);
+        let backing_off = cache
+            .last_failure
+            .is_some_and(|t| now.duration_since(t) < inner.min_refetch_interval);
+        if let Some(jwk) = select_key(&cache.keys, kid, alg)? {
+            let background_due = cache
+                .last_background
+                .is_none_or(|t| now.duration_since(t) >= inner.min_refetch_interval);
+            if stale && !backing_off && background_due {
+                cache.last_background = Some(now);
+                let attempts = cache.attempts;
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let _ = this.fetch_once(attempts).await;
+                });
+            }
+            return Ok(Lookup::Found(jwk));
+        }
+        if stale {
+            if backing_off {
+                return Ok(Lookup::Refuse(if cache.keys.is_empty() {
+                    AuthError::JwksUnavailable(format!(
+                        "the last fetch of {} failed; retrying in a few seconds",
+                        inner.jwks_url
+                    ))
+                } else {
+                    AuthError::UnknownKey(printable_kid(kid))
+                }));
+            }
+            return Ok(Lookup::Fetch {
+                attempts: cache.attempts,
+            });
+        }
+        // Fresh keys but an unknown kid: maybe the issuer rotated keys. Refetch, rate-limited.
+        let may_refetch = cache
+            .last_forced_refetch
+            .is_none_or(|t| now.duration_since(t) >= inner.min_refetch_interval);
+        if may_refetch {
+            cache.last_forced_refetch = Some(now);
+            return Ok(Lookup::Fetch {
+                attempts: cache.attempts,
+            });
+        }
+        Ok(Lookup::Refuse(AuthError::UnknownKey(printable_kid(kid))))
+    }
+
+    /// Fetch the JWKS unless another task finished a fetch since the caller saw
+    /// `attempts` (single flight). On failure the cached keys stay as they are.
+    async fn fetch_once(&self, attempts: u64) -> Result<(), AuthError> {
+        let _flight = self.inner.fetch.lock().await;
+        if self.cache().attempts != attempts {
+            return Ok(()); // someone else fetched while we queued: use their outcome
+        }
+        let result = self.fetch_jwks().await;
+        let mut cache = self.cache();
+        cache.attempts += 1;
+        match result {
             Ok(keys) => {
                 tracing::debug!(jwks_url = %self.inner.jwks_url, keys = keys.len(), "fetched JWKS");
                 cache.keys = keys;
@@ -261,12 +423,10 @@ impl JwtVerifier {
             }
             Err(e) => {
                 cache.last_failure = Some(Instant::now());
-                if cache.keys.is_empty() {
-                    Err(e)
-                } else {
+                if !cache.keys.is_empty() {
                     tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys");
-                    Ok(())
                 }
+                Err(e)
             }
         }
     }
@@ -308,6 +468,41 @@ impl JwtVerifier {
             .collect();
         Ok(keys)
     }
+}
+
+/// Why a user claim cannot name an Immuta user as it stands, if it cannot.
+///
+/// The value is never normalised: leading/trailing white space (Unicode
+/// `White_Space`, as `char::is_whitespace`), control characters (Cc) and
+/// format characters (Cf: zero-width, bidi controls, soft hyphen, BOM, tags)
+/// are refused wherever they are, so two distinct claim values can never
+/// become the same user and no invisible character reaches Immuta or the logs.
+pub fn check_user_id(user: &str) -> Result<(), String> {
+    if user.starts_with(char::is_whitespace) || user.ends_with(char::is_whitespace) {
+        return Err("it begins or ends with white space".into());
+    }
+    if let Some(c) = user.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "it contains the control character U+{:04X}",
+            c as u32
+        ));
+    }
+    if let Some(c) = user.chars().find(|c| is_format_char(*c)) {
+        return Err(format!(
+            "it contains the format character U+{:04X}",
+            c as u32
+        ));
+    }
+    Ok(())
+}
+
+/// Unicode general category Cf (Unicode 15.1 `DerivedGeneralCategory.txt`).
+fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
 }
 
 fn printable_kid(kid: Option<&str>) -> String {
@@ -465,6 +660,7 @@ mod tests {
             "email": "alice@example.com",
             "preferred_username": "alice",
             "upn": "ALICE@CORP",
+            "email_verified": true,
         })
     }
 
@@ -689,6 +885,275 @@ mod tests {
             assert_eq!(err, Err(AuthError::UnknownKey(format!("random-{i}"))));
         }
         assert_eq!(issuer.jwks_requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn user_claim_is_taken_verbatim_and_email_must_be_verified() {
+        let issuer = serve_issuer().await;
+        let v = verifier_for(&issuer, "email");
+        let with = |pairs: &[(&str, Value)]| {
+            let mut c = claims(&issuer);
+            for (k, val) in pairs {
+                c[*k] = val.clone();
+            }
+            issuer.mint_claims(c)
+        };
+        for bad in [
+            "bob@example.com\u{a0}",
+            "\tbob@example.com",
+            "bob@example.com\u{3000}",
+            "bob@example.com\n",
+            "\u{2003}bob@example.com",
+            "bob\u{200b}@example.com",
+            "bob@example.com\u{feff}",
+            "bob\u{202e}@example.com",
+            "bob\u{0}@example.com",
+        ] {
+            let got = v.verify(&with(&[("email", json!(bad))])).await;
+            assert!(
+                matches!(got, Err(AuthError::UnacceptableUserClaim { ref claim, .. }) if claim == "email"),
+                "{bad:?}: {got:?}"
+            );
+        }
+        let mut unverified = claims(&issuer);
+        unverified["email"] = json!("bob@example.com");
+        unverified["email_verified"] = json!(false);
+        assert_eq!(
+            v.verify(&issuer.mint_claims(unverified.clone())).await,
+            Err(AuthError::EmailNotVerified)
+        );
+        unverified["email_verified"] = json!("false");
+        assert_eq!(
+            v.verify(&issuer.mint_claims(unverified.clone())).await,
+            Err(AuthError::EmailNotVerified)
+        );
+        unverified.as_object_mut().unwrap().remove("email_verified");
+        assert_eq!(
+            v.verify(&issuer.mint_claims(unverified.clone())).await,
+            Err(AuthError::EmailNotVerified),
+            "absent email_verified is refused when required"
+        );
+        let user = v
+            .verify(&with(&[
+                ("email", json!("bob@example.com")),
+                ("email_verified", json!(true)),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(user.user_id, "bob@example.com");
+        // Only the email claim needs email_verified; and the check can be turned off.
+        let by_sub = verifier_for(&issuer, "sub");
+        assert_eq!(
+            by_sub
+                .verify(&issuer.mint_claims(unverified.clone()))
+                .await
+                .unwrap()
+                .user_id,
+            "00u-alice"
+        );
+        let mut cfg = issuer.oauth_config();
+        cfg.require_email_verified = false;
+        let lax = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+        assert_eq!(
+            lax.verify(&issuer.mint_claims(unverified))
+                .await
+                .unwrap()
+                .user_id,
+            "bob@example.com"
+        );
+        // The same rule holds for a white-space-padded `sub`.
+        let padded_sub = with(&[("sub", json!(" 00u-alice"))]);
+        assert!(matches!(
+            by_sub.verify(&padded_sub).await,
+            Err(AuthError::UnacceptableUserClaim { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn stdio_user_is_held_to_the_same_rule() {
+        use crate::config::IdentityConfig;
+        use crate::identity::resolve_stdio_user;
+        for bad in [
+            "bob@example.com\u{a0}",
+            "\tbob@example.com",
+            "bob@example.com\n",
+            "b\u{200b}ob",
+        ] {
+            let cfg = IdentityConfig {
+                stdio_user: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = resolve_stdio_user(&cfg, None).await.unwrap_err();
+            assert!(
+                matches!(&err, AuthError::NotConfigured(m) if m.contains("identity.stdio_user")),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn typ_and_token_age_are_checked_when_configured() {
+        let issuer = serve_issuer().await;
+        let mut cfg = issuer.oauth_config();
+        cfg.required_typ = Some("at+jwt".into());
+        cfg.max_token_age_secs = Some(3600);
+        cfg.leeway_secs = 5;
+        let v = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+        let signed = |typ: Option<&str>, c: Value| {
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some(issuer.kid());
+            h.typ = typ.map(str::to_string);
+            issuer.sign_with_header(h, &c)
+        };
+        let good = claims(&issuer);
+        assert!(
+            v.verify(&signed(Some("at+jwt"), good.clone()))
+                .await
+                .is_ok()
+        );
+        assert!(
+            v.verify(&signed(Some("application/AT+JWT"), good.clone()))
+                .await
+                .is_ok()
+        );
+        for typ in [Some("JWT"), None] {
+            assert!(
+                matches!(
+                    v.verify(&signed(typ, good.clone())).await,
+                    Err(AuthError::Malformed(_))
+                ),
+                "{typ:?}"
+            );
+        }
+        let mut long = good.clone();
+        long["exp"] = json!(now() + 7200);
+        let mut old = good.clone();
+        old["iat"] = json!(now() - 7200);
+        let mut future = good.clone();
+        future["iat"] = json!(now() + 600);
+        let mut no_iat = good.clone();
+        no_iat.as_object_mut().unwrap().remove("iat");
+        for (name, c) in [
+            ("long", long.clone()),
+            ("old", old),
+            ("future", future),
+            ("no iat", no_iat),
+        ] {
+            assert!(
+                matches!(
+                    v.verify(&signed(Some("at+jwt"), c)).await,
+                    Err(AuthError::TokenLifetime(_))
+                ),
+                "{name}"
+            );
+        }
+        // Off by default: the same long-lived, untyped token passes.
+        let default = verifier_for(&issuer, "email");
+        assert!(default.verify(&signed(None, long)).await.is_ok());
+    }
+
+    /// A JWKS endpoint that can hold requests from the `block_from`-th on until released,
+    /// and can fail on demand.
+    struct GatedJwks {
+        issuer: TestIssuer,
+        requests: std::sync::atomic::AtomicUsize,
+        block_from: usize,
+        arrived: tokio::sync::Notify,
+        release: tokio::sync::Semaphore,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    async fn gated_jwks(block_from: usize) -> Arc<GatedJwks> {
+        use axum::extract::State;
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let gate = Arc::new(GatedJwks {
+            issuer: TestIssuer::new(url),
+            requests: Default::default(),
+            block_from,
+            arrived: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+            fail: Default::default(),
+        });
+        async fn jwks(State(g): State<Arc<GatedJwks>>) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let n = g.requests.fetch_add(1, Ordering::SeqCst) + 1;
+            if n >= g.block_from {
+                g.arrived.notify_one();
+                g.release.acquire().await.unwrap().forget();
+            }
+            if g.fail.load(Ordering::SeqCst) {
+                return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            axum::Json(g.issuer.jwks()).into_response()
+        }
+        let app = axum::Router::new()
+            .route("/jwks.json", axum::routing::get(jwks))
+            .with_state(gate.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        gate
+    }
+
+    #[tokio::test]
+    async fn cached_keys_verify_while_an_unknown_kid_refetch_is_blocked() {
+        let gate = gated_jwks(2).await;
+        let issuer = &gate.issuer;
+        let v = verifier_for(issuer, "email");
+        let valid = issuer.mint_claims(claims(issuer));
+        v.verify(&valid).await.unwrap(); // fetch #1 fills the cache
+
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("not-published-yet".into());
+        let unknown = issuer.sign_with_header(h, &claims(issuer));
+        let pending = tokio::spawn({
+            let v = v.clone();
+            async move { v.verify(&unknown).await }
+        });
+        gate.arrived.notified().await; // fetch #2 has reached the JWKS and is held there
+
+        // A token with a cached kid does not wait for the held fetch: it is verified
+        // while that fetch is still held at the gate (an ordering check, no clock; the
+        // bound only keeps a regression from hanging the test).
+        let user = tokio::time::timeout(Duration::from_secs(60), v.verify(&valid))
+            .await
+            .expect("bounded")
+            .unwrap();
+        assert_eq!(user.user_id, "alice@example.com");
+        assert!(
+            !pending.is_finished(),
+            "the cached-kid verification waited for the unknown-kid refetch to end"
+        );
+        // Other unknown-kid tokens queue behind the same single fetch, not a new one.
+        gate.release.add_permits(1);
+        assert_eq!(
+            pending.await.unwrap(),
+            Err(AuthError::UnknownKey("not-published-yet".into()))
+        );
+        assert_eq!(gate.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_trusted_only_up_to_jwks_max_stale_secs() {
+        use std::sync::atomic::Ordering;
+        let gate = gated_jwks(usize::MAX).await;
+        let issuer = &gate.issuer;
+        let token = issuer.mint_claims(claims(issuer));
+        let mut cfg = issuer.oauth_config();
+        cfg.jwks_cache_secs = 0; // every verification finds the keys past their TTL
+        cfg.jwks_max_stale_secs = 3600;
+        let tolerant = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+        cfg.jwks_max_stale_secs = 0;
+        let strict = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+        tolerant.verify(&token).await.unwrap();
+        strict.verify(&token).await.unwrap();
+
+        gate.fail.store(true, Ordering::SeqCst);
+        // Within the stale window the old keys still verify (the refresh fails in the background).
+        tolerant.verify(&token).await.unwrap();
+        // Past it they are dropped: the token is refused until a fetch succeeds again.
+        let err = strict.verify(&token).await.unwrap_err();
+        assert!(matches!(err, AuthError::JwksUnavailable(_)), "{err:?}");
     }
 
     #[tokio::test]

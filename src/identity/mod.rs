@@ -78,6 +78,15 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token has no non-empty string claim `{0}` naming the user")]
     MissingUserClaim(String),
+    #[error("the token's user claim `{claim}` cannot name a user: {reason}")]
+    UnacceptableUserClaim { claim: String, reason: String },
+    #[error(
+        "the token's email is not verified by the issuer (`email_verified` is not true); \
+         sign in with a verified email, or map an immutable claim such as `sub`"
+    )]
+    EmailNotVerified,
+    #[error("the token's lifetime is not accepted: {0}")]
+    TokenLifetime(String),
     #[error("the issuer's signing keys are unavailable: {0}")]
     JwksUnavailable(String),
     #[error("identity is not configured: {0}")]
@@ -105,11 +114,15 @@ pub async fn resolve_stdio_user(
     cfg: &IdentityConfig,
     verifier: Option<&JwtVerifier>,
 ) -> Result<VerifiedUser, AuthError> {
-    let configured = cfg
-        .stdio_user
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
+    let configured = cfg.stdio_user.as_deref().filter(|u| !u.trim().is_empty());
+    if let Some(user) = configured {
+        // The same rule as for token claims: never trim, refuse invisible characters.
+        jwt::check_user_id(user).map_err(|reason| {
+            AuthError::NotConfigured(format!(
+                "identity.stdio_user (or IMMUTA_MCP_USER): {reason}"
+            ))
+        })?;
+    }
     if let Some(token_ref) = &cfg.stdio_id_token {
         let verifier = verifier.ok_or_else(|| {
             AuthError::NotConfigured(

@@ -115,13 +115,11 @@ impl TestIssuer {
     /// An [`OAuthConfig`] that accepts this issuer's tokens (user claim `email`).
     pub fn oauth_config(&self) -> OAuthConfig {
         OAuthConfig {
-            issuer: self.issuer_url.clone(),
-            jwks_url: self.jwks_url(),
             user_claim: "email".into(),
             algorithms: vec!["RS256".into()],
             leeway_secs: 30,
             jwks_cache_secs: 600,
-            id_token_audience: None,
+            ..OAuthConfig::new(self.issuer_url.clone(), self.jwks_url())
         }
     }
 
@@ -186,6 +184,7 @@ impl TestIssuer {
             "nbf": now,
             "exp": now + ttl.as_secs(),
             "email": user,
+            "email_verified": true,
             "preferred_username": user,
         }))
     }
