@@ -721,10 +721,42 @@ fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {message}")
+            match key_at(text, span.start) {
+                Some(key) => format!("line {line}, column {column} ({key}): {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
         }
         None => message,
     }
+}
+
+/// The dotted key assigned on the line holding byte `at` (`immuta.auth`), from
+/// the last `[table]` header above it and the bare key before `=`; only key
+/// names, never a value.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    if !is_key(key) {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim())
+        .filter(|t| is_key(t));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// serde's messages quote the offending *value* (`invalid type: string "…"`,
@@ -879,7 +911,8 @@ warehouse_id = "abc123"
         assert_eq!(i.poll_id, ImmutaPollId::AgentId);
         assert_eq!(i.agent_id.as_deref(), Some("agent-1"));
         let bad = SAMPLE.replacen("[immuta]\n", "[immuta]\nauth = \"basic\"\n", 1);
-        assert!(Config::parse(&bad).unwrap_err().contains("auth"));
+        let err = Config::parse(&bad).unwrap_err();
+        assert!(err.contains("(immuta.auth)"), "{err}");
     }
 
     #[test]
