@@ -55,7 +55,7 @@ async fn env_with_fixture(
         .expect("sandbox starts");
     let mut cfg = sandbox.client_config();
     tweak(&mut cfg);
-    let http = immuta_mcp::http_client::build(&cfg.limits).expect("http client");
+    let http = immuta_mcp::http_client::build_for(&cfg).expect("http client");
     let immuta = ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry())
         .expect("immuta client");
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
@@ -1123,7 +1123,7 @@ async fn every_snowflake_type_decodes_per_the_result_conventions() {
     .await
     .expect("sandbox");
     let cfg = sandbox.client_config();
-    let http = immuta_mcp::http_client::build(&cfg.limits).unwrap();
+    let http = immuta_mcp::http_client::build_for(&cfg).unwrap();
     let immuta =
         ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry()).unwrap();
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
