@@ -36,6 +36,7 @@ use crate::sandbox::engine::{EngineColumn, EngineError, EngineResult, EngineValu
 use crate::sandbox::faults::Endpoint;
 use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{SnowflakeEncoded, encode_snowflake};
+use crate::sandbox::variants::PatExpiryVariant;
 use auth::{AddPatOutcome, AuthError, KeyPairVerifier, NewPat, PatRegistry};
 use axum::Router;
 use axum::body::Bytes;
@@ -55,6 +56,8 @@ use tokio::sync::watch;
 /// Header naming the kind of bearer token.
 const TOKEN_TYPE_HEADER: &str = "x-snowflake-authorization-token-type";
 const SUCCESS_CODE: &str = "090001";
+/// Statement timeout (answered as HTTP 408).
+const CODE_TIMEOUT: &str = "000630";
 const SUCCESS_MESSAGE: &str = "Statement executed successfully.";
 const ASYNC_CODE: &str = "333334";
 const ASYNC_MESSAGE: &str = "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.";
@@ -133,6 +136,16 @@ impl SqlError {
             "002003",
             "42S02",
             format!("SQL compilation error:\nObject '{object}' does not exist or not authorized."),
+        )
+    }
+
+    fn timeout(seconds: u64) -> Self {
+        Self::new(
+            CODE_TIMEOUT,
+            "57014",
+            format!(
+                "Statement reached its statement or warehouse timeout of {seconds} second(s) and was canceled."
+            ),
         )
     }
 
@@ -263,6 +276,10 @@ struct Statement {
     outcome: watch::Sender<Outcome>,
     /// Polls that still answer 202 because of a `Pending` fault.
     pending_polls: AtomicU32,
+    /// When the statement's `timeout` runs out (none: no limit).
+    deadline: Option<tokio::time::Instant>,
+    /// The `timeout` asked for, seconds.
+    timeout_secs: u64,
 }
 
 impl Statement {
@@ -280,6 +297,23 @@ impl Statement {
 
     fn current(&self) -> Outcome {
         self.outcome.borrow().clone()
+    }
+
+    /// Snowflake stops a statement at its timeout whatever keeps it running
+    /// (here: the engine, or a `Pending` fault holding it): past the
+    /// deadline a statement still running to the client times out.
+    fn enforce_deadline(&self) {
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if tokio::time::Instant::now() < deadline {
+            return;
+        }
+        let held = self.pending_polls.swap(0, Ordering::SeqCst) > 0;
+        let timed_out = SqlError::timeout(self.timeout_secs);
+        if !self.finish(Outcome::Failed(timed_out.clone())) && held {
+            self.outcome.send_replace(Outcome::Failed(timed_out));
+        }
     }
 }
 
@@ -340,6 +374,21 @@ fn auth_failure(err: AuthError) -> Response {
         StatusCode::UNAUTHORIZED,
         json!({"code": err.code, "message": err.message}),
     )
+}
+
+/// sqlapi.yaml marks `User-Agent` `required: true` on every operation; a
+/// request without one is refused (code 391903, as reported by users).
+fn missing_user_agent(headers: &HeaderMap) -> Option<Response> {
+    let present = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty());
+    (!present).then(|| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "391903", "message": "User-Agent header is missing or empty. The User-Agent header is required."}),
+        )
+    })
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -427,8 +476,14 @@ impl Emulator {
         })
     }
 
-    fn new_statement(&self, owner: String, request_id: Option<String>) -> Arc<Statement> {
+    fn new_statement(
+        &self,
+        owner: String,
+        request_id: Option<String>,
+        timeout_secs: Option<u64>,
+    ) -> Arc<Statement> {
         let (tx, _rx) = watch::channel(Outcome::Running);
+        let timeout_secs = timeout_secs.filter(|t| *t > 0);
         let statement = Arc::new(Statement {
             handle: uuid::Uuid::new_v4().to_string(),
             owner,
@@ -436,6 +491,8 @@ impl Emulator {
             request_id,
             outcome: tx,
             pending_polls: AtomicU32::new(0),
+            deadline: timeout_secs.map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
+            timeout_secs: timeout_secs.unwrap_or(0),
         });
         let mut statements = self.statements.lock().expect("statements lock");
         evict_oldest_finished(&mut statements);
@@ -480,14 +537,7 @@ impl Emulator {
             let outcome = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, work).await {
                     Ok(joined) => joined_outcome(joined),
-                    Err(_) => Outcome::Failed(SqlError::new(
-                        "000630",
-                        "57014",
-                        format!(
-                            "Statement reached its statement or warehouse timeout of {} second(s) and was canceled.",
-                            limit.as_secs()
-                        ),
-                    )),
+                    Err(_) => Outcome::Failed(SqlError::timeout(limit.as_secs())),
                 },
                 None => joined_outcome(work.await),
             };
@@ -605,19 +655,25 @@ impl Emulator {
                             t.comment,
                             Some(iso(t.created_at)),
                             Some(t.user),
+                            None,
                         ]
                     })
                     .collect();
-                Ok(text_result(
+                // Every column of the SHOW reference page
+                // (show-user-programmatic-access-tokens), the two timestamps
+                // typed TIMESTAMP_LTZ: through the SQL API they arrive as
+                // jsonv2 epoch-seconds text with a timestamp_ltz rowType.
+                Ok(typed_result(
                     &[
-                        "name",
-                        "user_name",
-                        "role_restriction",
-                        "expires_at",
-                        "status",
-                        "comment",
-                        "created_on",
-                        "created_by",
+                        ("name", "TEXT"),
+                        ("user_name", "TEXT"),
+                        ("role_restriction", "TEXT"),
+                        ("expires_at", "TIMESTAMP_LTZ(3)"),
+                        ("status", "TEXT"),
+                        ("comment", "TEXT"),
+                        ("created_on", "TIMESTAMP_LTZ(3)"),
+                        ("created_by", "TEXT"),
+                        ("mins_to_bypass_network_policy_requirement", "NUMBER(38,0)"),
                     ],
                     rows,
                 ))
@@ -634,6 +690,7 @@ impl Emulator {
     }
 
     fn respond(&self, statement: &Statement, nullable: bool) -> Response {
+        statement.enforce_deadline();
         if statement.pending_polls.load(Ordering::SeqCst) > 0 {
             return accepted(statement);
         }
@@ -707,11 +764,18 @@ fn encode_result(result: EngineResult, partition_rows: usize) -> Result<ResultDa
 
 /// A result of text columns (token management answers).
 fn text_result(names: &[&str], rows: Vec<Vec<Option<String>>>) -> ResultData {
-    let columns: Vec<EngineColumn> = names
+    let columns: Vec<(&str, &str)> = names.iter().map(|n| (*n, "TEXT")).collect();
+    typed_result(&columns, rows)
+}
+
+/// A result of `(name, declared type)` columns whose cells are given as
+/// text (timestamps as RFC 3339, numbers as digits).
+fn typed_result(columns: &[(&str, &str)], rows: Vec<Vec<Option<String>>>) -> ResultData {
+    let columns: Vec<EngineColumn> = columns
         .iter()
-        .map(|n| EngineColumn {
-            name: (*n).to_string(),
-            declared_type: Some("TEXT".to_string()),
+        .map(|(name, declared)| EngineColumn {
+            name: (*name).to_string(),
+            declared_type: Some((*declared).to_string()),
             nullable: true,
         })
         .collect();
@@ -723,7 +787,7 @@ fn text_result(names: &[&str], rows: Vec<Vec<Option<String>>>) -> ResultData {
                 .collect()
         })
         .collect();
-    let encoded = encode_snowflake(&columns, &rows).expect("text cells always encode as TEXT");
+    let encoded = encode_snowflake(&columns, &rows).expect("token answers encode as declared");
     ResultData::new(encoded, usize::MAX)
 }
 
@@ -744,8 +808,16 @@ fn accepted(statement: &Statement) -> Response {
 }
 
 fn failed(statement: &Statement, err: &SqlError) -> Response {
+    // sqlapi.yaml: '408': "The execution of the statement exceeded the timeout
+    // period. The execution of the statement was cancelled." (a QueryStatus
+    // body), on submit and on later polls alike.
+    let status = if err.code == CODE_TIMEOUT {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     json_response(
-        StatusCode::UNPROCESSABLE_ENTITY,
+        status,
         json!({
             "code": err.code,
             "sqlState": err.sql_state,
@@ -755,6 +827,22 @@ fn failed(statement: &Statement, err: &SqlError) -> Response {
             "createdOn": statement.created_on,
         }),
     )
+}
+
+/// The `days_only` variant: only the public `ALTER USER ... ADD PROGRAMMATIC
+/// ACCESS TOKEN` syntax, where `MINS_TO_EXPIRY` is unknown, so it is a
+/// syntax error worded as Snowflake words them ("syntax error line L at
+/// position P unexpected '<token>'.", position 0-based within the line).
+fn mins_to_expiry_refused(sql: &str) -> pat_sql::PatSqlError {
+    let upper = sql.to_ascii_uppercase();
+    let at = upper.find("MINS_TO_EXPIRY").unwrap_or(0);
+    let line = sql[..at].matches('\n').count() + 1;
+    let position = at - sql[..at].rfind('\n').map_or(0, |nl| nl + 1);
+    pat_sql::PatSqlError {
+        message: format!(
+            "SQL compilation error:\nsyntax error line {line} at position {position} unexpected 'MINS_TO_EXPIRY'."
+        ),
+    }
 }
 
 /// The object the agent tried to read, for the "not authorized" wording.
@@ -798,6 +886,9 @@ async fn submit(
     {
         return resp;
     }
+    if let Some(resp) = missing_user_agent(&headers) {
+        return resp;
+    }
     let principal = match emu.authenticate(&headers) {
         Ok(p) => p,
         Err(e) => return auth_failure(e),
@@ -824,7 +915,7 @@ async fn submit(
     let Some(sql) = body.statement.filter(|s| !s.trim().is_empty()) else {
         return bad_request("The request body must contain a non-empty 'statement'.");
     };
-    let statement = emu.new_statement(owner.clone(), query.request_id.clone());
+    let statement = emu.new_statement(owner.clone(), query.request_id.clone(), body.timeout);
     if let Some(request_id) = &query.request_id {
         emu.request_ids
             .lock()
@@ -845,7 +936,13 @@ async fn submit(
         None => sql,
     };
 
-    let parsed = pat_sql::parse(&sql);
+    let mut parsed = pat_sql::parse(&sql);
+    if emu.state.settings.variants.pat_expiry == PatExpiryVariant::DaysOnly
+        && let Ok(Some(PatStatement::Add(add))) = &parsed
+        && matches!(add.expiry, Some(Expiry::Minutes(_)))
+    {
+        parsed = Err(mins_to_expiry_refused(&sql));
+    }
     match (&principal, parsed) {
         (_, Err(syntax)) => {
             statement.finish(Outcome::Failed(SqlError::new(
@@ -891,7 +988,7 @@ async fn submit(
             Ok(None),
         ) => {
             if let Some(asked) = &body.role
-                && !asked.trim_matches('"').eq_ignore_ascii_case(role)
+                && asked != role
             {
                 statement.finish(Outcome::Failed(SqlError::new(
                     "390189",
@@ -901,9 +998,14 @@ async fn submit(
                     ),
                 )));
             } else {
+                // The body's database and schema are case-sensitive
+                // (sqlapi.yaml: "The value in this field is case-sensitive."):
+                // handed to the engine as quoted names, so `sales` does not
+                // find the database SALES.
+                let verbatim = |name: &Option<String>| name.as_ref().map(|n| format!("\"{n}\""));
                 let namespace = Namespace {
-                    database: body.database.clone(),
-                    schema: body.schema.clone(),
+                    database: verbatim(&body.database),
+                    schema: verbatim(&body.schema),
                 };
                 let timeout = body.timeout.filter(|t| *t > 0).map(Duration::from_secs);
                 emu.spawn_engine(
@@ -926,6 +1028,16 @@ async fn submit(
         )
         .await;
     }
+    if pending > 0
+        && !flag(&query.run_async, false)
+        && let Some(deadline) = statement.deadline
+        && deadline <= tokio::time::Instant::now() + emu.state.settings.snowflake_sync_wait
+    {
+        // Held by a fault, but its timeout ends within the synchronous
+        // wait: Snowflake answers the submit with the timeout (408).
+        tokio::time::sleep_until(deadline).await;
+        return emu.respond(&statement, nullable);
+    }
     if pending > 0 || flag(&query.run_async, false) {
         return accepted(&statement);
     }
@@ -946,6 +1058,9 @@ async fn status(
     {
         return resp;
     }
+    if let Some(resp) = missing_user_agent(&headers) {
+        return resp;
+    }
     let principal = match emu.authenticate(&headers) {
         Ok(p) => p,
         Err(e) => return auth_failure(e),
@@ -954,6 +1069,7 @@ async fn status(
         return unknown_handle(&handle);
     };
     let nullable = flag(&query.nullable, true);
+    statement.enforce_deadline();
     // A `Pending` fault holds the statement for N polls.
     let held = statement
         .pending_polls
@@ -992,6 +1108,9 @@ async fn cancel(
         .before(&emu.state, Endpoint::SnowflakeCancel)
         .await
     {
+        return resp;
+    }
+    if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
     let principal = match emu.authenticate(&headers) {
