@@ -1030,9 +1030,10 @@ async fn a_statement_timeout_is_http_408_on_submit_and_on_later_polls() {
     assert_eq!(polled["statementHandle"], handle.as_str());
     // Asked asynchronously, the submit answers 202 and the poll after the
     // deadline answers 408 (the fault holds one statement: hold this one too).
-    env.state
-        .faults
-        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 1_000_000 });
+    env.state.faults.add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Pending { polls: 1_000_000 },
+    );
     let (status, running) = env.with_pat_query(&secret, "?async=true", body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{running}");
     let handle = running["statementHandle"].as_str().unwrap().to_string();

@@ -68,6 +68,7 @@ const DEFAULT_PAT_DAYS: u64 = 15;
 pub fn router(state: Arc<SandboxState>) -> Router {
     let verifier = KeyPairVerifier::new(&state.creds, state.settings.max_jwt_lifetime);
     let emulator = Arc::new(Emulator {
+        expired_jwts: AtomicU32::new(state.settings.snowflake_expired_jwts),
         state,
         verifier,
         pats: PatRegistry::new(),
@@ -89,6 +90,9 @@ struct Emulator {
     statements: Mutex<HashMap<String, Arc<Statement>>>,
     /// (owner key, requestId) → statement handle, for `retry=true`.
     request_ids: Mutex<HashMap<(String, String), String>>,
+    /// Key-pair JWT requests still to answer as expired
+    /// (`SandboxSettings::snowflake_expired_jwts`).
+    expired_jwts: AtomicU32,
 }
 
 /// Who is calling.
@@ -429,7 +433,19 @@ impl Emulator {
             }
         });
         match token_type.as_str() {
-            "KEYPAIR_JWT" => self.verifier.verify(token).map(|()| Principal::Agent),
+            "KEYPAIR_JWT" => {
+                if self
+                    .expired_jwts
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Err(AuthError::new(
+                        auth::CODE_JWT_EXPIRED,
+                        "Keypair access token expired.",
+                    ));
+                }
+                self.verifier.verify(token).map(|()| Principal::Agent)
+            }
             "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
             other => Err(AuthError::new(
                 auth::CODE_NO_AUTH,

@@ -126,6 +126,10 @@ pub struct SandboxSettings {
     pub max_jwt_lifetime: Duration,
     /// Private-preview variants to play (a fixture's `[sandbox]` table).
     pub variants: SandboxVariants,
+    /// The first N key-pair JWT requests to the Snowflake emulator are
+    /// answered `401` code `390198` "Keypair access token expired." even
+    /// though the JWT is valid: a client clock running slow (default 0).
+    pub snowflake_expired_jwts: u32,
 }
 
 impl Default for SandboxSettings {
@@ -137,6 +141,7 @@ impl Default for SandboxSettings {
             databricks_chunk_rows: 10_000,
             max_jwt_lifetime: Duration::from_secs(3600),
             variants: SandboxVariants::default(),
+            snowflake_expired_jwts: 0,
         }
     }
 }

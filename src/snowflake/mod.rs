@@ -151,6 +151,12 @@ impl SnowflakeGoverned {
         self.pats.jwt().fingerprint()
     }
 
+    /// The PAT expiry clause the next mint uses (the configured one, or
+    /// `DAYS_TO_EXPIRY` after Snowflake refused `MINS_TO_EXPIRY`).
+    pub fn pat_expiry_clause(&self) -> crate::config::PatExpiryClause {
+        self.pats.expiry_clause()
+    }
+
     /// Prove the agent can authenticate: sign a key-pair JWT and run the
     /// harmless `SHOW USER PROGRAMMATIC ACCESS TOKENS` with it.
     pub async fn check(&self) -> Result<String, SnowflakeError> {
