@@ -26,6 +26,16 @@
 //! canceled, `390189`/`08004` role not allowed for the token, `394100`/`54000`
 //! per-user token limit, `100000`/`22000` execution error. Unknown handle:
 //! 404 `000709`. Authentication codes: see [`auth`].
+//!
+//! Refused or answered as the SQL API does (sqlapi.yaml): a request without
+//! `User-Agent` is 400 `391903`; a statement past its `timeout` is HTTP 408
+//! with a QueryStatus body (`000630`), on submit and on later polls; the
+//! body's `database`, `schema` and `role` are case-sensitive (`sales` does
+//! not find `SALES`); `SHOW USER PROGRAMMATIC ACCESS TOKENS` has every
+//! documented column with `expires_at`/`created_on` typed `timestamp_ltz`.
+//! With `[sandbox] pat_expiry = "days_only"`, `MINS_TO_EXPIRY` is a SQL
+//! compilation error (`001003`/`42000`). The sandbox serves this router over
+//! HTTPS only (see [`super::tls`]).
 
 mod auth;
 mod bindings;
