@@ -1008,13 +1008,14 @@ async fn a_request_without_user_agent_is_refused() {
 
 #[tokio::test]
 async fn a_statement_timeout_is_http_408_on_submit_and_on_later_polls() {
-    let env = start().await;
+    // A slow warehouse: every statement takes 5 s, its timeout is 1 s.
+    let settings = SandboxSettings {
+        snowflake_statement_delay: Duration::from_secs(5),
+        ..SandboxSettings::default()
+    };
+    let env = start_with(Fixture::demo(), settings).await;
     vend(&env, "IMMUTA_OBO_T_1", "alice@example.com");
     let secret = env.mint_pat("obo_t_1", "IMMUTA_OBO_T_1").await;
-    env.state.faults.add(
-        Endpoint::SnowflakeSubmit,
-        Fault::Pending { polls: 1_000_000 },
-    );
     let body = json!({"statement": "SELECT 1", "timeout": 1, "role": "IMMUTA_OBO_T_1"});
     let (status, answer) = env.with_pat_query(&secret, "", body.clone()).await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
@@ -1028,17 +1029,13 @@ async fn a_statement_timeout_is_http_408_on_submit_and_on_later_polls() {
         .await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{polled}");
     assert_eq!(polled["statementHandle"], handle.as_str());
-    // Asked asynchronously, the submit answers 202 and the poll after the
-    // deadline answers 408 (the fault holds one statement: hold this one too).
-    env.state.faults.add(
-        Endpoint::SnowflakeSubmit,
-        Fault::Pending { polls: 1_000_000 },
-    );
+    // Asked asynchronously, the submit answers 202 and a poll after the
+    // timeout answers 408.
     let (status, running) = env.with_pat_query(&secret, "?async=true", body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{running}");
     let handle = running["statementHandle"].as_str().unwrap().to_string();
     let mut last = (StatusCode::ACCEPTED, Value::Null);
-    for _ in 0..200 {
+    for _ in 0..400 {
         last = env
             .get(&secret, &format!("/api/v2/statements/{handle}"))
             .await;

@@ -1334,3 +1334,34 @@ async fn a_jwt_still_expired_after_re_signing_blames_the_clock_not_the_configura
     );
     assert_eq!(env.count(Counter::StatementsExecuted), 0);
 }
+
+#[tokio::test]
+async fn a_408_statement_timeout_is_reported_as_stopped_by_snowflake() {
+    let settings = SandboxSettings {
+        snowflake_statement_delay: Duration::from_secs(5),
+        ..SandboxSettings::default()
+    };
+    let env = env_with(settings, |cfg| {
+        cfg.snowflake.as_mut().unwrap().statement_timeout_secs = 1;
+    })
+    .await;
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    match &err {
+        QueryError::Timeout {
+            seconds,
+            statement_id,
+            cancel_confirmed,
+            ..
+        } => {
+            assert_eq!(*seconds, 1);
+            assert!(statement_id.is_some(), "the 408 body names the statement");
+            assert!(*cancel_confirmed, "Snowflake stopped it itself");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeCancel),
+        0,
+        "nothing left to cancel"
+    );
+}

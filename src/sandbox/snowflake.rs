@@ -290,10 +290,6 @@ struct Statement {
     outcome: watch::Sender<Outcome>,
     /// Polls that still answer 202 because of a `Pending` fault.
     pending_polls: AtomicU32,
-    /// When the statement's `timeout` runs out (none: no limit).
-    deadline: Option<tokio::time::Instant>,
-    /// The `timeout` asked for, seconds.
-    timeout_secs: u64,
 }
 
 impl Statement {
@@ -311,23 +307,6 @@ impl Statement {
 
     fn current(&self) -> Outcome {
         self.outcome.borrow().clone()
-    }
-
-    /// Snowflake stops a statement at its timeout whatever keeps it running
-    /// (here: the engine, or a `Pending` fault holding it): past the
-    /// deadline a statement still running to the client times out.
-    fn enforce_deadline(&self) {
-        let Some(deadline) = self.deadline else {
-            return;
-        };
-        if tokio::time::Instant::now() < deadline {
-            return;
-        }
-        let held = self.pending_polls.swap(0, Ordering::SeqCst) > 0;
-        let timed_out = SqlError::timeout(self.timeout_secs);
-        if !self.finish(Outcome::Failed(timed_out.clone())) && held {
-            self.outcome.send_replace(Outcome::Failed(timed_out));
-        }
     }
 }
 
@@ -502,14 +481,8 @@ impl Emulator {
         })
     }
 
-    fn new_statement(
-        &self,
-        owner: String,
-        request_id: Option<String>,
-        timeout_secs: Option<u64>,
-    ) -> Arc<Statement> {
+    fn new_statement(&self, owner: String, request_id: Option<String>) -> Arc<Statement> {
         let (tx, _rx) = watch::channel(Outcome::Running);
-        let timeout_secs = timeout_secs.filter(|t| *t > 0);
         let statement = Arc::new(Statement {
             handle: uuid::Uuid::new_v4().to_string(),
             owner,
@@ -517,8 +490,6 @@ impl Emulator {
             request_id,
             outcome: tx,
             pending_polls: AtomicU32::new(0),
-            deadline: timeout_secs.map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
-            timeout_secs: timeout_secs.unwrap_or(0),
         });
         let mut statements = self.statements.lock().expect("statements lock");
         evict_oldest_finished(&mut statements);
@@ -553,13 +524,22 @@ impl Emulator {
         });
         let engine = self.state.engine.clone();
         let partition_rows = self.state.settings.partition_rows;
+        let delay = self.state.settings.snowflake_statement_delay;
         tokio::spawn(async move {
-            let work = tokio::task::spawn_blocking(move || {
-                let result = engine
-                    .execute(Platform::Snowflake, &role, &sql, &namespace)
-                    .map_err(SqlError::from_engine)?;
-                encode_result(result, partition_rows)
-            });
+            // A slow warehouse: the statement takes `delay` before it runs
+            // (counted against its timeout, like real execution time).
+            let work = async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                tokio::task::spawn_blocking(move || {
+                    let result = engine
+                        .execute(Platform::Snowflake, &role, &sql, &namespace)
+                        .map_err(SqlError::from_engine)?;
+                    encode_result(result, partition_rows)
+                })
+                .await
+            };
             let outcome = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, work).await {
                     Ok(joined) => joined_outcome(joined),
@@ -716,7 +696,6 @@ impl Emulator {
     }
 
     fn respond(&self, statement: &Statement, nullable: bool) -> Response {
-        statement.enforce_deadline();
         if statement.pending_polls.load(Ordering::SeqCst) > 0 {
             return accepted(statement);
         }
@@ -941,7 +920,7 @@ async fn submit(
     let Some(sql) = body.statement.filter(|s| !s.trim().is_empty()) else {
         return bad_request("The request body must contain a non-empty 'statement'.");
     };
-    let statement = emu.new_statement(owner.clone(), query.request_id.clone(), body.timeout);
+    let statement = emu.new_statement(owner.clone(), query.request_id.clone());
     if let Some(request_id) = &query.request_id {
         emu.request_ids
             .lock()
@@ -1054,16 +1033,6 @@ async fn submit(
         )
         .await;
     }
-    if pending > 0
-        && !flag(&query.run_async, false)
-        && let Some(deadline) = statement.deadline
-        && deadline <= tokio::time::Instant::now() + emu.state.settings.snowflake_sync_wait
-    {
-        // Held by a fault, but its timeout ends within the synchronous
-        // wait: Snowflake answers the submit with the timeout (408).
-        tokio::time::sleep_until(deadline).await;
-        return emu.respond(&statement, nullable);
-    }
     if pending > 0 || flag(&query.run_async, false) {
         return accepted(&statement);
     }
@@ -1095,7 +1064,6 @@ async fn status(
         return unknown_handle(&handle);
     };
     let nullable = flag(&query.nullable, true);
-    statement.enforce_deadline();
     // A `Pending` fault holds the statement for N polls.
     let held = statement
         .pending_polls

@@ -130,6 +130,10 @@ pub struct SandboxSettings {
     /// answered `401` code `390198` "Keypair access token expired." even
     /// though the JWT is valid: a client clock running slow (default 0).
     pub snowflake_expired_jwts: u32,
+    /// Every Snowflake statement run by a PAT waits this long before the
+    /// engine runs it, counted against its `timeout` (default 0): a slow
+    /// warehouse, to play the 408 statement timeout.
+    pub snowflake_statement_delay: Duration,
 }
 
 impl Default for SandboxSettings {
@@ -142,6 +146,7 @@ impl Default for SandboxSettings {
             max_jwt_lifetime: Duration::from_secs(3600),
             variants: SandboxVariants::default(),
             snowflake_expired_jwts: 0,
+            snowflake_statement_delay: Duration::ZERO,
         }
     }
 }
