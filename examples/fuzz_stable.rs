@@ -543,7 +543,9 @@ fn capture_corpus(corpus: &Path) -> Result<usize> {
     runtime.block_on(async {
         immuta_mcp::http_client::install_crypto_provider();
         let sandbox = immuta_mcp::sandbox::Sandbox::start(Default::default()).await?;
-        let http = reqwest::Client::builder()
+        // Trusts the sandbox CA (the Snowflake emulator is HTTPS) and sends a User-Agent.
+        let http = sandbox
+            .direct_client_builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         let mut written = 0;

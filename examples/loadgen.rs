@@ -1104,7 +1104,11 @@ impl Direct {
             &claims,
             &jsonwebtoken::EncodingKey::from_rsa_pem(creds.snowflake_private_key_pem.as_bytes())?,
         )?;
-        let http = plain_http()?;
+        // HTTPS with the sandbox CA and a User-Agent, as the SQL API requires.
+        let http = sandbox
+            .direct_client_builder()
+            .timeout(CALL_TIMEOUT)
+            .build()?;
         let url = format!("{}/api/v2/statements", sandbox.snowflake_url);
         let name = format!("BENCH_{}", &role[17..]);
         let resp = http

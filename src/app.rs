@@ -57,7 +57,7 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
     cfg.validate()
         .map_err(|e| AppError::Config(e.to_string()))?;
     let http =
-        crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+        crate::http_client::build_for(cfg).map_err(|e| AppError::HttpClient(e.to_string()))?;
     let retry = RetryPolicy {
         max_attempts: cfg.limits.retry_attempts,
         ..RetryPolicy::default()
@@ -108,7 +108,7 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {
     let http =
-        crate::http_client::build(&cfg.limits).map_err(|e| AppError::HttpClient(e.to_string()))?;
+        crate::http_client::build_for(cfg).map_err(|e| AppError::HttpClient(e.to_string()))?;
     Ok(JwtVerifier::new(oauth, audience, http)?)
 }
 
@@ -291,7 +291,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
             "neither identity.stdio_user (stdio) nor identity.oauth (HTTP) is set".into(),
         )),
         (_, Some(oauth)) => {
-            let http = crate::http_client::build(&cfg.limits);
+            let http = crate::http_client::build_for(cfg);
             let probe = match http {
                 Ok(http) => http
                     .get(&oauth.jwks_url)

@@ -125,6 +125,24 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub guard: GuardConfig,
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// How the upstream HTTP client reaches Immuta, Snowflake and Databricks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Host-to-address overrides, like curl's `--resolve`: `"HOST:443:ADDR"`
+    /// sends HTTPS requests for HOST to ADDR (DNS is not asked);
+    /// `"HOST:443:ADDR:PORT"` also connects to PORT instead of 443 (as
+    /// curl's `--connect-to`). IPv6 addresses go in brackets. The URL, TLS
+    /// server name and `Host` header stay HOST.
+    #[serde(default)]
+    pub resolve: Vec<String>,
+    /// A PEM file of extra CA certificates to trust, besides the platform's
+    /// roots (e.g. a TLS-inspecting proxy's CA, or the sandbox's).
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// Transport-level settings.
@@ -428,13 +446,17 @@ pub enum PatExpiryClause {
 pub struct SnowflakeConfig {
     /// Agent (TYPE=SERVICE) user name.
     pub user: String,
-    /// Account identifier for the JWT (`iss`/`sub`); defaults to the locator in the vend's connectionKey.
+    /// Account identifier: its first part, upper-cased, is the JWT's account (`iss`/`sub`);
+    /// defaults to the first label of the vend's connectionKey, and a vend naming
+    /// another account is refused. `check` uses `https://<account>.snowflakecomputing.com`,
+    /// so give the locator with its region (`xy12345.us-east-1`) or `org-account`.
     pub account: Option<String>,
     /// PKCS#8 PEM private key of the agent.
     pub private_key: SecretRef,
     /// Passphrase when the key is encrypted.
     pub private_key_passphrase: Option<SecretRef>,
-    /// Override of `https://<locator>.snowflakecomputing.com` (sandbox, private link).
+    /// Explicit override of the SQL API base URL, which is otherwise
+    /// `https://<host of the vend's connectionKey>` (e.g. for a proxy).
     pub base_url: Option<String>,
     pub default_warehouse: Option<String>,
     pub default_database: Option<String>,
@@ -687,6 +709,10 @@ impl Config {
             && let Some(b) = &s.base_url
         {
             secure_url("snowflake.base_url", b, "")?;
+        }
+        for entry in &self.network.resolve {
+            crate::http_client::parse_resolve(entry)
+                .map_err(|e| invalid("network.resolve", &e.to_string()))?;
         }
         if let Some(o) = &self.identity.oauth {
             secure_url("identity.oauth.jwks_url", &o.jwks_url, "")?;

@@ -492,11 +492,12 @@ async fn client_config_points_the_production_clients_at_the_sandbox() {
         key(&sb)
     );
     let snowflake = cfg.snowflake.as_ref().unwrap();
-    assert_eq!(
-        snowflake.base_url.as_deref(),
-        Some(sb.snowflake_url.as_str())
-    );
-    assert_eq!(snowflake.account.as_deref(), Some("SANDBOX01"));
+    // No base_url: the client derives https://<vended host>, which the
+    // network settings route to the HTTPS emulator.
+    assert_eq!(snowflake.base_url, None);
+    assert_eq!(snowflake.account.as_deref(), Some("sandbox01.us-east-1"));
+    assert_eq!(cfg.network.resolve, vec![sb.snowflake_resolve()]);
+    assert_eq!(cfg.network.extra_ca_file.as_deref(), Some(sb.ca_file()));
     let pem = snowflake
         .private_key
         .resolve("snowflake.private_key")

@@ -37,6 +37,9 @@ fn other_key() -> (String, String) {
     .clone()
 }
 
+/// The SQL API requires a User-Agent on every request.
+const USER_AGENT: &str = "sandbox-snowflake-tests/1";
+
 struct Env {
     state: Arc<SandboxState>,
     url: String,
@@ -64,6 +67,7 @@ async fn start_with(fixture: Fixture, settings: SandboxSettings) -> Env {
         state,
         url,
         http: reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .timeout(Duration::from_secs(20))
             .build()
             .expect("client"),
@@ -248,11 +252,6 @@ async fn key_pair_jwts_are_checked_like_snowflake() {
             "fingerprint",
         ),
         (
-            "expired",
-            jwt_with(&creds.snowflake_private_key_pem, &creds.snowflake_public_key_fingerprint, t - 4000, t - 600, "SANDBOX01.IMMUTA_AGENT"),
-            "expired",
-        ),
-        (
             "lifetime over one hour",
             jwt_with(&creds.snowflake_private_key_pem, &creds.snowflake_public_key_fingerprint, t, t + 7200, "SANDBOX01.IMMUTA_AGENT"),
             "lifetime",
@@ -291,6 +290,25 @@ async fn key_pair_jwts_are_checked_like_snowflake() {
         );
         assert!(message.contains(says), "{what}: {message}");
     }
+    // An expired key-pair JWT has its own code (rinsed-org/rb-snowflake-client#170).
+    let expired = jwt_with(
+        &creds.snowflake_private_key_pem,
+        &creds.snowflake_public_key_fingerprint,
+        t - 4000,
+        t - 600,
+        "SANDBOX01.IMMUTA_AGENT",
+    );
+    let (status, body) = env
+        .post_statement(
+            &expired,
+            "KEYPAIR_JWT",
+            "",
+            json!({"statement": "SHOW USER PROGRAMMATIC ACCESS TOKENS"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "390198", "{body}");
+    assert_eq!(body["message"], "Keypair access token expired.", "{body}");
     // No Authorization header at all.
     let resp = env
         .http
@@ -330,7 +348,7 @@ async fn pat_lifecycle_runs_sql_as_the_restricted_role_only() {
         .with_pat_query(
             &secret,
             "",
-            json!({"statement": "SELECT ORDER_ID FROM ORDERS ORDER BY ORDER_ID", "database": "SALES", "schema": "PUBLIC", "warehouse": "WH", "role": "immuta_obo_1_aaaa"}),
+            json!({"statement": "SELECT ORDER_ID FROM ORDERS ORDER BY ORDER_ID", "database": "SALES", "schema": "PUBLIC", "warehouse": "WH", "role": "IMMUTA_OBO_1_AAAA"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -932,6 +950,7 @@ async fn fault_knobs_fire_on_the_snowflake_endpoints() {
         Fault::Latency(Duration::from_secs(2)),
     );
     let impatient = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -954,4 +973,181 @@ async fn fault_knobs_fire_on_the_snowflake_endpoints() {
     assert!(env.state.count(Endpoint::SnowflakeSubmit) >= 4);
     assert!(env.state.count(Endpoint::SnowflakeStatus) >= 4);
     assert_eq!(env.state.count(Endpoint::SnowflakeCancel), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Strictness: what the real SQL API refuses or answers differently
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_request_without_user_agent_is_refused() {
+    let env = start().await;
+    let bare = reqwest::Client::builder().build().expect("client");
+    let jwt = good_jwt(&env.state.creds);
+    let submit = bare
+        .post(format!("{}/api/v2/statements", env.url))
+        .bearer_auth(&jwt)
+        .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
+        .json(&json!({"statement": "SHOW USER PROGRAMMATIC ACCESS TOKENS"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(submit.status(), StatusCode::BAD_REQUEST);
+    let body: Value = submit.json().await.expect("json");
+    assert_eq!(body["code"], "391903", "{body}");
+    let poll = bare
+        .get(format!("{}/api/v2/statements/whatever", env.url))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(poll.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = env.as_agent("SHOW USER PROGRAMMATIC ACCESS TOKENS").await;
+    assert_eq!(status, StatusCode::OK, "with a User-Agent it is served");
+}
+
+#[tokio::test]
+async fn a_statement_timeout_is_http_408_on_submit_and_on_later_polls() {
+    // A slow warehouse: every statement takes 5 s, its timeout is 1 s.
+    let settings = SandboxSettings {
+        snowflake_statement_delay: Duration::from_secs(5),
+        ..SandboxSettings::default()
+    };
+    let env = start_with(Fixture::demo(), settings).await;
+    vend(&env, "IMMUTA_OBO_T_1", "alice@example.com");
+    let secret = env.mint_pat("obo_t_1", "IMMUTA_OBO_T_1").await;
+    let body = json!({"statement": "SELECT 1", "timeout": 1, "role": "IMMUTA_OBO_T_1"});
+    let (status, answer) = env.with_pat_query(&secret, "", body.clone()).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
+    assert_eq!(answer["code"], "000630", "{answer}");
+    let handle = answer["statementHandle"]
+        .as_str()
+        .expect("handle")
+        .to_string();
+    let (status, polled) = env
+        .get(&secret, &format!("/api/v2/statements/{handle}"))
+        .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{polled}");
+    assert_eq!(polled["statementHandle"], handle.as_str());
+    // Asked asynchronously, the submit answers 202 and a poll after the
+    // timeout answers 408.
+    let (status, running) = env.with_pat_query(&secret, "?async=true", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{running}");
+    let handle = running["statementHandle"].as_str().unwrap().to_string();
+    let mut last = (StatusCode::ACCEPTED, Value::Null);
+    for _ in 0..400 {
+        last = env
+            .get(&secret, &format!("/api/v2/statements/{handle}"))
+            .await;
+        if last.0 != StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(last.0, StatusCode::REQUEST_TIMEOUT, "{}", last.1);
+    assert_eq!(last.1["code"], "000630");
+}
+
+#[tokio::test]
+async fn body_identifiers_are_case_sensitive() {
+    let env = start().await;
+    vend(&env, "IMMUTA_OBO_C_1", "alice@example.com");
+    let secret = env.mint_pat("obo_c_1", "IMMUTA_OBO_C_1").await;
+    let query = |database: &str, role: &str| json!({"statement": "SELECT ORDER_ID FROM ORDERS", "database": database, "schema": "PUBLIC", "role": role});
+    let (status, ok) = env
+        .with_pat_query(&secret, "", query("SALES", "IMMUTA_OBO_C_1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    let (status, lower) = env
+        .with_pat_query(&secret, "", query("sales", "IMMUTA_OBO_C_1"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{lower}");
+    let message = lower["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("does not exist or not authorized"),
+        "{message}"
+    );
+    let (status, role) = env
+        .with_pat_query(&secret, "", query("SALES", "immuta_obo_c_1"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{role}");
+    assert_eq!(role["code"], "390189", "{role}");
+}
+
+#[tokio::test]
+async fn show_tokens_has_every_documented_column_and_ltz_timestamps() {
+    let env = start().await;
+    vend(&env, "IMMUTA_OBO_S_1", "alice@example.com");
+    env.mint_pat("obo_s_1", "IMMUTA_OBO_S_1").await;
+    let (status, body) = env.as_agent("SHOW USER PROGRAMMATIC ACCESS TOKENS").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let row_type = body["resultSetMetaData"]["rowType"].as_array().unwrap();
+    let names: Vec<&str> = row_type
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "name",
+            "user_name",
+            "role_restriction",
+            "expires_at",
+            "status",
+            "comment",
+            "created_on",
+            "created_by",
+            "mins_to_bypass_network_policy_requirement"
+        ]
+    );
+    for ts in ["expires_at", "created_on"] {
+        let column = row_type.iter().find(|c| c["name"] == ts).unwrap();
+        assert_eq!(column["type"], "timestamp_ltz", "{column}");
+        let cell = column_of(&body, ts);
+        let text = cell.as_str().expect("jsonv2 text");
+        let seconds: f64 = text.parse().expect("epoch seconds");
+        assert!(seconds > 1.7e9, "{ts} = {text}");
+    }
+    let expires: f64 = column_of(&body, "expires_at")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let created: f64 = column_of(&body, "created_on")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (expires - created - 3600.0).abs() < 5.0,
+        "MINS_TO_EXPIRY = 60"
+    );
+}
+
+fn column_of(body: &Value, name: &str) -> Value {
+    column(body, name).into_iter().next().expect("one row")
+}
+
+#[tokio::test]
+async fn days_only_makes_mins_to_expiry_a_syntax_error() {
+    let mut settings = SandboxSettings::default();
+    settings.variants.pat_expiry = immuta_mcp::sandbox::variants::PatExpiryVariant::DaysOnly;
+    let env = start_with(Fixture::demo(), settings).await;
+    vend(&env, "IMMUTA_OBO_D_1", "alice@example.com");
+    let (status, body) = env
+        .as_agent("ALTER USER ADD PROGRAMMATIC ACCESS TOKEN t1 ROLE_RESTRICTION = 'IMMUTA_OBO_D_1' MINS_TO_EXPIRY = 60")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "001003");
+    assert_eq!(body["sqlState"], "42000");
+    assert_eq!(
+        body["message"],
+        "SQL compilation error:\nsyntax error line 1 at position 80 unexpected 'MINS_TO_EXPIRY'."
+    );
+    assert_eq!(env.state.counter(Counter::PatsCreated), 0);
+    let (status, body) = env
+        .as_agent("ALTER USER ADD PROGRAMMATIC ACCESS TOKEN t1 ROLE_RESTRICTION = 'IMMUTA_OBO_D_1' DAYS_TO_EXPIRY = 1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(env.state.counter(Counter::PatsCreated), 1);
 }

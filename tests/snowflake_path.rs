@@ -55,7 +55,7 @@ async fn env_with_fixture(
         .expect("sandbox starts");
     let mut cfg = sandbox.client_config();
     tweak(&mut cfg);
-    let http = immuta_mcp::http_client::build(&cfg.limits).expect("http client");
+    let http = immuta_mcp::http_client::build_for(&cfg).expect("http client");
     let immuta = ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry())
         .expect("immuta client");
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
@@ -1124,7 +1124,7 @@ async fn every_snowflake_type_decodes_per_the_result_conventions() {
     .await
     .expect("sandbox");
     let cfg = sandbox.client_config();
-    let http = immuta_mcp::http_client::build(&cfg.limits).unwrap();
+    let http = immuta_mcp::http_client::build_for(&cfg).unwrap();
     let immuta =
         ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry()).unwrap();
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
@@ -1173,4 +1173,196 @@ async fn every_snowflake_type_decodes_per_the_result_conventions() {
         ]
     );
     assert!(rs.rows[1].iter().all(|v| v.is_null()), "{:?}", rs.rows[1]);
+}
+
+// ---------------------------------------------------------------------------
+// First contact with a real account: host, identifiers, expiry clause, JWT
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_sql_api_is_reached_over_https_at_the_vended_regional_host() {
+    let env = env().await;
+    let cfg = env.sandbox.client_config();
+    assert_eq!(cfg.snowflake.as_ref().unwrap().base_url, None);
+    assert_eq!(
+        env.sandbox.snowflake_host,
+        "sandbox01.us-east-1.snowflakecomputing.com"
+    );
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert!(env.requests(Endpoint::SnowflakeSubmit) >= 2, "ADD + SELECT");
+    let checked = env.sf.check().await.unwrap();
+    assert!(
+        checked.contains("https://sandbox01.us-east-1.snowflakecomputing.com"),
+        "{checked}"
+    );
+}
+
+#[tokio::test]
+async fn a_vend_naming_another_account_is_refused_before_any_credential_is_sent() {
+    let env = env_with(SandboxSettings::default(), |cfg| {
+        cfg.snowflake.as_mut().unwrap().account = Some("OTHER01".into());
+    })
+    .await;
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("SANDBOX01") && text.contains("OTHER01"),
+        "the error names both accounts: {text}"
+    );
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeSubmit),
+        0,
+        "no JWT or PAT was sent anywhere"
+    );
+    assert_eq!(env.count(Counter::StatementsExecuted), 0);
+}
+
+#[tokio::test]
+async fn context_names_are_resolved_as_snowflake_identifiers() {
+    let env = env_with(SandboxSettings::default(), |cfg| {
+        let sf = cfg.snowflake.as_mut().unwrap();
+        sf.default_database = Some("sales".into());
+        sf.default_schema = Some("public".into());
+    })
+    .await;
+    // Unquoted config defaults resolve to upper case.
+    let rs = env
+        .run("bob@example.com", "SELECT ORDER_ID FROM ORDERS")
+        .await
+        .unwrap();
+    assert!(rs.row_count > 0);
+    // Unquoted tool arguments too.
+    let mut req = request("SELECT ORDER_ID FROM ORDERS");
+    req.database = Some("Sales".into());
+    req.schema = Some("Public".into());
+    env.run_ctx(
+        &CallContext::new("bob@example.com", "query_snowflake"),
+        &req,
+    )
+    .await
+    .unwrap();
+    // A quoted name is taken verbatim: "sales" is not SALES.
+    req.database = Some("\"sales\"".into());
+    let err = env
+        .run_ctx(
+            &CallContext::new("bob@example.com", "query_snowflake"),
+            &req,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not exist or not authorized"),
+        "{err}"
+    );
+    // Malformed quoting is refused before anything is sent.
+    let before = env.requests(Endpoint::SnowflakeSubmit);
+    req.database = Some("\"sales".into());
+    let err = env
+        .run_ctx(
+            &CallContext::new("bob@example.com", "query_snowflake"),
+            &req,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("database"), "{err}");
+    assert_eq!(env.requests(Endpoint::SnowflakeSubmit), before);
+}
+
+#[tokio::test]
+async fn a_refused_mins_to_expiry_falls_back_to_days_to_expiry_once_per_process() {
+    let mut settings = SandboxSettings::default();
+    settings.variants.pat_expiry = immuta_mcp::sandbox::variants::PatExpiryVariant::DaysOnly;
+    let env = env_with(settings, |_| {}).await;
+    assert_eq!(
+        env.sf.pat_expiry_clause(),
+        immuta_mcp::config::PatExpiryClause::MinsToExpiry
+    );
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeSubmit),
+        3,
+        "refused ADD, ADD with DAYS_TO_EXPIRY, SELECT"
+    );
+    assert_eq!(
+        env.sf.pat_expiry_clause(),
+        immuta_mcp::config::PatExpiryClause::DaysToExpiry
+    );
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeSubmit),
+        5,
+        "the next user's mint goes straight to DAYS_TO_EXPIRY"
+    );
+    assert_eq!(env.count(Counter::PatsCreated), 2);
+    env.assert_no_foreign_identity();
+}
+
+#[tokio::test]
+async fn an_expired_key_pair_jwt_is_signed_afresh_and_sent_once_more() {
+    let settings = SandboxSettings {
+        snowflake_expired_jwts: 1,
+        ..SandboxSettings::default()
+    };
+    let env = env_with(settings, |_| {}).await;
+    env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeSubmit),
+        3,
+        "expired ADD, resent ADD, SELECT"
+    );
+}
+
+#[tokio::test]
+async fn a_jwt_still_expired_after_re_signing_blames_the_clock_not_the_configuration() {
+    let settings = SandboxSettings {
+        snowflake_expired_jwts: 2,
+        ..SandboxSettings::default()
+    };
+    let env = env_with(settings, |_| {}).await;
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    assert!(text.contains("390198") && text.contains("clock"), "{text}");
+    assert!(
+        !text.contains("check snowflake.user"),
+        "not a configuration matter: {text}"
+    );
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeSubmit),
+        2,
+        "one resend only"
+    );
+    assert_eq!(env.count(Counter::StatementsExecuted), 0);
+}
+
+#[tokio::test]
+async fn a_408_statement_timeout_is_reported_as_stopped_by_snowflake() {
+    let settings = SandboxSettings {
+        snowflake_statement_delay: Duration::from_secs(5),
+        ..SandboxSettings::default()
+    };
+    let env = env_with(settings, |cfg| {
+        cfg.snowflake.as_mut().unwrap().statement_timeout_secs = 1;
+    })
+    .await;
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    match &err {
+        QueryError::Timeout {
+            seconds,
+            statement_id,
+            cancel_confirmed,
+            ..
+        } => {
+            assert_eq!(*seconds, 1);
+            assert!(statement_id.is_some(), "the 408 body names the statement");
+            assert!(*cancel_confirmed, "Snowflake stopped it itself");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(
+        env.requests(Endpoint::SnowflakeCancel),
+        0,
+        "nothing left to cancel"
+    );
 }

@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// The Snowflake connection key the sandbox vends (first label = account locator).
-pub const SNOWFLAKE_CONNECTION_KEY: &str = "sandbox01.sandbox.snowflakecomputing.com";
+pub const SNOWFLAKE_CONNECTION_KEY: &str = "sandbox01.us-east-1.snowflakecomputing.com";
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;

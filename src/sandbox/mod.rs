@@ -5,8 +5,14 @@
 //! [`Sandbox::start`] loads a [`Fixture`] into the [`Engine`], generates the
 //! agent's credentials (an RSA-2048 key pair for Snowflake key-pair auth, an
 //! Immuta API key, a Databricks client secret) and serves each emulator on its
-//! own loopback port. [`Sandbox::client_config`] is a ready-made
-//! [`Config`](crate::config::Config) for the production clients;
+//! own loopback port. The Snowflake emulator speaks HTTPS only, with a
+//! throwaway CA made at start ([`tls`]), and plays the account host the
+//! Immuta emulator vends (`sandbox01.us-east-1.snowflakecomputing.com`).
+//! [`Sandbox::client_config`] is a ready-made
+//! [`Config`](crate::config::Config) for the production clients: it reaches
+//! that host name through `network.resolve` (to the emulator's loopback
+//! port) and trusts the sandbox CA through `network.extra_ca_file`, so the
+//! client's real host derivation and TLS are exercised;
 //! [`Sandbox::faults`] and the [`SandboxState`] counters are for tests.
 
 pub mod databricks;
@@ -17,6 +23,7 @@ pub mod immuta;
 pub mod issuer;
 pub mod snowflake;
 pub mod state;
+pub mod tls;
 pub mod types;
 pub mod variants;
 
@@ -28,7 +35,10 @@ pub use state::{
 };
 pub use variants::SandboxVariants;
 
-use crate::config::{Config, DatabricksConfig, ImmutaConfig, SecretRef, SnowflakeConfig};
+use crate::config::{
+    Config, DatabricksConfig, ImmutaConfig, NetworkConfig, SecretRef, SnowflakeConfig,
+};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -63,6 +73,8 @@ pub enum SandboxError {
     Bind(std::io::Error),
     #[error("sandbox setup task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Running emulators; dropping the handle stops them.
@@ -70,11 +82,18 @@ pub enum SandboxError {
 pub struct Sandbox {
     /// `http://127.0.0.1:<port>` of the Immuta emulator.
     pub immuta_url: String,
-    /// `http://127.0.0.1:<port>` of the Snowflake SQL API emulator.
+    /// `https://127.0.0.1:<port>` of the Snowflake SQL API emulator (HTTPS
+    /// only; its certificate, signed by the sandbox CA, names
+    /// [`Sandbox::snowflake_host`] and 127.0.0.1).
     pub snowflake_url: String,
+    /// The account host the Immuta emulator vends as connectionKey.
+    pub snowflake_host: String,
+    /// Where the Snowflake emulator listens.
+    pub snowflake_addr: SocketAddr,
     /// `http://127.0.0.1:<port>` of the Databricks workspace emulator.
     pub databricks_url: String,
     pub state: Arc<SandboxState>,
+    tls: Arc<tls::SandboxTls>,
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<()>>,
 }
@@ -98,8 +117,15 @@ impl Sandbox {
         }
         let engine = tokio::task::spawn_blocking(move || Engine::new(&fixture));
         let creds = tokio::task::spawn_blocking(SandboxCredentials::generate);
+        let snowflake_host = immuta::SNOWFLAKE_CONNECTION_KEY.to_string();
+        let tls_host = snowflake_host.clone();
+        let tls = tokio::task::spawn_blocking(move || tls::SandboxTls::generate(&tls_host));
         let (immuta_listener, immuta_url) = listen().await?;
-        let (snowflake_listener, snowflake_url) = listen().await?;
+        let (snowflake_listener, _) = listen().await?;
+        let snowflake_addr = snowflake_listener
+            .local_addr()
+            .map_err(SandboxError::Bind)?;
+        let snowflake_url = format!("https://{snowflake_addr}");
         let (databricks_listener, databricks_url) = listen().await?;
         let engine = engine
             .await
@@ -107,6 +133,7 @@ impl Sandbox {
         let creds = creds
             .await
             .map_err(|e| SandboxError::Task(e.to_string()))??;
+        let tls = Arc::new(tls.await.map_err(|e| SandboxError::Task(e.to_string()))??);
         let state = Arc::new(SandboxState::new(
             engine,
             creds,
@@ -118,9 +145,8 @@ impl Sandbox {
             },
         ));
         let shutdown = CancellationToken::new();
-        let servers = [
+        let mut servers: Vec<JoinHandle<()>> = [
             (immuta_listener, immuta::router(state.clone())),
-            (snowflake_listener, snowflake::router(state.clone())),
             (databricks_listener, databricks::router(state.clone())),
         ]
         .into_iter()
@@ -136,12 +162,26 @@ impl Sandbox {
             })
         })
         .collect();
-        tracing::info!(%immuta_url, %snowflake_url, %databricks_url, "sandbox emulators listening");
+        let snowflake_tls = tls.listener(snowflake_listener);
+        let snowflake_app = snowflake::router(state.clone());
+        let stop = shutdown.clone().cancelled_owned();
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(snowflake_tls, snowflake_app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!(error = %e, "sandbox Snowflake server stopped with an error");
+            }
+        }));
+        tracing::info!(%immuta_url, %snowflake_url, %snowflake_host, %databricks_url, "sandbox emulators listening");
         Ok(Sandbox {
             immuta_url,
             snowflake_url,
+            snowflake_host,
+            snowflake_addr,
             databricks_url,
             state,
+            tls,
             shutdown,
             servers,
         })
@@ -157,10 +197,50 @@ impl Sandbox {
         &self.state.creds
     }
 
+    /// PEM of the sandbox CA (trusted by [`Sandbox::client_config`]).
+    pub fn ca_pem(&self) -> &str {
+        self.tls.ca_pem()
+    }
+
+    /// The CA's PEM file (removed when the sandbox is dropped).
+    pub fn ca_file(&self) -> &std::path::Path {
+        self.tls.ca_file()
+    }
+
+    /// `network.resolve` entry sending the vended Snowflake host to the emulator.
+    pub fn snowflake_resolve(&self) -> String {
+        format!("{}:443:{}", self.snowflake_host, self.snowflake_addr)
+    }
+
+    /// A reqwest client builder for talking to the emulators directly (as
+    /// tests and benchmarks do): trusts the sandbox CA, resolves the vended
+    /// Snowflake host to the emulator, and sends a `User-Agent` (the SQL API
+    /// requires one).
+    pub fn direct_client_builder(&self) -> reqwest::ClientBuilder {
+        crate::http_client::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .user_agent("immuta-mcp-sandbox-direct")
+            .resolve(&self.snowflake_host, self.snowflake_addr);
+        if let Ok(ca) = reqwest::Certificate::from_pem(self.ca_pem().as_bytes()) {
+            builder = builder.tls_certs_merge([ca]);
+        }
+        builder
+    }
+
     /// A configuration for the production clients pointing at this sandbox
     /// (secrets inline as [`SecretRef::Value`]; stdio user = the fixture's first user).
+    /// Snowflake is reached as on a real account: `https://<vended host>`,
+    /// no `snowflake.base_url`, with `network.resolve` and
+    /// `network.extra_ca_file` pointing at the HTTPS emulator.
     pub fn client_config(&self) -> Config {
         let creds = &self.state.creds;
+        // The account identifier in its legacy `<locator>.<region>` form:
+        // its first part is the JWT account, and `check` finds the host by it.
+        let account = self
+            .snowflake_host
+            .strip_suffix(".snowflakecomputing.com")
+            .unwrap_or(&creds.snowflake_account)
+            .to_string();
         let mut cfg = Config {
             immuta: Some(ImmutaConfig {
                 url: self.immuta_url.clone(),
@@ -175,10 +255,10 @@ impl Sandbox {
             }),
             snowflake: Some(SnowflakeConfig {
                 user: creds.snowflake_user.clone(),
-                account: Some(creds.snowflake_account.clone()),
+                account: Some(account),
                 private_key: SecretRef::Value(creds.snowflake_private_key_pem.clone()),
                 private_key_passphrase: None,
-                base_url: Some(self.snowflake_url.clone()),
+                base_url: None,
                 default_warehouse: Some("COMPUTE_WH".into()),
                 default_database: Some("SALES".into()),
                 default_schema: Some("PUBLIC".into()),
@@ -195,6 +275,10 @@ impl Sandbox {
                 statement_timeout_secs: 300,
                 wait_timeout: "10s".into(),
             }),
+            network: NetworkConfig {
+                resolve: vec![self.snowflake_resolve()],
+                extra_ca_file: Some(self.ca_file().to_path_buf()),
+            },
             ..Config::default()
         };
         cfg.identity.stdio_user = self.state.engine.user_ids().into_iter().next();

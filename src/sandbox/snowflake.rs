@@ -26,6 +26,16 @@
 //! canceled, `390189`/`08004` role not allowed for the token, `394100`/`54000`
 //! per-user token limit, `100000`/`22000` execution error. Unknown handle:
 //! 404 `000709`. Authentication codes: see [`auth`].
+//!
+//! Refused or answered as the SQL API does (sqlapi.yaml): a request without
+//! `User-Agent` is 400 `391903`; a statement past its `timeout` is HTTP 408
+//! with a QueryStatus body (`000630`), on submit and on later polls; the
+//! body's `database`, `schema` and `role` are case-sensitive (`sales` does
+//! not find `SALES`); `SHOW USER PROGRAMMATIC ACCESS TOKENS` has every
+//! documented column with `expires_at`/`created_on` typed `timestamp_ltz`.
+//! With `[sandbox] pat_expiry = "days_only"`, `MINS_TO_EXPIRY` is a SQL
+//! compilation error (`001003`/`42000`). The sandbox serves this router over
+//! HTTPS only (see [`super::tls`]).
 
 mod auth;
 mod bindings;
@@ -36,6 +46,7 @@ use crate::sandbox::engine::{EngineColumn, EngineError, EngineResult, EngineValu
 use crate::sandbox::faults::Endpoint;
 use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{SnowflakeEncoded, encode_snowflake};
+use crate::sandbox::variants::PatExpiryVariant;
 use auth::{AddPatOutcome, AuthError, KeyPairVerifier, NewPat, PatRegistry};
 use axum::Router;
 use axum::body::Bytes;
@@ -55,6 +66,8 @@ use tokio::sync::watch;
 /// Header naming the kind of bearer token.
 const TOKEN_TYPE_HEADER: &str = "x-snowflake-authorization-token-type";
 const SUCCESS_CODE: &str = "090001";
+/// Statement timeout (answered as HTTP 408).
+const CODE_TIMEOUT: &str = "000630";
 const SUCCESS_MESSAGE: &str = "Statement executed successfully.";
 const ASYNC_CODE: &str = "333334";
 const ASYNC_MESSAGE: &str = "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.";
@@ -65,6 +78,7 @@ const DEFAULT_PAT_DAYS: u64 = 15;
 pub fn router(state: Arc<SandboxState>) -> Router {
     let verifier = KeyPairVerifier::new(&state.creds, state.settings.max_jwt_lifetime);
     let emulator = Arc::new(Emulator {
+        expired_jwts: AtomicU32::new(state.settings.snowflake_expired_jwts),
         state,
         verifier,
         pats: PatRegistry::new(),
@@ -86,6 +100,9 @@ struct Emulator {
     statements: Mutex<HashMap<String, Arc<Statement>>>,
     /// (owner key, requestId) → statement handle, for `retry=true`.
     request_ids: Mutex<HashMap<(String, String), String>>,
+    /// Key-pair JWT requests still to answer as expired
+    /// (`SandboxSettings::snowflake_expired_jwts`).
+    expired_jwts: AtomicU32,
 }
 
 /// Who is calling.
@@ -133,6 +150,16 @@ impl SqlError {
             "002003",
             "42S02",
             format!("SQL compilation error:\nObject '{object}' does not exist or not authorized."),
+        )
+    }
+
+    fn timeout(seconds: u64) -> Self {
+        Self::new(
+            CODE_TIMEOUT,
+            "57014",
+            format!(
+                "Statement reached its statement or warehouse timeout of {seconds} second(s) and was canceled."
+            ),
         )
     }
 
@@ -342,6 +369,21 @@ fn auth_failure(err: AuthError) -> Response {
     )
 }
 
+/// sqlapi.yaml marks `User-Agent` `required: true` on every operation; a
+/// request without one is refused (code 391903, as reported by users).
+fn missing_user_agent(headers: &HeaderMap) -> Option<Response> {
+    let present = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty());
+    (!present).then(|| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "391903", "message": "User-Agent header is missing or empty. The User-Agent header is required."}),
+        )
+    })
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
@@ -380,7 +422,19 @@ impl Emulator {
             }
         });
         match token_type.as_str() {
-            "KEYPAIR_JWT" => self.verifier.verify(token).map(|()| Principal::Agent),
+            "KEYPAIR_JWT" => {
+                if self
+                    .expired_jwts
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Err(AuthError::new(
+                        auth::CODE_JWT_EXPIRED,
+                        "Keypair access token expired.",
+                    ));
+                }
+                self.verifier.verify(token).map(|()| Principal::Agent)
+            }
             "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
             other => Err(AuthError::new(
                 auth::CODE_NO_AUTH,
@@ -470,24 +524,26 @@ impl Emulator {
         });
         let engine = self.state.engine.clone();
         let partition_rows = self.state.settings.partition_rows;
+        let delay = self.state.settings.snowflake_statement_delay;
         tokio::spawn(async move {
-            let work = tokio::task::spawn_blocking(move || {
-                let result = engine
-                    .execute(Platform::Snowflake, &role, &sql, &namespace)
-                    .map_err(SqlError::from_engine)?;
-                encode_result(result, partition_rows)
-            });
+            // A slow warehouse: the statement takes `delay` before it runs
+            // (counted against its timeout, like real execution time).
+            let work = async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                tokio::task::spawn_blocking(move || {
+                    let result = engine
+                        .execute(Platform::Snowflake, &role, &sql, &namespace)
+                        .map_err(SqlError::from_engine)?;
+                    encode_result(result, partition_rows)
+                })
+                .await
+            };
             let outcome = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, work).await {
                     Ok(joined) => joined_outcome(joined),
-                    Err(_) => Outcome::Failed(SqlError::new(
-                        "000630",
-                        "57014",
-                        format!(
-                            "Statement reached its statement or warehouse timeout of {} second(s) and was canceled.",
-                            limit.as_secs()
-                        ),
-                    )),
+                    Err(_) => Outcome::Failed(SqlError::timeout(limit.as_secs())),
                 },
                 None => joined_outcome(work.await),
             };
@@ -605,19 +661,25 @@ impl Emulator {
                             t.comment,
                             Some(iso(t.created_at)),
                             Some(t.user),
+                            None,
                         ]
                     })
                     .collect();
-                Ok(text_result(
+                // Every column of the SHOW reference page
+                // (show-user-programmatic-access-tokens), the two timestamps
+                // typed TIMESTAMP_LTZ: through the SQL API they arrive as
+                // jsonv2 epoch-seconds text with a timestamp_ltz rowType.
+                Ok(typed_result(
                     &[
-                        "name",
-                        "user_name",
-                        "role_restriction",
-                        "expires_at",
-                        "status",
-                        "comment",
-                        "created_on",
-                        "created_by",
+                        ("name", "TEXT"),
+                        ("user_name", "TEXT"),
+                        ("role_restriction", "TEXT"),
+                        ("expires_at", "TIMESTAMP_LTZ(3)"),
+                        ("status", "TEXT"),
+                        ("comment", "TEXT"),
+                        ("created_on", "TIMESTAMP_LTZ(3)"),
+                        ("created_by", "TEXT"),
+                        ("mins_to_bypass_network_policy_requirement", "NUMBER(38,0)"),
                     ],
                     rows,
                 ))
@@ -707,11 +769,18 @@ fn encode_result(result: EngineResult, partition_rows: usize) -> Result<ResultDa
 
 /// A result of text columns (token management answers).
 fn text_result(names: &[&str], rows: Vec<Vec<Option<String>>>) -> ResultData {
-    let columns: Vec<EngineColumn> = names
+    let columns: Vec<(&str, &str)> = names.iter().map(|n| (*n, "TEXT")).collect();
+    typed_result(&columns, rows)
+}
+
+/// A result of `(name, declared type)` columns whose cells are given as
+/// text (timestamps as RFC 3339, numbers as digits).
+fn typed_result(columns: &[(&str, &str)], rows: Vec<Vec<Option<String>>>) -> ResultData {
+    let columns: Vec<EngineColumn> = columns
         .iter()
-        .map(|n| EngineColumn {
-            name: (*n).to_string(),
-            declared_type: Some("TEXT".to_string()),
+        .map(|(name, declared)| EngineColumn {
+            name: (*name).to_string(),
+            declared_type: Some((*declared).to_string()),
             nullable: true,
         })
         .collect();
@@ -723,7 +792,7 @@ fn text_result(names: &[&str], rows: Vec<Vec<Option<String>>>) -> ResultData {
                 .collect()
         })
         .collect();
-    let encoded = encode_snowflake(&columns, &rows).expect("text cells always encode as TEXT");
+    let encoded = encode_snowflake(&columns, &rows).expect("token answers encode as declared");
     ResultData::new(encoded, usize::MAX)
 }
 
@@ -744,8 +813,16 @@ fn accepted(statement: &Statement) -> Response {
 }
 
 fn failed(statement: &Statement, err: &SqlError) -> Response {
+    // sqlapi.yaml: '408': "The execution of the statement exceeded the timeout
+    // period. The execution of the statement was cancelled." (a QueryStatus
+    // body), on submit and on later polls alike.
+    let status = if err.code == CODE_TIMEOUT {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     json_response(
-        StatusCode::UNPROCESSABLE_ENTITY,
+        status,
         json!({
             "code": err.code,
             "sqlState": err.sql_state,
@@ -755,6 +832,22 @@ fn failed(statement: &Statement, err: &SqlError) -> Response {
             "createdOn": statement.created_on,
         }),
     )
+}
+
+/// The `days_only` variant: only the public `ALTER USER ... ADD PROGRAMMATIC
+/// ACCESS TOKEN` syntax, where `MINS_TO_EXPIRY` is unknown, so it is a
+/// syntax error worded as Snowflake words them ("syntax error line L at
+/// position P unexpected '<token>'.", position 0-based within the line).
+fn mins_to_expiry_refused(sql: &str) -> pat_sql::PatSqlError {
+    let upper = sql.to_ascii_uppercase();
+    let at = upper.find("MINS_TO_EXPIRY").unwrap_or(0);
+    let line = sql[..at].matches('\n').count() + 1;
+    let position = at - sql[..at].rfind('\n').map_or(0, |nl| nl + 1);
+    pat_sql::PatSqlError {
+        message: format!(
+            "SQL compilation error:\nsyntax error line {line} at position {position} unexpected 'MINS_TO_EXPIRY'."
+        ),
+    }
 }
 
 /// The object the agent tried to read, for the "not authorized" wording.
@@ -796,6 +889,9 @@ async fn submit(
         .before(&emu.state, Endpoint::SnowflakeSubmit)
         .await
     {
+        return resp;
+    }
+    if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
     let principal = match emu.authenticate(&headers) {
@@ -845,7 +941,13 @@ async fn submit(
         None => sql,
     };
 
-    let parsed = pat_sql::parse(&sql);
+    let mut parsed = pat_sql::parse(&sql);
+    if emu.state.settings.variants.pat_expiry == PatExpiryVariant::DaysOnly
+        && let Ok(Some(PatStatement::Add(add))) = &parsed
+        && matches!(add.expiry, Some(Expiry::Minutes(_)))
+    {
+        parsed = Err(mins_to_expiry_refused(&sql));
+    }
     match (&principal, parsed) {
         (_, Err(syntax)) => {
             statement.finish(Outcome::Failed(SqlError::new(
@@ -891,7 +993,7 @@ async fn submit(
             Ok(None),
         ) => {
             if let Some(asked) = &body.role
-                && !asked.trim_matches('"').eq_ignore_ascii_case(role)
+                && asked != role
             {
                 statement.finish(Outcome::Failed(SqlError::new(
                     "390189",
@@ -901,9 +1003,14 @@ async fn submit(
                     ),
                 )));
             } else {
+                // The body's database and schema are case-sensitive
+                // (sqlapi.yaml: "The value in this field is case-sensitive."):
+                // handed to the engine as quoted names, so `sales` does not
+                // find the database SALES.
+                let verbatim = |name: &Option<String>| name.as_ref().map(|n| format!("\"{n}\""));
                 let namespace = Namespace {
-                    database: body.database.clone(),
-                    schema: body.schema.clone(),
+                    database: verbatim(&body.database),
+                    schema: verbatim(&body.schema),
                 };
                 let timeout = body.timeout.filter(|t| *t > 0).map(Duration::from_secs);
                 emu.spawn_engine(
@@ -944,6 +1051,9 @@ async fn status(
         .before(&emu.state, Endpoint::SnowflakeStatus)
         .await
     {
+        return resp;
+    }
+    if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
     let principal = match emu.authenticate(&headers) {
@@ -992,6 +1102,9 @@ async fn cancel(
         .before(&emu.state, Endpoint::SnowflakeCancel)
         .await
     {
+        return resp;
+    }
+    if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
     let principal = match emu.authenticate(&headers) {

@@ -128,6 +128,14 @@ pub struct SandboxSettings {
     pub variants: SandboxVariants,
     /// Lifetime of a bearer token from Immuta's `POST /bim/apikey/authenticate` (default 1 h).
     pub immuta_token_lifetime: Duration,
+    /// The first N key-pair JWT requests to the Snowflake emulator are
+    /// answered `401` code `390198` "Keypair access token expired." even
+    /// though the JWT is valid: a client clock running slow (default 0).
+    pub snowflake_expired_jwts: u32,
+    /// Every Snowflake statement run by a PAT waits this long before the
+    /// engine runs it, counted against its `timeout` (default 0): a slow
+    /// warehouse, to play the 408 statement timeout.
+    pub snowflake_statement_delay: Duration,
 }
 
 impl Default for SandboxSettings {
@@ -140,6 +148,8 @@ impl Default for SandboxSettings {
             max_jwt_lifetime: Duration::from_secs(3600),
             variants: SandboxVariants::default(),
             immuta_token_lifetime: Duration::from_secs(3600),
+            snowflake_expired_jwts: 0,
+            snowflake_statement_delay: Duration::ZERO,
         }
     }
 }

@@ -5,7 +5,10 @@
 //! - [`pat`]: per-user PAT lifecycle (vend, mint, cache, replace, remove,
 //!   evict idle sessions at the agent user's PAT limit);
 //! - [`sql_api`]: SQL API v2 client (retry, 202 polling, cancel, partitions);
-//! - [`decode`]: `jsonv2` values into the shared [`ResultSet`].
+//! - [`decode`]: `jsonv2` values into the shared [`ResultSet`];
+//! - [`host`]: the account host from the vend's `connectionKey`, validated;
+//! - [`ident`]: `database`/`schema`/`warehouse` resolved as Snowflake
+//!   resolves identifiers (the SQL API's fields are case-sensitive).
 //!
 //! [`SnowflakeGoverned`] ties them together behind [`GovernedQuery`]. User
 //! SQL never runs under the agent's own identity. If the PAT is rejected when
@@ -16,6 +19,8 @@
 //! naming the statement instead of running it twice.
 
 pub mod decode;
+pub mod host;
+pub mod ident;
 pub mod keypair;
 pub mod pat;
 pub mod sql_api;
@@ -92,6 +97,13 @@ impl SnowflakeGoverned {
             ..RetryPolicy::default()
         };
         let api = SqlApiClient::new(http, retry);
+        let default = |field: &'static str, value: &Option<String>| {
+            ident::resolve_opt(field, value.as_deref())
+                .map_err(|e| SnowflakeError::Config(format!("snowflake.default_{e}")))
+        };
+        let default_database = default("database", &cfg.default_database)?;
+        let default_schema = default("schema", &cfg.default_schema)?;
+        let default_warehouse = default("warehouse", &cfg.default_warehouse)?;
         let timeout = cfg.statement_timeout_secs.max(1);
         let settings = PatSettings {
             expiry_clause: cfg.pat_expiry_clause,
@@ -105,9 +117,9 @@ impl SnowflakeGoverned {
             pats: PatManager::new(immuta, jwt, api.clone(), settings),
             api,
             statement_timeout_secs: timeout,
-            default_database: cfg.default_database.clone(),
-            default_schema: cfg.default_schema.clone(),
-            default_warehouse: cfg.default_warehouse.clone(),
+            default_database,
+            default_schema,
+            default_warehouse,
             account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
             base_url: cfg.base_url.clone(),
         })
@@ -139,6 +151,12 @@ impl SnowflakeGoverned {
         self.pats.jwt().fingerprint()
     }
 
+    /// The PAT expiry clause the next mint uses (the configured one, or
+    /// `DAYS_TO_EXPIRY` after Snowflake refused `MINS_TO_EXPIRY`).
+    pub fn pat_expiry_clause(&self) -> crate::config::PatExpiryClause {
+        self.pats.expiry_clause()
+    }
+
     /// Prove the agent can authenticate: sign a key-pair JWT and run the
     /// harmless `SHOW USER PROGRAMMATIC ACCESS TOKENS` with it.
     pub async fn check(&self) -> Result<String, SnowflakeError> {
@@ -148,7 +166,9 @@ impl SnowflakeGoverned {
                 self.fingerprint()
             ))
         })?;
-        let base_url = self.pats.base_url_for(&keypair::jwt_account(&account));
+        let host = host::AccountHost::for_account(&account)
+            .map_err(|e| SnowflakeError::Check(format!("snowflake.account {account:?}: {e}")))?;
+        let base_url = self.pats.base_url_for(&host);
         let ctx = CallContext::new("immuta-mcp check", "check");
         let tokens = self
             .pats
@@ -196,6 +216,16 @@ impl GovernedQuery for SnowflakeGoverned {
             max_rows: request.max_rows,
             max_bytes: request.max_bytes,
         };
+        // The SQL API's context fields are case-sensitive: resolve the
+        // tool's names as SQL would (`sales` → `SALES`, `"Sales"` → `Sales`).
+        let resolve =
+            |field: &'static str, given: &Option<String>, default: &Option<String>| match given {
+                Some(v) => ident::resolve(field, v).map(Some).map_err(invalid_context),
+                None => Ok(default.clone()),
+            };
+        let database = resolve("database", &request.database, &self.default_database)?;
+        let schema = resolve("schema", &request.schema, &self.default_schema)?;
+        let warehouse = resolve("warehouse", &request.warehouse, &self.default_warehouse)?;
         let mut reminted = false;
         loop {
             // A lease: while this call uses the session (submit, poll, fetch),
@@ -214,18 +244,9 @@ impl GovernedQuery for SnowflakeGoverned {
             let statement = StatementRequest {
                 statement: request.sql.clone(),
                 timeout_secs: self.statement_timeout_secs,
-                database: request
-                    .database
-                    .clone()
-                    .or_else(|| self.default_database.clone()),
-                schema: request
-                    .schema
-                    .clone()
-                    .or_else(|| self.default_schema.clone()),
-                warehouse: request
-                    .warehouse
-                    .clone()
-                    .or_else(|| self.default_warehouse.clone()),
+                database: database.clone(),
+                schema: schema.clone(),
+                warehouse: warehouse.clone(),
                 role: Some(session.role.clone()),
                 query_tag: Some(Self::query_tag(ctx)),
             };
@@ -261,5 +282,17 @@ impl GovernedQuery for SnowflakeGoverned {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// A context name the tool call gave that Snowflake could not resolve
+/// (nothing was sent).
+fn invalid_context(e: ident::IdentError) -> QueryError {
+    QueryError::Statement {
+        platform: Platform::Snowflake,
+        code: None,
+        sql_state: Some("42602".into()),
+        message: format!("{e}; nothing was sent to Snowflake"),
+        statement_id: None,
     }
 }

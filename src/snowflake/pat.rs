@@ -44,6 +44,7 @@
 //! it is invalidated.
 //! The PAT secret lives only in a [`Secret`]; logs name tokens, never secrets.
 
+use super::host::AccountHost;
 use super::keypair::KeyPairJwt;
 use super::sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
 use crate::broker::{CredentialCache, Lease};
@@ -53,8 +54,10 @@ use crate::query::{CallContext, QueryError};
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
 
 /// The end user's scoped Snowflake session: what every user statement runs with.
 #[derive(Debug, Clone)]
@@ -88,7 +91,7 @@ pub struct PatSettings {
     pub expiry_clause: PatExpiryClause,
     /// `snowflake.account`, else the vend's account locator.
     pub account: Option<String>,
-    /// `snowflake.base_url`, else `https://<locator>.snowflakecomputing.com`.
+    /// `snowflake.base_url`, else `https://<the vend's connectionKey host>`.
     pub base_url: Option<String>,
     /// Timeout of the token statements, seconds.
     pub statement_timeout_secs: u64,
@@ -110,11 +113,18 @@ pub type SessionLease = Lease<PatSession>;
 /// Mints, caches, replaces and removes the per-user PATs.
 pub struct PatManager {
     immuta: ImmutaClient,
-    jwt: KeyPairJwt,
+    jwt: Arc<KeyPairJwt>,
     api: SqlApiClient,
     settings: PatSettings,
     cache: CredentialCache<String, PatSession>,
-    created: Mutex<Vec<CreatedToken>>,
+    created: Arc<Mutex<Vec<CreatedToken>>>,
+    /// The expiry clause in use: the configured one until Snowflake refused
+    /// `MINS_TO_EXPIRY`, then `DAYS_TO_EXPIRY` for the rest of the process.
+    expiry_clause: Mutex<PatExpiryClause>,
+    /// The fallback to `DAYS_TO_EXPIRY` has been logged.
+    fallback_warned: AtomicBool,
+    /// Stops the scheduled removals when the manager is dropped.
+    removals: CancellationToken,
     /// Users whose mint failed for lack of capacity, and until when their
     /// calls fail at once.
     capacity_backoff: Mutex<HashMap<String, Instant>>,
@@ -139,10 +149,13 @@ impl PatManager {
         Self {
             cache: CredentialCache::new(settings.margin),
             immuta,
-            jwt,
+            jwt: Arc::new(jwt),
             api,
+            expiry_clause: Mutex::new(settings.expiry_clause),
             settings,
-            created: Mutex::new(Vec::new()),
+            created: Arc::new(Mutex::new(Vec::new())),
+            fallback_warned: AtomicBool::new(false),
+            removals: CancellationToken::new(),
             capacity_backoff: Mutex::new(HashMap::new()),
         }
     }
@@ -165,15 +178,18 @@ impl PatManager {
         &self.api
     }
 
-    /// Base URL of the SQL API for an account locator.
-    pub fn base_url_for(&self, locator: &str) -> String {
+    /// Base URL of the SQL API for an account host: `snowflake.base_url`
+    /// when set (an explicit override, e.g. a proxy), else `https://<host>`.
+    pub fn base_url_for(&self, host: &AccountHost) -> String {
         match &self.settings.base_url {
             Some(b) => b.trim_end_matches('/').to_string(),
-            None => format!(
-                "https://{}.snowflakecomputing.com",
-                locator.to_ascii_lowercase()
-            ),
+            None => host.base_url(),
         }
+    }
+
+    /// The PAT expiry clause the next ADD uses.
+    pub fn expiry_clause(&self) -> PatExpiryClause {
+        *self.expiry_clause.lock().expect("expiry clause lock")
     }
 
     /// The user's cached session, or a freshly vended role + minted PAT,
@@ -248,29 +264,46 @@ impl PatManager {
             ))
         })?;
         ctx.set_vended_role(&role.role_name);
-        let locator = role.account_locator().to_string();
-        if locator.is_empty() && self.settings.account.is_none() {
-            return Err(QueryError::Protocol {
-                service: "Immuta",
-                message: "the vend's Snowflake connectionKey names no account locator".into(),
-            });
+        // The vend names the account host; it is validated strictly before
+        // any credential is sent to it (security audit F9).
+        let host = AccountHost::parse(&role.connection_key).map_err(|e| QueryError::Protocol {
+            service: "Immuta",
+            message: e.to_string(),
+        })?;
+        if let Some(configured) = &self.settings.account {
+            host.check_account(configured)
+                .map_err(|e| QueryError::Credential(e.to_string()))?;
         }
         let account = self
             .settings
             .account
             .clone()
-            .unwrap_or_else(|| locator.clone());
-        let base_url = self.base_url_for(&locator);
+            .unwrap_or_else(|| host.locator().to_string());
+        let base_url = self.base_url_for(&host);
         let ttl = self.immuta.ttl_minutes().max(1);
         let name = token_name(&ctx.user);
-        let statement = add_pat_statement(
-            &name,
-            &role.role_name,
-            self.settings.expiry_clause,
-            ttl,
-            &ctx.user,
-        );
-        let minted = match self.run_jwt(ctx, &account, &base_url, &statement).await {
+        let mut clause = self.expiry_clause();
+        let mut statement = add_pat_statement(&name, &role.role_name, clause, ttl, &ctx.user);
+        let mut minted = self.run_jwt(ctx, &account, &base_url, &statement).await;
+        if clause == PatExpiryClause::MinsToExpiry
+            && minted.as_ref().is_err_and(is_mins_to_expiry_refused)
+        {
+            // The account has only the public syntax: fall back once, for the
+            // whole process, and say which setting avoids the failed ADD.
+            clause = PatExpiryClause::DaysToExpiry;
+            *self.expiry_clause.lock().expect("expiry clause lock") = clause;
+            if !self.fallback_warned.swap(true, Ordering::SeqCst) {
+                let refusal = minted
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::warn!(error = %refusal, "Snowflake refused MINS_TO_EXPIRY in ALTER USER ADD PROGRAMMATIC ACCESS TOKEN; using DAYS_TO_EXPIRY = 1 from now on and removing each PAT when its vended role expires. Set snowflake.pat_expiry_clause = \"DAYS_TO_EXPIRY\" to skip the refused attempt");
+            }
+            statement = add_pat_statement(&name, &role.role_name, clause, ttl, &ctx.user);
+            minted = self.run_jwt(ctx, &account, &base_url, &statement).await;
+        }
+        let minted = match minted {
             Err(e) if is_token_limit(&e) => {
                 self.mint_at_limit(ctx, previous.take(), &account, &base_url, &statement, e)
                     .await
@@ -290,11 +323,12 @@ impl PatManager {
         };
         let (token_name, secret) = token_from_result(&minted)?;
         let now = SystemTime::now();
-        let pat_lifetime = match self.settings.expiry_clause {
+        let pat_lifetime = match clause {
             PatExpiryClause::MinsToExpiry => Duration::from_secs(u64::from(ttl) * 60),
             PatExpiryClause::DaysToExpiry => Duration::from_secs(24 * 3600),
         };
-        let expires_at = vend.expires_at.min(now + pat_lifetime);
+        let pat_expires_at = now + pat_lifetime;
+        let expires_at = vend.expires_at.min(pat_expires_at);
         self.created
             .lock()
             .expect("created lock")
@@ -305,6 +339,11 @@ impl PatManager {
                 expires_at,
             });
         tracing::info!(user = %ctx.user, role = %role.role_name, token = %token_name, "minted Snowflake PAT for the vended role");
+        if pat_expires_at > expires_at {
+            // The token would outlive its role (DAYS_TO_EXPIRY): remove it as
+            // soon as the vend ends, whether or not the user calls again.
+            self.schedule_removal(&account, &base_url, &token_name, expires_at);
+        }
         if let Some(prev) = previous {
             self.remove_token(ctx, &prev.account, &prev.base_url, &prev.token_name)
                 .await;
@@ -404,28 +443,47 @@ impl PatManager {
         base_url: &str,
         statement: &str,
     ) -> Result<crate::result::ResultSet, SqlApiError> {
-        let jwt = self
-            .jwt
-            .token(account)
-            .map_err(|e| SqlApiError::Signing(e.to_string()))?;
-        let request = StatementRequest::bare(statement, self.settings.statement_timeout_secs);
-        let limits = FetchLimits {
-            max_rows: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-        };
-        // A token statement is not the call's statement: keep the id the
-        // call reports (its audit event names the user's statement only).
-        let call_statement = ctx.facts().statement_id;
-        let result = self
-            .api
-            .execute(ctx, base_url, &Auth::KeyPairJwt(jwt), &request, limits)
-            .await;
-        ctx.facts.lock().expect("facts lock").statement_id = call_statement;
-        if result.as_ref().is_err_and(SqlApiError::is_unauthorized) {
-            // A rejected JWT is not reused (e.g. after a clock jump).
-            self.jwt.forget();
+        self.ops().run_jwt(ctx, account, base_url, statement).await
+    }
+
+    /// What a background removal needs (cheap clones).
+    fn ops(&self) -> TokenOps {
+        TokenOps {
+            jwt: self.jwt.clone(),
+            api: self.api.clone(),
+            statement_timeout_secs: self.settings.statement_timeout_secs,
+            created: self.created.clone(),
         }
-        result
+    }
+
+    /// Remove the token `name` at `at` (when its vend ends) unless it is
+    /// gone by then; stopped when the manager is dropped.
+    fn schedule_removal(&self, account: &str, base_url: &str, name: &str, at: SystemTime) {
+        let ops = self.ops();
+        let stop = self.removals.clone();
+        let (account, base_url, name) =
+            (account.to_string(), base_url.to_string(), name.to_string());
+        let wait = at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        tracing::debug!(token = %name, in_secs = wait.as_secs(), "scheduled the removal of a Snowflake PAT at its vend's expiry");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return,
+            }
+            let still_ours = ops
+                .created
+                .lock()
+                .expect("created lock")
+                .iter()
+                .any(|t| t.name == name);
+            if still_ours {
+                tracing::info!(token = %name, "the vended role of a DAYS_TO_EXPIRY PAT expired; removing the PAT");
+                let ctx = CallContext::new("immuta-mcp", "pat-expiry");
+                ops.remove_token(&ctx, &account, &base_url, &name).await;
+            }
+        });
     }
 
     /// Run `SHOW USER PROGRAMMATIC ACCESS TOKENS` under the JWT (connectivity check).
@@ -447,6 +505,10 @@ impl PatManager {
 
     fn credential_error(&self, account: &str, what: &str, e: SqlApiError) -> QueryError {
         match e {
+            ref err if err.is_jwt_expired() => QueryError::Credential(format!(
+                "Snowflake refused the agent's key-pair JWT for {} as expired while trying to {what} ({e}), also after it was signed afresh; this is a clock matter, not configuration: check that this host's clock is right (NTP), since the JWT's iat and exp come from it",
+                self.jwt.subject(account)
+            )),
             ref err if err.is_unauthorized() => QueryError::Credential(format!(
                 "Snowflake rejected the agent's key-pair JWT for {} while trying to {what} ({e}); check snowflake.user, snowflake.account and that the public key with fingerprint {} is set on the agent user",
                 self.jwt.subject(account),
@@ -470,35 +532,7 @@ impl PatManager {
         base_url: &str,
         name: &str,
     ) -> bool {
-        let statement = format!("ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN {name}");
-        // Removal must not be cut short by the caller's cancellation.
-        match self
-            .run_jwt(&detached(ctx), account, base_url, &statement)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(token = name, "removed Snowflake PAT");
-                self.forget_created(name);
-                true
-            }
-            Err(SqlApiError::Statement { message, .. })
-                if message.to_ascii_lowercase().contains("does not exist") =>
-            {
-                self.forget_created(name);
-                false
-            }
-            Err(e) => {
-                tracing::warn!(token = name, error = %e, "could not remove a Snowflake PAT (it expires on its own)");
-                false
-            }
-        }
-    }
-
-    fn forget_created(&self, name: &str) {
-        self.created
-            .lock()
-            .expect("created lock")
-            .retain(|t| t.name != name);
+        self.ops().remove_token(ctx, account, base_url, name).await
     }
 
     /// Remove the tokens this process created that are no longer usable:
@@ -555,6 +589,138 @@ impl PatManager {
             removed += usize::from(self.remove_token(ctx, account, base_url, &name).await);
         }
         removed
+    }
+}
+
+impl Drop for PatManager {
+    fn drop(&mut self) {
+        self.removals.cancel();
+    }
+}
+
+/// The token statements, shareable with background removals.
+#[derive(Clone)]
+struct TokenOps {
+    jwt: Arc<KeyPairJwt>,
+    api: SqlApiClient,
+    statement_timeout_secs: u64,
+    created: Arc<Mutex<Vec<CreatedToken>>>,
+}
+
+impl TokenOps {
+    /// Run a token-management statement under the agent's JWT. An expired
+    /// JWT (`401` code `390198`, e.g. this host's clock runs slow) is signed
+    /// afresh and the statement sent once more: a 401 at submit means
+    /// nothing ran.
+    async fn run_jwt(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+        statement: &str,
+    ) -> Result<crate::result::ResultSet, SqlApiError> {
+        let first = self.run_jwt_once(ctx, account, base_url, statement).await;
+        match first {
+            Err(e) if e.is_jwt_expired() => {
+                tracing::info!(error = %e, "Snowflake says the agent's key-pair JWT expired; signing a fresh one and sending the statement again");
+                self.run_jwt_once(ctx, account, base_url, statement).await
+            }
+            other => other,
+        }
+    }
+
+    async fn run_jwt_once(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+        statement: &str,
+    ) -> Result<crate::result::ResultSet, SqlApiError> {
+        let jwt = self
+            .jwt
+            .token(account)
+            .map_err(|e| SqlApiError::Signing(e.to_string()))?;
+        let request = StatementRequest::bare(statement, self.statement_timeout_secs);
+        let limits = FetchLimits {
+            max_rows: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+        };
+        // A token statement is not the call's statement: keep the id the
+        // call reports (its audit event names the user's statement only).
+        let call_statement = ctx.facts().statement_id;
+        let result = self
+            .api
+            .execute(ctx, base_url, &Auth::KeyPairJwt(jwt), &request, limits)
+            .await;
+        ctx.facts.lock().expect("facts lock").statement_id = call_statement;
+        if result.as_ref().is_err_and(SqlApiError::is_unauthorized) {
+            // A rejected JWT is not reused (e.g. after a clock jump).
+            self.jwt.forget();
+        }
+        result
+    }
+
+    /// `ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN <name>`, best effort,
+    /// logged without secrets. True when a token was removed (a slot freed).
+    async fn remove_token(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        base_url: &str,
+        name: &str,
+    ) -> bool {
+        let statement = format!("ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN {name}");
+        // Removal must not be cut short by the caller's cancellation.
+        match self
+            .run_jwt(&detached(ctx), account, base_url, &statement)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(token = name, "removed Snowflake PAT");
+                self.forget_created(name);
+                true
+            }
+            Err(SqlApiError::Statement { message, .. })
+                if message.to_ascii_lowercase().contains("does not exist") =>
+            {
+                self.forget_created(name);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(token = name, error = %e, "could not remove a Snowflake PAT (it expires on its own)");
+                false
+            }
+        }
+    }
+
+    fn forget_created(&self, name: &str) {
+        self.created
+            .lock()
+            .expect("created lock")
+            .retain(|t| t.name != name);
+    }
+}
+
+/// True when Snowflake refused `MINS_TO_EXPIRY` in the ADD: a SQL
+/// compilation (syntax) error that names it. Only the Immuta preview guide
+/// shows that clause; the public `ALTER USER ... ADD PROGRAMMATIC ACCESS
+/// TOKEN` syntax has `DAYS_TO_EXPIRY` alone.
+pub fn is_mins_to_expiry_refused(e: &SqlApiError) -> bool {
+    match e {
+        SqlApiError::Statement {
+            code,
+            sql_state,
+            message,
+            ..
+        } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("mins_to_expiry")
+                && (m.contains("compilation")
+                    || m.contains("syntax")
+                    || code.as_deref() == Some("001003")
+                    || sql_state.as_deref() == Some("42000"))
+        }
+        _ => false,
     }
 }
 

@@ -40,11 +40,14 @@ pub const STATEMENTS_PATH: &str = "/api/v2/statements";
 const CODE_CANCELLED: &str = "000604";
 /// Snowflake code of a statement that reached its timeout.
 const CODE_TIMEOUT: &str = "000630";
+/// Snowflake code of an expired key-pair JWT (rinsed-org/rb-snowflake-client#170).
+pub const CODE_JWT_EXPIRED: &str = "390198";
 /// Snowflake codes meaning the session credential or its role is no longer valid.
 const CREDENTIAL_CODES: &[&str] = &[
     "390100", // incorrect username or password / token
     "390114", // authentication token has expired
     "390144", // JWT token is invalid
+    "390198", // key-pair access token expired (rinsed-org/rb-snowflake-client#170)
     "390189", // role specified in the connect string is not granted
     "390303", // invalid OAuth / programmatic access token
     "390318", // OAuth / programmatic access token expired
@@ -119,9 +122,17 @@ impl StatementRequest {
                 obj.insert(key.into(), Value::String(v.clone()));
             }
         }
+        // Exactly one statement per request, always said explicitly (security
+        // audit): Snowflake's default is 1 but an account or user may change
+        // it. Parameter names are upper case: snowflakedb/snowflake-rest-api-specs#26
+        // ("only accepts the multi_statement_count field when it is
+        // capitalized"), and the docs' examples send a string value.
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("MULTI_STATEMENT_COUNT".into(), Value::String("1".into()));
         if let Some(tag) = &self.query_tag {
-            obj.insert("parameters".into(), json!({ "QUERY_TAG": tag }));
+            parameters.insert("QUERY_TAG".into(), Value::String(tag.clone()));
         }
+        obj.insert("parameters".into(), Value::Object(parameters));
         body
     }
 }
@@ -219,6 +230,14 @@ impl SqlApiError {
             }
             _ => false,
         }
+    }
+
+    /// True when Snowflake refused a key-pair JWT because it has expired
+    /// (`401`, code `390198` "Keypair access token expired"): a clock or
+    /// lifetime matter, cured by signing a fresh token, not a configuration
+    /// error.
+    pub fn is_jwt_expired(&self) -> bool {
+        matches!(self, SqlApiError::Unauthorized { code: Some(c), .. } if c == CODE_JWT_EXPIRED)
     }
 
     /// True when the bearer token itself was refused (HTTP 401), also after
@@ -1003,7 +1022,12 @@ mod tests {
         assert_eq!(
             req.body(),
             json!({"statement": "SELECT 1", "timeout": 30, "database": "SALES", "warehouse": "WH",
-                   "role": "IMMUTA_OBO_1", "parameters": {"QUERY_TAG": "{\"end_user\":\"a\"}"}})
+                   "role": "IMMUTA_OBO_1", "parameters": {"MULTI_STATEMENT_COUNT": "1", "QUERY_TAG": "{\"end_user\":\"a\"}"}})
+        );
+        assert_eq!(
+            StatementRequest::bare("SHOW USER PROGRAMMATIC ACCESS TOKENS", 5).body()["parameters"],
+            json!({"MULTI_STATEMENT_COUNT": "1"}),
+            "token statements say it too"
         );
         assert_eq!(
             handle_url("http://h", "01a/b", Some(2)),

@@ -30,6 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const CODE_NO_AUTH: &str = "390101";
 /// The key-pair JWT is invalid.
 pub const CODE_JWT_INVALID: &str = "390144";
+/// The key-pair JWT has expired (rinsed-org/rb-snowflake-client#170).
+pub const CODE_JWT_EXPIRED: &str = "390198";
 /// The programmatic access token is unknown or its role is no longer granted.
 pub const CODE_PAT_INVALID: &str = "390303";
 /// The programmatic access token has expired.
@@ -142,7 +144,7 @@ impl KeyPairVerifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    AuthError::jwt("the token has expired")
+                    AuthError::new(CODE_JWT_EXPIRED, "Keypair access token expired.")
                 }
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::jwt(
                     "the signature does not verify with the public key registered for the user",
