@@ -167,7 +167,12 @@ impl TokenClient {
                 ctx.count_upstream_request();
                 self.http
                     .post(&self.token_url)
-                    .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+                    // RFC 6749 §2.3.1: form-url-encode both before Basic encoding, as
+                    // Databricks' SDKs do (sdk-js m2m.ts, golang.org/x/oauth2 AuthStyleInHeader).
+                    .basic_auth(
+                        form_encode(&self.client_id),
+                        Some(form_encode(self.client_secret.expose())),
+                    )
                     .header(reqwest::header::ACCEPT, "application/json")
                     .form(&form)
             })
@@ -221,6 +226,11 @@ impl TokenClient {
             scope: answer.scope,
         })
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value (space as `+`).
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -290,6 +300,24 @@ mod tests {
             crate::http_client::build(&crate::config::Limits::default()).unwrap(),
             RetryPolicy::none(),
         )
+    }
+
+    #[tokio::test]
+    async fn basic_credentials_are_form_url_encoded_first() {
+        let (host, seen) = serve().await;
+        let ctx = CallContext::new("alice@example.com", "test");
+        let _ = client(&host, "a:b+c%/ d")
+            .token_for_group(&GroupId::new("98765").unwrap(), &ctx)
+            .await;
+        let auth = seen.lock().unwrap().auth[0].clone();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "sp-id:a%3Ab%2Bc%25%2F+d"
+        );
     }
 
     #[test]

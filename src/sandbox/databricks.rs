@@ -637,8 +637,9 @@ fn client_credentials(
         })
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|pair| {
-            pair.split_once(':')
-                .map(|(id, secret)| (id.to_string(), secret.to_string()))
+            // Each half is form-url-encoded before Basic encoding (RFC 6749 §2.3.1).
+            let (id, secret) = pair.split_once(':')?;
+            Some((form_decode(id), form_decode(secret)))
         });
     basic.or_else(|| {
         Some((
@@ -646,6 +647,14 @@ fn client_credentials(
             form.get("client_secret")?.clone(),
         ))
     })
+}
+
+/// Undo `application/x-www-form-urlencoded` encoding of one value.
+fn form_decode(value: &str) -> String {
+    url::form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 async fn token(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1069,6 +1078,20 @@ async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_url_decoded() {
+        let mut headers = HeaderMap::new();
+        let pair = base64::engine::general_purpose::STANDARD.encode("sp%3Aid:a%3Ab%2Bc+d");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {pair}").parse().unwrap(),
+        );
+        assert_eq!(
+            client_credentials(&headers, &HashMap::new()),
+            Some(("sp:id".to_string(), "a:b+c d".to_string()))
+        );
+    }
 
     #[test]
     fn wait_timeout_accepts_zero_and_five_to_fifty_seconds() {
