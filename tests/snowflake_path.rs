@@ -755,6 +755,34 @@ async fn hundred_concurrent_cold_calls_make_one_vend_and_one_pat() {
     env.assert_no_foreign_identity();
 }
 
+/// The Snowflake submits of one call, as the emulator saw them: every attempt
+/// carries the first attempt's `requestId`, and only the resends say `retry=true`
+/// (sqlapi.yaml, `requestId`/`retry`: resubmitting with the same id does not run
+/// the statement again).
+fn assert_one_request_id(seen: &[immuta_mcp::sandbox::SeenRequest], what: &str) {
+    assert!(seen.len() >= 2, "{what}: the call was retried ({seen:?})");
+    let first = seen[0]
+        .query_param("requestId")
+        .unwrap_or_else(|| panic!("{what}: the first submit names a requestId"));
+    assert!(
+        uuid::Uuid::parse_str(&first).is_ok(),
+        "{what}: requestId is a UUID: {first}"
+    );
+    assert_eq!(seen[0].query_param("retry"), None, "{what}: first attempt");
+    for resend in &seen[1..] {
+        assert_eq!(
+            resend.query_param("requestId").as_deref(),
+            Some(first.as_str()),
+            "{what}: a resend keeps the requestId"
+        );
+        assert_eq!(
+            resend.query_param("retry").as_deref(),
+            Some("true"),
+            "{what}: a resend says retry=true"
+        );
+    }
+}
+
 #[tokio::test]
 async fn transient_submit_failures_are_retried_with_the_same_request_id() {
     let env = env().await;
@@ -788,11 +816,20 @@ async fn transient_submit_failures_are_retried_with_the_same_request_id() {
             "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1004",
             Fault::ConnectionReset { times: 2 },
         ),
+        // The statement ran in Snowflake, then its answer was lost: only the
+        // same requestId with retry=true keeps it from running twice.
+        (
+            "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS WHERE ORDER_ID = 1004",
+            Fault::LostAnswer { times: 1 },
+        ),
     ];
     for (sql, fault) in cases {
-        let before = env.requests(Endpoint::SnowflakeSubmit);
+        let before = env.requests(Endpoint::SnowflakeSubmit) as usize;
+        let ran_before = env.executed_count(sql);
         let extra = match &fault {
-            Fault::Status { times, .. } | Fault::ConnectionReset { times } => u64::from(*times),
+            Fault::Status { times, .. }
+            | Fault::ConnectionReset { times }
+            | Fault::LostAnswer { times } => *times as usize,
             _ => 0,
         };
         env.sandbox
@@ -803,12 +840,22 @@ async fn transient_submit_failures_are_retried_with_the_same_request_id() {
             .await
             .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         assert_eq!(rs.row_count, 1, "{fault:?}");
+        let seen = env.sandbox.state.seen(Endpoint::SnowflakeSubmit);
         assert_eq!(
-            env.requests(Endpoint::SnowflakeSubmit) - before,
+            seen.len() - before,
             extra + 1,
             "{fault:?}: one request per attempt"
         );
-        assert_eq!(env.executed_count(sql), 1, "{fault:?}: ran exactly once");
+        assert_one_request_id(&seen[before..], &format!("{fault:?}"));
+        assert!(
+            seen[before..].iter().all(|r| r.json()["statement"] == sql),
+            "{fault:?}: every attempt sent the user's statement"
+        );
+        assert_eq!(
+            env.executed_count(sql) - ran_before,
+            1,
+            "{fault:?}: ran exactly once"
+        );
     }
     assert_eq!(env.count(Counter::PatsCreated), 1);
     env.assert_no_foreign_identity();
@@ -844,6 +891,8 @@ async fn failures_during_vend_and_pat_creation_are_survived() {
             times: 1,
         },
     );
+    // Three failed attempts at the PAT mint; the last one created the PAT in
+    // Snowflake before its answer was lost.
     env.sandbox.faults().add(
         Endpoint::SnowflakeSubmit,
         Fault::ConnectionReset { times: 1 },
@@ -856,14 +905,29 @@ async fn failures_during_vend_and_pat_creation_are_survived() {
             times: 1,
         },
     );
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::LostAnswer { times: 1 });
     let rs = env.run("alice@example.com", ORDERS_SQL).await.unwrap();
     assert_eq!(rs.row_count, 4);
+    assert_eq!(env.requests(Endpoint::ImmutaVend), 2, "the 503 was retried");
     assert_eq!(env.count(Counter::VendsCreated), 1);
+    let seen = env.sandbox.state.seen(Endpoint::SnowflakeSubmit);
+    assert_eq!(seen.len(), 5, "four attempts at the mint, then the query");
+    let mint = &seen[..4];
+    assert!(
+        mint.iter().all(|r| r.json()["statement"]
+            .as_str()
+            .is_some_and(|s| s.contains("ADD PROGRAMMATIC ACCESS TOKEN"))),
+        "the first four submits are the mint"
+    );
+    assert_one_request_id(mint, "ALTER USER ... ADD PAT");
     assert_eq!(
         env.count(Counter::PatsCreated),
         1,
-        "ALTER USER retried idempotently"
+        "ALTER USER retried idempotently: the lost answer did not mint twice"
     );
+    assert_eq!(seen[4].json()["statement"], ORDERS_SQL);
     env.assert_no_foreign_identity();
 }
 

@@ -42,7 +42,7 @@ mod params;
 
 use crate::result::Platform;
 use crate::sandbox::engine::{EngineError, EngineResult, Namespace};
-use crate::sandbox::faults::Endpoint;
+use crate::sandbox::faults::{Endpoint, on};
 use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{DatabricksEncoded, encode_databricks};
 use axum::Router;
@@ -71,23 +71,38 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// The Databricks emulator's routes, bound to the shared sandbox state.
 pub fn router(state: Arc<SandboxState>) -> Router {
+    let s = &state;
+    let routes = Router::new()
+        .route(
+            "/oidc/v1/token",
+            on(s, Endpoint::DatabricksToken, post(token)),
+        )
+        .route(
+            "/api/2.0/sql/statements",
+            on(s, Endpoint::DatabricksSubmit, post(submit)),
+        )
+        .route(
+            "/api/2.0/sql/statements/",
+            on(s, Endpoint::DatabricksSubmit, post(submit)),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}",
+            on(s, Endpoint::DatabricksStatus, get(status)),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}/result/chunks/{index}",
+            on(s, Endpoint::DatabricksChunk, get(chunk)),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}/cancel",
+            on(s, Endpoint::DatabricksCancel, post(cancel)),
+        );
     let emulator = Arc::new(Emulator {
         state,
         tokens: Mutex::new(HashMap::new()),
         statements: Mutex::new(HashMap::new()),
     });
-    Router::new()
-        .route("/oidc/v1/token", post(token))
-        .route("/api/2.0/sql/statements", post(submit))
-        .route("/api/2.0/sql/statements/", post(submit))
-        .route("/api/2.0/sql/statements/{id}", get(status))
-        .route(
-            "/api/2.0/sql/statements/{id}/result/chunks/{index}",
-            get(chunk),
-        )
-        .route("/api/2.0/sql/statements/{id}/cancel", post(cancel))
-        .fallback(not_found)
-        .with_state(emulator)
+    routes.fallback(not_found).with_state(emulator)
 }
 
 struct Emulator {
@@ -658,14 +673,6 @@ fn form_decode(value: &str) -> String {
 }
 
 async fn token(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::DatabricksToken)
-        .await
-    {
-        return resp;
-    }
     let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -873,20 +880,7 @@ fn validate(body: &SubmitBody, warehouse_id: &str) -> Result<(Duration, bool, Li
 }
 
 async fn submit(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::DatabricksSubmit)
-        .await
-    {
-        return resp;
-    }
-    let answer = submit_inner(&emu, &headers, &body).await;
-    // A `LostAnswer` fault: the statement was accepted (and runs), the answer is dropped.
-    emu.state.faults.after(Endpoint::DatabricksSubmit, answer)
-}
-
-async fn submit_inner(emu: &Arc<Emulator>, headers: &HeaderMap, body: &Bytes) -> Response {
+    let (emu, headers, body) = (&emu, &headers, &body);
     let (group, user) = match emu.statement_group(headers) {
         Ok(g) => g,
         Err(e) => return e.into_response(),
@@ -973,14 +967,6 @@ async fn status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::DatabricksStatus)
-        .await
-    {
-        return resp;
-    }
     let statement = match emu
         .statement_group(&headers)
         .and_then(|(group, _)| emu.lookup(&id, &group))
@@ -1007,14 +993,6 @@ async fn chunk(
     Path((id, index)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::DatabricksChunk)
-        .await
-    {
-        return resp;
-    }
     let statement = match emu
         .statement_group(&headers)
         .and_then(|(group, _)| emu.lookup(&id, &group))
@@ -1047,14 +1025,6 @@ async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::DatabricksCancel)
-        .await
-    {
-        return resp;
-    }
     let statement = match emu
         .statement_group(&headers)
         .and_then(|(group, _)| emu.lookup(&id, &group))

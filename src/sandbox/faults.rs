@@ -1,8 +1,9 @@
 //! Fault injection for the emulators, configurable per endpoint from tests.
 //!
-//! Every handler starts with [`Faults::before`], which counts the request,
-//! waits the endpoint's latency, and answers for the handler when a one-shot
-//! fault is due. Kinds:
+//! Every emulated route is wrapped by [`on`], an axum middleware that records
+//! the request (endpoint, query string, body: [`SandboxState::seen`]), waits the
+//! endpoint's latency, answers for the handler when a one-shot fault is due,
+//! and after the handler drops the answer when a lost answer is due. Kinds:
 //! - [`Fault::Latency`]: every request to the endpoint waits this long (the
 //!   latest `Latency` added wins; [`Faults::clear`] removes it).
 //! - [`Fault::Status`]: the next `times` requests answer `status` with the
@@ -14,10 +15,10 @@
 //!   body stream fails at once; hyper then aborts the connection mid-answer, so
 //!   the client sees a transport / body error rather than an HTTP status.
 //! - [`Fault::LostAnswer`]: the next `times` requests reach the handler and
-//!   take effect (a vend is created, a statement runs), then the answer is
-//!   dropped like a reset, so the client cannot know whether it worked. Played
-//!   by the Immuta vend and Databricks submit handlers (they call
-//!   [`Faults::after`]); on any other endpoint it acts as `ConnectionReset`.
+//!   take effect (a vend is created, a statement runs, a PAT is minted), then
+//!   the answer is dropped like a reset, so the client cannot know whether it
+//!   worked. This is the fault that makes idempotency observable: a client that
+//!   resends without the platform's idempotency key runs the work twice.
 //! - [`Fault::Pending`]: read (and reset) by the vend / submit handlers through
 //!   [`Faults::pending_polls`]; the next vend (or statement) stays "pending" /
 //!   running for that many status polls.
@@ -26,11 +27,14 @@
 
 use crate::sandbox::state::SandboxState;
 use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The emulated endpoints, for counting and fault injection.
@@ -70,11 +74,6 @@ pub enum Fault {
     Pending { polls: u32 },
     /// The next `times` requests are executed, then their answer is lost (connection dropped).
     LostAnswer { times: u32 },
-}
-
-/// Endpoints whose handlers call [`Faults::after`], so [`Fault::LostAnswer`] runs them first.
-fn plays_lost_answers(ep: Endpoint) -> bool {
-    matches!(ep, Endpoint::ImmutaVend | Endpoint::DatabricksSubmit)
 }
 
 #[derive(Debug, Default)]
@@ -139,15 +138,14 @@ impl Faults {
         self.lock().clear();
     }
 
-    /// Entry of every handler: counts the request, sleeps latency, returns Some(response) when a Status/Reset fault fires.
-    pub async fn before(&self, state: &SandboxState, ep: Endpoint) -> Option<Response> {
-        state.record_request(ep);
+    /// Before the handler: sleeps latency, returns Some(response) when a Status/Reset fault fires.
+    async fn before(&self, ep: Endpoint) -> Option<Response> {
         let (latency, due) = {
             let mut all = self.lock();
             match all.get_mut(&ep) {
                 Some(f) => {
                     let mut due = f.one_shot.pop_front();
-                    if matches!(due, Some(OneShot::LoseAnswer)) && plays_lost_answers(ep) {
+                    if matches!(due, Some(OneShot::LoseAnswer)) {
                         f.lose_answers += 1;
                         due = None;
                     }
@@ -168,16 +166,16 @@ impl Faults {
                 Some(status_response(ep, status, retry_after))
             }
             OneShot::Reset | OneShot::LoseAnswer => {
+                // (A LoseAnswer never gets here: `before` turns it into `lose_answers`.)
                 tracing::debug!(?ep, "sandbox fault: connection reset");
                 Some(reset_response())
             }
         }
     }
 
-    /// Exit of the handlers that play [`Fault::LostAnswer`]: the handler's
-    /// `answer` (its effect already happened), or a dropped connection when a
-    /// lost answer is due.
-    pub fn after(&self, ep: Endpoint, answer: Response) -> Response {
+    /// After the handler: its `answer` (its effect already happened), or a
+    /// dropped connection when a lost answer is due.
+    fn after(&self, ep: Endpoint, answer: Response) -> Response {
         let lose = {
             let mut all = self.lock();
             all.get_mut(&ep).is_some_and(|f| {
@@ -201,6 +199,39 @@ impl Faults {
             .map(|f| std::mem::take(&mut f.pending))
             .unwrap_or(0)
     }
+}
+
+/// Largest request body the fault layer reads to record it (the emulators
+/// refuse larger bodies themselves; axum's default limit is 2 MiB).
+const RECORDED_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Wrap `route` (one endpoint's handler) in the fault layer for `ep`.
+pub fn on<S>(state: &Arc<SandboxState>, ep: Endpoint, route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route.layer(axum::middleware::from_fn_with_state(
+        (state.clone(), ep),
+        fault_layer,
+    ))
+}
+
+async fn fault_layer(
+    State((state, ep)): State<(Arc<SandboxState>, Endpoint)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, RECORDED_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    state.record_request(ep, parts.uri.query(), &body);
+    if let Some(answer) = state.faults.before(ep).await {
+        return answer;
+    }
+    let answer = next.run(Request::from_parts(parts, Body::from(body))).await;
+    state.faults.after(ep, answer)
 }
 
 fn status_response(ep: Endpoint, status: u16, retry_after: Option<u64>) -> Response {

@@ -44,7 +44,7 @@ use crate::immuta::wire::{
     ErrorBody, SnowflakeRole, VEND_PATH, VendRequest, VendResponse, VendStatus, VendedRoles,
 };
 use crate::result::Platform;
-use crate::sandbox::faults::Endpoint;
+use crate::sandbox::faults::{Endpoint, on};
 use crate::sandbox::state::{Counter, SandboxState};
 use crate::sandbox::variants::{
     ImmutaAuthVariant, ImmutaPollVariant, SandboxVariants, VendAnswerVariant,
@@ -54,7 +54,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -182,19 +182,31 @@ fn message(status: StatusCode, text: impl Into<String>) -> Response {
 
 /// The Immuta emulator's routes.
 pub fn router(state: Arc<SandboxState>) -> Router {
+    let s = &state;
+    let routes = Router::new()
+        .route(
+            AUTHENTICATE_PATH,
+            on(s, Endpoint::ImmutaAuthenticate, post(authenticate)),
+        )
+        .route(VEND_PATH, on(s, Endpoint::ImmutaVend, post(create_vend)))
+        .route(
+            &format!("{VEND_PATH}/{{id}}"),
+            on(s, Endpoint::ImmutaStatus, get(vend_status)).merge(on(
+                s,
+                Endpoint::ImmutaDelete,
+                delete(drop_vend),
+            )),
+        )
+        .route(
+            "/agent/{agent_id}/activity",
+            on(s, Endpoint::ImmutaActivity, get(activity)),
+        );
     let emu = Arc::new(ImmutaEmulator {
         state,
         store: Mutex::new(VendStore::default()),
         tokens: Mutex::new(HashMap::new()),
     });
-    Router::new()
-        .route(AUTHENTICATE_PATH, post(authenticate))
-        .route(VEND_PATH, post(create_vend))
-        .route(
-            &format!("{VEND_PATH}/{{id}}"),
-            get(vend_status).delete(drop_vend),
-        )
-        .route("/agent/{agent_id}/activity", get(activity))
+    routes
         .fallback(|| async {
             message(
                 StatusCode::NOT_FOUND,
@@ -322,14 +334,6 @@ async fn authenticate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::ImmutaAuthenticate)
-        .await
-    {
-        return r;
-    }
     if !matches!(
         emu.state.settings.variants.immuta_auth,
         ImmutaAuthVariant::Any | ImmutaAuthVariant::Exchange
@@ -370,14 +374,6 @@ async fn create_vend(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::ImmutaVend)
-        .await
-    {
-        return r;
-    }
     if let Err(r) = emu.authorize(&headers) {
         return r.into_response();
     }
@@ -455,10 +451,7 @@ async fn create_vend(
         answer
     };
     emu.state.bump(Counter::VendsCreated);
-    emu.state.faults.after(
-        Endpoint::ImmutaVend,
-        (StatusCode::CREATED, axum::Json(answer)).into_response(),
-    )
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 /// Count one status poll of a pending vend (binding it after its pending polls).
@@ -478,14 +471,6 @@ async fn vend_status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::ImmutaStatus)
-        .await
-    {
-        return r;
-    }
     if let Err(r) = emu.authorize(&headers) {
         return r.into_response();
     }
@@ -524,14 +509,6 @@ async fn drop_vend(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::ImmutaDelete)
-        .await
-    {
-        return r;
-    }
     if let Err(r) = emu.authorize(&headers) {
         return r.into_response();
     }
@@ -601,14 +578,6 @@ async fn activity(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::ImmutaActivity)
-        .await
-    {
-        return r;
-    }
     if let Err(r) = emu.authorize(&headers) {
         return r.into_response();
     }

@@ -32,6 +32,7 @@ pub use faults::{Endpoint, Fault, Faults};
 pub use fixture::Fixture;
 pub use state::{
     Counter, ExecutedStatement, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
+    SeenRequest,
 };
 pub use variants::SandboxVariants;
 

@@ -43,7 +43,7 @@ mod pat_sql;
 
 use crate::result::Platform;
 use crate::sandbox::engine::{EngineColumn, EngineError, EngineResult, EngineValue, Namespace};
-use crate::sandbox::faults::Endpoint;
+use crate::sandbox::faults::{Endpoint, on};
 use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{SnowflakeEncoded, encode_snowflake};
 use crate::sandbox::variants::PatExpiryVariant;
@@ -76,6 +76,20 @@ const DEFAULT_PAT_DAYS: u64 = 15;
 
 /// The Snowflake SQL API emulator's routes, bound to the shared sandbox state.
 pub fn router(state: Arc<SandboxState>) -> Router {
+    let s = &state;
+    let routes = Router::new()
+        .route(
+            "/api/v2/statements",
+            on(s, Endpoint::SnowflakeSubmit, post(submit)),
+        )
+        .route(
+            "/api/v2/statements/{handle}",
+            on(s, Endpoint::SnowflakeStatus, get(status)),
+        )
+        .route(
+            "/api/v2/statements/{handle}/cancel",
+            on(s, Endpoint::SnowflakeCancel, post(cancel)),
+        );
     let verifier = KeyPairVerifier::new(&state.creds, state.settings.max_jwt_lifetime);
     let emulator = Arc::new(Emulator {
         expired_jwts: AtomicU32::new(state.settings.snowflake_expired_jwts),
@@ -85,12 +99,7 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         statements: Mutex::new(HashMap::new()),
         request_ids: Mutex::new(HashMap::new()),
     });
-    Router::new()
-        .route("/api/v2/statements", post(submit))
-        .route("/api/v2/statements/{handle}", get(status))
-        .route("/api/v2/statements/{handle}/cancel", post(cancel))
-        .fallback(not_found)
-        .with_state(emulator)
+    routes.fallback(not_found).with_state(emulator)
 }
 
 struct Emulator {
@@ -883,14 +892,6 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::SnowflakeSubmit)
-        .await
-    {
-        return resp;
-    }
     if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
@@ -1045,14 +1046,6 @@ async fn status(
     Query(query): Query<StatusQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::SnowflakeStatus)
-        .await
-    {
-        return resp;
-    }
     if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }
@@ -1096,14 +1089,6 @@ async fn cancel(
     Path(handle): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(resp) = emu
-        .state
-        .faults
-        .before(&emu.state, Endpoint::SnowflakeCancel)
-        .await
-    {
-        return resp;
-    }
     if let Some(resp) = missing_user_agent(&headers) {
         return resp;
     }

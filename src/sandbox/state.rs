@@ -1,6 +1,6 @@
 //! State shared by the three emulators: the engine, fault knobs, generated
-//! credentials, settings, request counters, the executed-statement log and
-//! the credential epoch.
+//! credentials, settings, the record of requests seen, the executed-statement
+//! log and the credential epoch.
 
 use crate::result::Platform;
 use crate::sandbox::engine::Engine;
@@ -36,6 +36,41 @@ pub struct ExecutedStatement {
     pub user: String,
     pub sql: String,
     pub statement_id: String,
+}
+
+/// One request an emulator received (faulted ones included), as the fault
+/// layer saw it: tests read idempotency keys and bodies from it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub endpoint: Endpoint,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// The raw request body (it may hold a credential: never formatted by `Debug`).
+    pub body: bytes::Bytes,
+}
+
+impl SeenRequest {
+    /// The first value of query parameter `name` (percent-decoded).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_deref()?.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Debug for SeenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeenRequest")
+            .field("endpoint", &self.endpoint)
+            .field("query", &self.query)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// Credentials generated for one sandbox start.
@@ -171,6 +206,7 @@ pub struct SandboxState {
     pub settings: SandboxSettings,
     pub urls: SandboxUrls,
     requests: Mutex<HashMap<Endpoint, u64>>,
+    seen: Mutex<Vec<SeenRequest>>,
     counters: Mutex<HashMap<Counter, u64>>,
     executed: Mutex<Vec<ExecutedStatement>>,
     epoch: AtomicU64,
@@ -194,6 +230,7 @@ impl SandboxState {
             settings,
             urls,
             requests: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Vec::new()),
             counters: Mutex::new(HashMap::new()),
             executed: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
@@ -205,9 +242,23 @@ impl SandboxState {
         lock(&self.requests).get(&ep).copied().unwrap_or(0)
     }
 
-    /// Count one request to `ep` ([`Faults::before`] does this for every handler).
-    pub fn record_request(&self, ep: Endpoint) {
+    /// Record one request to `ep` (the fault layer does this for every route).
+    pub fn record_request(&self, ep: Endpoint, query: Option<&str>, body: &bytes::Bytes) {
         *lock(&self.requests).entry(ep).or_insert(0) += 1;
+        lock(&self.seen).push(SeenRequest {
+            endpoint: ep,
+            query: query.map(str::to_string),
+            body: body.clone(),
+        });
+    }
+
+    /// Every request `ep` received so far (faulted ones included), oldest first.
+    pub fn seen(&self, ep: Endpoint) -> Vec<SeenRequest> {
+        lock(&self.seen)
+            .iter()
+            .filter(|r| r.endpoint == ep)
+            .cloned()
+            .collect()
     }
 
     /// Log a statement the engine ran (and bump [`Counter::StatementsExecuted`]).
@@ -295,9 +346,23 @@ mod tests {
             SandboxSettings::default(),
             SandboxUrls::default(),
         );
-        state.record_request(Endpoint::ImmutaVend);
+        state.record_request(
+            Endpoint::ImmutaVend,
+            Some("a=1&requestId=x%2By"),
+            &bytes::Bytes::from_static(b"{\"userId\":\"alice\"}"),
+        );
         state.expire_credentials();
         assert_eq!(state.count(Endpoint::ImmutaVend), 1);
+        let seen = state.seen(Endpoint::ImmutaVend);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].query_param("requestId").as_deref(), Some("x+y"));
+        assert_eq!(seen[0].query_param("retry"), None);
+        assert_eq!(seen[0].json()["userId"], "alice");
+        assert!(
+            !format!("{seen:?}").contains("alice"),
+            "bodies stay out of Debug"
+        );
+        assert!(state.seen(Endpoint::ImmutaStatus).is_empty());
         assert_eq!(state.count(Endpoint::ImmutaStatus), 0);
         assert_eq!(state.credential_epoch(), 1);
     }
