@@ -17,7 +17,7 @@ mod common_hardening;
 
 use common_hardening::{
     ALICE, BOB, CAROL, args, check_no_secret, check_view, foreign_statements, readable_sql,
-    result_set, result_text, secrets, tool,
+    result_set, result_text, tool,
 };
 use futures::StreamExt;
 use immuta_mcp::app;
@@ -633,7 +633,6 @@ impl ProgressSink for ExpireWhenRunning {
 struct Harness {
     sandbox: Sandbox,
     server: GovernedServer,
-    secrets: Vec<String>,
     platform: Platform,
     /// Users who made a call in this row.
     callers: Vec<&'static str>,
@@ -675,11 +674,9 @@ impl Harness {
         }
         let platforms = app::build_platforms(&cfg).map_err(|e| format!("platforms: {e}"))?;
         let server = app::build_server(&cfg, &platforms, UserSource::PerRequest);
-        let secrets = secrets(&sandbox);
         Ok(Harness {
             sandbox,
             server,
-            secrets,
             platform: row.platform,
             callers: Vec::new(),
         })
@@ -707,7 +704,7 @@ impl Harness {
             Ok(Err(e)) => return Err(format!("JSON-RPC error instead of a tool result: {e:?}")),
             Ok(Ok(r)) => r,
         };
-        check_no_secret(&result, &self.secrets)?;
+        check_no_secret(&result, &self.sandbox)?;
         Ok(result)
     }
 

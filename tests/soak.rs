@@ -11,8 +11,11 @@
 //!   grants, and a refusal for tables she lacks), `whoami` names the token
 //!   user, and each returned statement ran in the sandbox for that user;
 //! - zero lost responses: every call returns a result or a clear tool error;
-//! - flat memory: VmRSS after a warm-up vs. at the end (a generous bound that
-//!   only catches a real leak).
+//! - flat memory: VmRSS growth per call over the second half of the run is
+//!   bounded (a 32 KiB-per-call leak fails);
+//! - the faults were met: every injected 429 fired (or is still queued at the
+//!   end, at most one per endpoint) and the mid-run expiry made the server
+//!   mint a fresh PAT and OAuth token.
 //!
 //! Default size: 12 sessions × 50 calls. `IMMUTA_MCP_SOAK=full`: the issue's
 //! 50 × 200; `IMMUTA_MCP_SOAK=<sessions>x<calls>` (e.g. `20x1000`) as given.
@@ -21,11 +24,11 @@ mod common_hardening;
 
 use common_hardening::{
     CAROL, DB_EMPLOYEES, SF_ORDERS, USERS, args, check_no_secret, check_view, foreign_statements,
-    readable_sql, result_set, result_text, secrets, tool, vm_rss_kib,
+    readable_sql, result_set, result_text, tool, vm_rss_kib,
 };
 use immuta_mcp::app::{self, LocalIssuer};
 use immuta_mcp::result::Platform;
-use immuta_mcp::sandbox::{Endpoint, Fault, Sandbox, SandboxOptions};
+use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
@@ -40,8 +43,13 @@ use std::time::{Duration, Instant};
 const CALL_BOUND: Duration = Duration::from_secs(60);
 /// Statement requests per injected 429 (on each statement endpoint).
 const REQUESTS_PER_429: u64 = 10;
-/// Memory growth from after the warm-up to the end that would mean a leak.
-const RSS_GROWTH_BOUND_KIB: u64 = 256 * 1024;
+/// Memory growth per call in the second half of the run (from the mid-run
+/// expiry to the end) that would mean a leak. The first half still warms
+/// allocator arenas and pools; in the second half the server is steady and
+/// what grows is mostly the sandbox's own record of requests and statements,
+/// which lives in this process too (measured: 9-15 KiB per call on the
+/// default run). A 32 KiB-per-call leak fails it.
+const RSS_GROWTH_PER_CALL_KIB: u64 = 24;
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -102,7 +110,6 @@ struct Soak {
     sandbox: Sandbox,
     issuer: LocalIssuer,
     url: String,
-    secrets: Vec<String>,
     tally: Tally,
 }
 
@@ -165,12 +172,13 @@ impl Soak {
                     return t.problem(&t.lost, format!("{label}: no answer within the bound"));
                 }
                 Ok(Err(ServiceError::McpError(e))) => {
-                    return t.problem(&t.tool_errors, format!("{label}: JSON-RPC error {e:?}"));
+                    // A valid tools/call must get a tool result, never a protocol error.
+                    return t.problem(&t.lost, format!("{label}: JSON-RPC error {e:?}"));
                 }
                 Ok(Err(e)) => return t.problem(&t.lost, format!("{label}: {e}")),
                 Ok(Ok(r)) => r,
             };
-        if let Err(e) = check_no_secret(&result, &self.secrets) {
+        if let Err(e) = check_no_secret(&result, &self.sandbox) {
             return t.problem(&t.wrong_identity, format!("{label}: {e}"));
         }
         let text = result_text(&result);
@@ -255,41 +263,66 @@ fn rate_limit() -> Fault {
 /// endpoints, about one per [`REQUESTS_PER_429`] requests there (so they
 /// never pile up), and once the call count reaches `expire_after_calls`, expire
 /// every credential and rate-limit the next vend and token request too.
-/// Returns (429s injected, call count at expiry).
+/// Returns what it did.
 async fn inject_faults(
     soak: Arc<Soak>,
     stop: Arc<AtomicBool>,
     expire_after_calls: u64,
-) -> (u64, Option<u64>) {
+) -> Injected {
     let state = &soak.sandbox.state;
     let mut steady = [
         (Endpoint::SnowflakeSubmit, 0u64),
         (Endpoint::DatabricksSubmit, 0u64),
     ];
-    let mut injected = 0u64;
-    let mut expired_at = None;
+    let mut done = Injected::default();
     while !stop.load(Ordering::SeqCst) {
         let calls = Tally::get(&soak.tally.calls);
-        if expired_at.is_none() && calls >= expire_after_calls {
+        if done.expired_at.is_none() && calls >= expire_after_calls {
+            done.credentials_at_expiry = (
+                state.counter(Counter::PatsCreated),
+                state.counter(Counter::OAuthTokensIssued),
+            );
             state.expire_credentials();
             for ep in [Endpoint::ImmutaVend, Endpoint::DatabricksToken] {
                 soak.sandbox.faults().add(ep, rate_limit());
-                injected += 1;
+                done.rate_limits += 1;
             }
-            expired_at = Some(calls);
+            done.expired_at = Some(calls);
+            done.rss_at_expiry = vm_rss_kib();
         }
         for (ep, seen) in &mut steady {
             let now = state.count(*ep);
             if now >= *seen + REQUESTS_PER_429 {
                 soak.sandbox.faults().add(*ep, rate_limit());
-                injected += 1;
+                done.rate_limits += 1;
                 *seen = now;
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (injected, expired_at)
+    done
 }
+
+/// What the fault injector did during the soak.
+#[derive(Debug, Default)]
+struct Injected {
+    /// One-shot 429s added (statement endpoints, and the vend / token request after the expiry).
+    rate_limits: u64,
+    /// The call count when every credential was expired.
+    expired_at: Option<u64>,
+    /// (PATs created, OAuth tokens issued) just before the expiry.
+    credentials_at_expiry: (u64, u64),
+    /// VmRSS at the expiry (half-way).
+    rss_at_expiry: Option<u64>,
+}
+
+/// Endpoints the injector rate-limits.
+const RATE_LIMITED: [Endpoint; 4] = [
+    Endpoint::SnowflakeSubmit,
+    Endpoint::DatabricksSubmit,
+    Endpoint::ImmutaVend,
+    Endpoint::DatabricksToken,
+];
 
 /// Sessions × calls: `full` = the issue's 50 × 200, `<sessions>x<calls>` as
 /// given, anything else (or unset) the quick default.
@@ -326,7 +359,6 @@ async fn soak_over_http_keeps_identities_answers_every_call_and_memory_flat() {
         .await
         .expect("HTTP server starts");
     let soak = Arc::new(Soak {
-        secrets: secrets(&sandbox),
         url: server.resource_url.clone(),
         sandbox,
         issuer,
@@ -372,9 +404,12 @@ async fn soak_over_http_keeps_identities_answers_every_call_and_memory_flat() {
         task.await.expect("session task");
     }
     stop.store(true, Ordering::SeqCst);
-    let (injected, expired_at) = injector.await.expect("injector task");
+    let injected = injector.await.expect("injector task");
     let elapsed = started.elapsed();
-    soak.sandbox.faults().clear();
+    let faults = soak.sandbox.faults();
+    let fired: u64 = RATE_LIMITED.iter().map(|ep| faults.fired(*ep)).sum();
+    let unmet: u64 = RATE_LIMITED.iter().map(|ep| faults.queued(*ep)).sum();
+    faults.clear();
     let rss_end = vm_rss_kib();
 
     // Every statement the sandbox ran, ran for one of the three users as a
@@ -414,7 +449,6 @@ async fn soak_over_http_keeps_identities_answers_every_call_and_memory_flat() {
     }
 
     let t = &soak.tally;
-    assert_eq!(Tally::get(&t.calls), warm_calls + total);
     let answered = Tally::get(&t.results) + Tally::get(&t.refusals) + Tally::get(&t.tool_errors);
     let wrong = Tally::get(&t.wrong_identity) + mismatched;
     println!(
@@ -424,19 +458,22 @@ async fn soak_over_http_keeps_identities_answers_every_call_and_memory_flat() {
     println!(
         "soak: {} results, {} expected refusals, {} tool errors, {} lost, {} wrong-identity; \
          {} returned statements matched to their user; {} statements executed; \
-         {injected} 429s injected; every credential expired at call {expired_at:?}",
+         {} 429s injected, {fired} met, {unmet} left unmet at the end; every credential expired at call {:?}",
         Tally::get(&t.results),
         Tally::get(&t.refusals),
         Tally::get(&t.tool_errors),
         Tally::get(&t.lost),
         wrong,
         returned.len() as u64 - mismatched,
-        executed.len()
+        executed.len(),
+        injected.rate_limits,
+        injected.expired_at,
     );
     println!(
-        "soak: VmRSS start {}, after warm-up {}, end {}",
+        "soak: VmRSS start {}, after warm-up {}, half-way {}, end {}",
         mib(rss_start),
         mib(rss_warm),
+        mib(injected.rss_at_expiry),
         mib(rss_end)
     );
     let problems = t.problems.lock().unwrap().clone();
@@ -458,13 +495,43 @@ async fn soak_over_http_keeps_identities_answers_every_call_and_memory_flat() {
         Tally::get(&t.refusals) > 0 && returned.len() as u64 > total / 2,
         "the soak exercised queries and refusals"
     );
-    if let (Some(warm), Some(end)) = (rss_warm, rss_end) {
-        assert!(
-            end.saturating_sub(warm) < RSS_GROWTH_BOUND_KIB,
-            "memory grew from {} to {}",
-            mib(rss_warm),
-            mib(rss_end)
-        );
-    }
+    // The faults were met: the 429s were answered (and retried, since nearly
+    // every call succeeded), and the expiry made the server mint afresh.
+    assert!(injected.rate_limits > 0, "the injector added 429s");
+    assert_eq!(
+        fired + unmet,
+        injected.rate_limits,
+        "every injected 429 is accounted for"
+    );
+    assert!(
+        unmet <= RATE_LIMITED.len() as u64 && fired * 2 >= injected.rate_limits,
+        "the injected 429s met requests ({fired} of {})",
+        injected.rate_limits
+    );
+    assert!(
+        injected.expired_at.is_some(),
+        "every credential expired mid-run"
+    );
+    let (pats, tokens) = injected.credentials_at_expiry;
+    let state = &soak.sandbox.state;
+    assert!(
+        state.counter(Counter::PatsCreated) > pats
+            && state.counter(Counter::OAuthTokensIssued) > tokens,
+        "after the expiry the server minted a fresh PAT and a fresh OAuth token"
+    );
+    let (mid, end) = (
+        injected
+            .rss_at_expiry
+            .expect("VmRSS readable half-way (Linux /proc)"),
+        rss_end.expect("VmRSS readable at the end"),
+    );
+    let second_half = Tally::get(&t.calls) - injected.expired_at.unwrap_or_default();
+    let bound = RSS_GROWTH_PER_CALL_KIB * second_half;
+    assert!(
+        end.saturating_sub(mid) < bound,
+        "memory grew from {} to {} over the last {second_half} calls (bound {bound} KiB)",
+        mib(Some(mid)),
+        mib(rss_end),
+    );
     server.shutdown().await;
 }

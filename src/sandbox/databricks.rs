@@ -762,6 +762,7 @@ async fn token(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes
         },
     );
     emu.state.bump(Counter::OAuthTokensIssued);
+    emu.state.record_issued_credential(&access_token);
     json_response(
         StatusCode::OK,
         json!({

@@ -83,6 +83,8 @@ struct EndpointFaults {
     pending: u32,
     /// Answers of requests already let through that [`Faults::after`] must drop.
     lose_answers: u32,
+    /// One-shot faults that met a request so far.
+    fired: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +147,7 @@ impl Faults {
             match all.get_mut(&ep) {
                 Some(f) => {
                     let mut due = f.one_shot.pop_front();
+                    f.fired += u64::from(due.is_some());
                     if matches!(due, Some(OneShot::LoseAnswer)) {
                         f.lose_answers += 1;
                         due = None;
@@ -190,6 +193,17 @@ impl Faults {
         } else {
             answer
         }
+    }
+
+    /// One-shot faults (`Status`, `ConnectionReset`, `LostAnswer`) of `ep` that
+    /// met a request so far; [`Faults::clear`] resets it.
+    pub fn fired(&self, ep: Endpoint) -> u64 {
+        self.lock().get(&ep).map_or(0, |f| f.fired)
+    }
+
+    /// One-shot faults of `ep` added but not yet met by a request.
+    pub fn queued(&self, ep: Endpoint) -> u64 {
+        self.lock().get(&ep).map_or(0, |f| f.one_shot.len() as u64)
     }
 
     /// Take the pending-poll count set for `ep` (0 when none); the next call returns 0.
@@ -289,4 +303,51 @@ fn reset_response() -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(answer: Response) -> Result<bytes::Bytes, axum::Error> {
+        axum::body::to_bytes(answer.into_body(), 1 << 20).await
+    }
+
+    #[tokio::test]
+    async fn one_shot_faults_fire_in_order_are_counted_and_lost_answers_follow_the_handler() {
+        let ep = Endpoint::SnowflakeSubmit;
+        let faults = Faults::default();
+        faults.add(
+            ep,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(2),
+                times: 1,
+            },
+        );
+        faults.add(ep, Fault::LostAnswer { times: 1 });
+        assert_eq!((faults.queued(ep), faults.fired(ep)), (2, 0));
+
+        let first = faults.before(ep).await.expect("the 429 is due first");
+        assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(first.headers()[header::RETRY_AFTER], "2");
+        let body: serde_json::Value =
+            serde_json::from_slice(&body_of(first).await.unwrap()).unwrap();
+        assert_eq!(body["code"], "000429");
+
+        assert!(
+            faults.before(ep).await.is_none(),
+            "a lost answer lets the request reach the handler"
+        );
+        let lost = faults.after(ep, (StatusCode::OK, "done").into_response());
+        assert!(body_of(lost).await.is_err(), "then its answer breaks");
+        let kept = faults.after(ep, (StatusCode::OK, "done").into_response());
+        assert_eq!(body_of(kept).await.unwrap(), "done", "only once");
+
+        assert_eq!((faults.queued(ep), faults.fired(ep)), (0, 2));
+        assert!(faults.before(Endpoint::SnowflakeStatus).await.is_none());
+        assert_eq!(faults.fired(Endpoint::SnowflakeStatus), 0);
+        faults.clear();
+        assert_eq!(faults.fired(ep), 0);
+    }
 }

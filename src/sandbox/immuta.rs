@@ -359,6 +359,7 @@ async fn authenticate(
         );
     }
     let token = hex::encode(rand::random::<[u8; 16]>());
+    emu.state.record_issued_credential(&token);
     let lifetime = chrono::Duration::from_std(emu.state.settings.immuta_token_lifetime)
         .unwrap_or_else(|_| chrono::Duration::hours(1));
     let expires = Utc::now() + lifetime;

@@ -620,6 +620,7 @@ impl Emulator {
                 let (name, secret) = match outcome {
                     AddPatOutcome::Created { name, secret } => {
                         self.state.bump(Counter::PatsCreated);
+                        self.state.record_issued_credential(&secret);
                         (name, Some(secret))
                     }
                     AddPatOutcome::Existed { name } => (name, None),

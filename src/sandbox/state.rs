@@ -73,6 +73,18 @@ impl std::fmt::Debug for SeenRequest {
     }
 }
 
+/// Bearer credentials the emulators handed out (PAT secrets, OAuth access
+/// tokens, Immuta session tokens), so tests can look for each one verbatim.
+/// `Debug` shows only how many.
+#[derive(Default)]
+struct IssuedCredentials(Vec<String>);
+
+impl std::fmt::Debug for IssuedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuedCredentials({} redacted)", self.0.len())
+    }
+}
+
 /// Credentials generated for one sandbox start.
 #[derive(Clone)]
 pub struct SandboxCredentials {
@@ -207,6 +219,7 @@ pub struct SandboxState {
     pub urls: SandboxUrls,
     requests: Mutex<HashMap<Endpoint, u64>>,
     seen: Mutex<Vec<SeenRequest>>,
+    issued: Mutex<IssuedCredentials>,
     counters: Mutex<HashMap<Counter, u64>>,
     executed: Mutex<Vec<ExecutedStatement>>,
     epoch: AtomicU64,
@@ -231,6 +244,7 @@ impl SandboxState {
             urls,
             requests: Mutex::new(HashMap::new()),
             seen: Mutex::new(Vec::new()),
+            issued: Mutex::new(IssuedCredentials::default()),
             counters: Mutex::new(HashMap::new()),
             executed: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
@@ -250,6 +264,17 @@ impl SandboxState {
             query: query.map(str::to_string),
             body: body.clone(),
         });
+    }
+
+    /// Remember a bearer credential an emulator just issued.
+    pub fn record_issued_credential(&self, secret: &str) {
+        lock(&self.issued).0.push(secret.to_string());
+    }
+
+    /// Every bearer credential issued so far (PAT secrets, OAuth access tokens,
+    /// Immuta session tokens), oldest first.
+    pub fn issued_credentials(&self) -> Vec<String> {
+        lock(&self.issued).0.clone()
     }
 
     /// Every request `ep` received so far (faulted ones included), oldest first.
@@ -363,6 +388,9 @@ mod tests {
             "bodies stay out of Debug"
         );
         assert!(state.seen(Endpoint::ImmutaStatus).is_empty());
+        state.record_issued_credential("pat-secret-value");
+        assert_eq!(state.issued_credentials(), ["pat-secret-value"]);
+        assert!(!format!("{state:?}").contains("pat-secret-value"));
         assert_eq!(state.count(Endpoint::ImmutaStatus), 0);
         assert_eq!(state.credential_epoch(), 1);
     }

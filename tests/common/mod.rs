@@ -7,6 +7,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod leak;
+#[allow(unused_imports)] // not every test binary checks for leaks
+pub use leak::*;
+
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
 use immuta_mcp::config::Config;
 use immuta_mcp::sandbox::{Counter, Endpoint, Sandbox, SandboxOptions};
@@ -540,63 +544,3 @@ pub async fn run_to_exit(args: &[&str]) -> (bool, String, String) {
 // ----------------------------------------------------------------------------------------------
 // Secret scanning
 // ----------------------------------------------------------------------------------------------
-
-/// The first run of at least `min` hex digits in `text`, if any.
-///
-/// The sandbox issues Snowflake PAT secrets and Databricks access tokens as 64
-/// lowercase hex digits (32 random bytes) and keeps only their SHA-256, so a
-/// test cannot learn the values; a 64-digit hex run in output is how one would show.
-pub fn hex_run(text: &str, min: usize) -> Option<String> {
-    let mut start = None;
-    let bytes = text.as_bytes();
-    for i in 0..=bytes.len() {
-        let is_hex = i < bytes.len() && bytes[i].is_ascii_hexdigit();
-        match (is_hex, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                if i - s >= min {
-                    return Some(text[s..i].to_string());
-                }
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Lines of `text` containing `needle`, for failure messages (at most 3, each cut to 300 chars).
-pub fn lines_with(text: &str, needle: &str) -> String {
-    text.lines()
-        .filter(|l| l.contains(needle))
-        .take(3)
-        .map(|l| l.chars().take(300).collect::<String>())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Assert `text` (named `what`) contains none of the secrets, no PEM key and no 64-hex token.
-pub fn assert_no_secret(what: &str, text: &str, secrets: &[(&str, &str)]) {
-    for (name, secret) in secrets {
-        assert!(
-            !secret.is_empty(),
-            "secret {name} is empty: the check would be vacuous"
-        );
-        assert!(
-            !text.contains(secret),
-            "{what} contains the {name}:\n{}",
-            lines_with(text, secret)
-        );
-    }
-    assert!(
-        !text.contains("PRIVATE KEY"),
-        "{what} contains a PEM private key marker:\n{}",
-        lines_with(text, "PRIVATE KEY")
-    );
-    if let Some(run) = hex_run(text, 64) {
-        panic!(
-            "{what} contains a 64-hex-digit value shaped like a PAT secret or access token:\n{}",
-            lines_with(text, &run)
-        );
-    }
-}

@@ -5,6 +5,10 @@
 //! Not every test file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+#[path = "../common/leak.rs"]
+mod leak;
+pub use leak::*;
+
 use immuta_mcp::result::{Platform, ResultSet};
 use immuta_mcp::sandbox::{ExecutedStatement, Sandbox};
 use rmcp::model::CallToolResult;
@@ -126,26 +130,14 @@ pub fn check_view(platform: Platform, user: &str, rs: &ResultSet) -> Result<(), 
     }
 }
 
-/// Secrets the sandbox generated, none of which may reach a tool result.
-pub fn secrets(sandbox: &Sandbox) -> Vec<String> {
-    let creds = sandbox.credentials();
-    vec![
-        creds.immuta_api_key.clone(),
-        creds.databricks_client_secret.clone(),
-        creds.snowflake_private_key_pem.clone(),
-    ]
-}
-
-/// The whole serialized tool result (text, structured content) holds no secret
-/// and no bearer credential.
-pub fn check_no_secret(result: &CallToolResult, secrets: &[String]) -> Result<(), String> {
-    let all = serde_json::to_string(result).unwrap_or_default();
-    for s in secrets {
-        if all.contains(s.as_str()) {
-            return Err("a sandbox secret appears in the tool result".into());
-        }
-    }
-    for marker in ["PRIVATE KEY", "Bearer ", "eyJ"] {
+/// The whole serialized tool result (text, structured content) holds none of
+/// the sandbox's secrets, none of the bearer credentials it has issued so far
+/// (PAT secrets, OAuth access tokens, Immuta tokens), and nothing shaped like
+/// one (PEM marker, 64-hex run, `Bearer `, a JWT's `eyJ`).
+pub fn check_no_secret(result: &CallToolResult, sandbox: &Sandbox) -> Result<(), String> {
+    let all = serde_json::to_string(result).map_err(|e| format!("unserializable result: {e}"))?;
+    find_secret(&all, &sandbox_secrets(sandbox)).map_err(|e| format!("tool result: {e}"))?;
+    for marker in ["Bearer ", "eyJ"] {
         if all.contains(marker) {
             return Err(format!("the tool result contains {marker:?}"));
         }
