@@ -1,5 +1,7 @@
 //! `immuta-mcp check` against the sandbox, and the one-audit-event-per-call rule.
 
+mod common;
+
 use immuta_mcp::app;
 use immuta_mcp::config::SecretRef;
 use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
@@ -103,12 +105,17 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
         ),
         ("whoami", json!({}), "ok"),
     ];
+    // What the sandbox received during each call: the audit event's
+    // `upstream_requests` must say exactly that.
+    let mut received = Vec::new();
     for (tool, args, _) in &calls {
         let ctx = CallContext::new(alice.user_id.clone(), "test");
+        let before = sandbox.state.total_requests();
         server
             .call(&alice, tool, args.clone(), ctx)
             .await
             .expect("a tool result");
+        received.push(sandbox.state.total_requests() - before);
     }
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let events: Vec<serde_json::Value> = text
@@ -121,12 +128,21 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
         calls.len(),
         "one audit event per call:\n{text}"
     );
-    for (event, (tool, _, outcome)) in events.iter().zip(calls.iter()) {
+    for ((event, (tool, _, outcome)), received) in events.iter().zip(calls.iter()).zip(&received) {
         let f = &event["fields"];
         assert_eq!(f["user"], "alice@example.com");
         assert_eq!(f["tool"], *tool);
         assert_eq!(f["outcome"], *outcome, "{event}");
+        assert_eq!(
+            f["upstream_requests"], *received,
+            "the audit event counts the requests the upstreams received: {event}"
+        );
     }
+    assert!(
+        received[0] >= 3,
+        "a cold Snowflake call vends, mints and runs: {received:?}"
+    );
+    assert_eq!(received[2], 0, "a refused statement reaches no upstream");
     let sf = &events[0]["fields"];
     assert!(
         sf["vended_role"]
@@ -143,16 +159,15 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
         "a refused statement vends nothing"
     );
 
-    // No secret anywhere in a TRACE-level log of the session.
-    let creds = sandbox.credentials();
-    for secret in [&creds.immuta_api_key, &creds.databricks_client_secret] {
-        assert!(
-            !text.contains(secret.as_str()),
-            "a secret leaked into the logs"
-        );
-    }
+    // No secret anywhere in a TRACE-level log of the session: neither the
+    // agent's credentials nor the PAT and OAuth token minted for alice.
+    let secrets = common::sandbox_secrets(&sandbox);
     assert!(
-        !text.contains("PRIVATE KEY"),
-        "private key material leaked into the logs"
+        secrets.len() >= 5,
+        "the calls minted a PAT and an OAuth token: {} secrets",
+        secrets.len()
     );
+    if let Err(leak) = common::find_secret(&text, &secrets) {
+        panic!("the TRACE log: {leak}");
+    }
 }

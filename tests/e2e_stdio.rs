@@ -138,6 +138,9 @@ async fn tools_whoami_and_protocol_errors_over_stdio() {
 async fn write_statements_are_refused_before_any_upstream_request_over_stdio() {
     // Debug logs of the child show its audit events and the sandbox's executed statements.
     let child = StdioChild::sandbox(BOB, &["--log", "debug"]).await;
+    // Positive control: a read does reach the upstreams, and the log shows it
+    // (a non-zero `upstream_requests` and the sandbox's executed line).
+    call_ok(&child.client, "query_snowflake", json!({"sql": "SELECT 1"})).await;
     let writes = [
         (
             "query_snowflake",
@@ -166,19 +169,32 @@ async fn write_statements_are_refused_before_any_upstream_request_over_stdio() {
     let (ok, _, stderr) = child.finish().await;
     assert!(ok);
     let audits: Vec<&str> = stderr.lines().filter(|l| l.contains("tool call")).collect();
-    assert_eq!(audits.len(), 6, "one audit event per call:\n{stderr}");
-    for line in &audits {
+    assert_eq!(audits.len(), 7, "one audit event per call:\n{stderr}");
+    let (control, refused) = audits.split_first().expect("audit lines");
+    let requests: u32 = control
+        .split("upstream_requests=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the audit line names upstream_requests: {control}"));
+    assert!(
+        control.contains("outcome=\"ok\"") || control.contains("outcome=ok"),
+        "{control}"
+    );
+    assert!(requests >= 3, "vend, mint and statement: {control}");
+    assert_eq!(
+        stderr.matches("sandbox statement executed").count(),
+        1,
+        "the read ran once and the log shows it:\n{}",
+        lines_with(&stderr, "sandbox statement executed")
+    );
+    for line in refused {
         assert!(line.contains("guard_refused"), "{line}");
         assert!(
             line.contains("upstream_requests=0"),
             "no upstream request: {line}"
         );
     }
-    assert!(
-        !stderr.contains("sandbox statement executed"),
-        "the sandbox ran a statement:\n{}",
-        lines_with(&stderr, "sandbox statement executed")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

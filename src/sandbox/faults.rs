@@ -57,6 +57,25 @@ pub enum Endpoint {
     DatabricksCancel,
 }
 
+impl Endpoint {
+    /// Every emulated endpoint.
+    pub const ALL: [Endpoint; 13] = [
+        Endpoint::ImmutaAuthenticate,
+        Endpoint::ImmutaVend,
+        Endpoint::ImmutaStatus,
+        Endpoint::ImmutaDelete,
+        Endpoint::ImmutaActivity,
+        Endpoint::SnowflakeSubmit,
+        Endpoint::SnowflakeStatus,
+        Endpoint::SnowflakeCancel,
+        Endpoint::DatabricksToken,
+        Endpoint::DatabricksSubmit,
+        Endpoint::DatabricksStatus,
+        Endpoint::DatabricksChunk,
+        Endpoint::DatabricksCancel,
+    ];
+}
+
 /// One injected fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {

@@ -256,6 +256,11 @@ impl SandboxState {
         lock(&self.requests).get(&ep).copied().unwrap_or(0)
     }
 
+    /// Requests received by every endpoint together.
+    pub fn total_requests(&self) -> u64 {
+        lock(&self.requests).values().sum()
+    }
+
     /// Record one request to `ep` (the fault layer does this for every route).
     pub fn record_request(&self, ep: Endpoint, query: Option<&str>, body: &bytes::Bytes) {
         *lock(&self.requests).entry(ep).or_insert(0) += 1;

@@ -40,20 +40,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_immuta-mcp");
 pub const STEP: Duration = Duration::from_secs(30);
 
 /// Every sandbox endpoint (for "no upstream request was made" checks).
-pub const ALL_ENDPOINTS: [Endpoint; 12] = [
-    Endpoint::ImmutaVend,
-    Endpoint::ImmutaStatus,
-    Endpoint::ImmutaDelete,
-    Endpoint::ImmutaActivity,
-    Endpoint::SnowflakeSubmit,
-    Endpoint::SnowflakeStatus,
-    Endpoint::SnowflakeCancel,
-    Endpoint::DatabricksToken,
-    Endpoint::DatabricksSubmit,
-    Endpoint::DatabricksStatus,
-    Endpoint::DatabricksChunk,
-    Endpoint::DatabricksCancel,
-];
+pub const ALL_ENDPOINTS: [Endpoint; 13] = Endpoint::ALL;
 
 /// Await `fut`, failing the test if it takes longer than [`STEP`].
 pub async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
