@@ -41,6 +41,45 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+/// rmcp answers a body that is not a JSON-RPC message with `415` and a plain
+/// text; JSON-RPC 2.0 calls that a parse error (`-32700`), and the MCP
+/// streamable HTTP transport says the server "MUST return an HTTP error status
+/// code (e.g., 400 Bad Request)" whose body "MAY comprise a JSON-RPC error
+/// response that has no id". Rewrite it so a client sees what went wrong.
+async fn parse_errors_as_json_rpc(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    const RMCP_PARSE_FAILURE: &str = "fail to deserialize request body";
+    let response = next.run(request).await;
+    if response.status() != http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(text) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, parts.headers).into_response();
+    };
+    match std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.strip_prefix(RMCP_PARSE_FAILURE))
+    {
+        Some(detail) => (
+            http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": -32700,
+                    "message": format!("Parse error: the request body is not a JSON-RPC message ({})", detail.trim()),
+                },
+            })),
+        )
+            .into_response(),
+        None => axum::response::Response::from_parts(parts, Body::from(text)),
+    }
+}
+
 /// Everything the HTTP app needs besides the MCP handler.
 pub struct HttpSettings {
     /// This server's resource URL, e.g. `http://127.0.0.1:8080/mcp` (the `aud` of accepted tokens).
@@ -110,6 +149,7 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         ))
     };
     let protected = protected
+        .layer(axum::middleware::from_fn(parse_errors_as_json_rpc))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
         .layer(axum::middleware::from_fn_with_state(
             origin,
