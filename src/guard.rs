@@ -1079,7 +1079,7 @@ mod tests {
                 SF,
                 "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"
             )
-            .contains("DELETE")
+            .contains("this is a DELETE")
         );
         assert!(refused(&ro(), DB, "EXPLAIN ANALYZE DELETE FROM t").contains("EXPLAIN of DELETE"));
         assert!(rw().check(SF, "SELECT * INTO t2 FROM t").is_ok());

@@ -157,6 +157,7 @@ async fn two_users_see_their_own_rows_and_masks_through_their_groups() {
     }
 
     // Each executed statement ran as the group vended to its caller.
+    let mut matched = 0;
     for s in sandbox.state.executed() {
         let expected = if s.statement_id == alice.statement_id {
             ALICE
@@ -166,7 +167,9 @@ async fn two_users_see_their_own_rows_and_masks_through_their_groups() {
             continue;
         };
         assert_eq!(s.user, expected);
+        matched += 1;
     }
+    assert_eq!(matched, 2, "both answers name a statement the sandbox ran");
 }
 
 #[tokio::test]
