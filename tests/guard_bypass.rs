@@ -416,7 +416,8 @@ fn every_bypass_case_gets_the_expected_verdict() {
             // so a refusal that should be semantic must not be a parse error.
             (Refused(reason), Err(e)) => {
                 e.to_string().contains(reason)
-                    && (matches!(e, GuardError::Parse { .. }) == reason.contains("could not be parsed"))
+                    && (matches!(e, GuardError::Parse { .. })
+                        == reason.contains("could not be parsed"))
             }
             _ => false,
         };

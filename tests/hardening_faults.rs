@@ -36,6 +36,8 @@ use std::time::Duration;
 
 /// Upper bound of any single tool call in this file (the slowest row needs ~5 s).
 const CALL_BOUND: Duration = Duration::from_secs(45);
+/// `limits.request_timeout_secs` in the test configuration.
+const REQUEST_TIMEOUT_SECS: u64 = 1;
 /// `limits.retry_attempts` in the test configuration.
 const ATTEMPTS: u32 = 3;
 /// Rows run at once (each on its own sandbox).
@@ -95,9 +97,6 @@ struct Row {
     tweak: Tweak,
     scenario: Scenario,
     expect: Expect,
-    /// A known problem, reported to the lead: the row runs and prints, but a
-    /// failure counts as "left open" instead of failing the test.
-    open: Option<&'static str>,
 }
 
 fn status(code: u16, times: u32) -> Fault {
@@ -124,8 +123,16 @@ fn lost(times: u32) -> Fault {
     Fault::LostAnswer { times }
 }
 
-fn latency(ms: u64) -> Fault {
-    Fault::Latency(Duration::from_millis(ms))
+/// Latency well inside `limits.request_timeout_secs` (a fifth of it): the
+/// request must still succeed on a loaded machine.
+fn latency_within_timeout() -> Fault {
+    Fault::Latency(Duration::from_millis(REQUEST_TIMEOUT_SECS * 1000 / 5))
+}
+
+/// Latency past `limits.request_timeout_secs` (one and a half times it): the
+/// request cannot answer in time however fast the machine is.
+fn latency_past_timeout() -> Fault {
+    Fault::Latency(Duration::from_millis(REQUEST_TIMEOUT_SECS * 1500))
 }
 
 fn pending(polls: u32) -> Fault {
@@ -171,7 +178,6 @@ fn fault_row(
         tweak: Tweak::None,
         scenario: Scenario::Faults { warm, faults },
         expect,
-        open: None,
     }
 }
 
@@ -243,7 +249,6 @@ fn pat_limit_held_by_expired_row() -> Row {
         tweak: Tweak::None,
         scenario: Scenario::PatLimitHeldByExpired,
         expect: OK,
-        open: None,
     }
 }
 
@@ -297,12 +302,18 @@ fn matrix() -> Vec<Row> {
                 vec![(ImmutaVend, lost(1))],
                 err(&["Immuta", "after the request was sent", "not repeated"]),
             ),
-            fault_row(p, BOB, false, vec![(ImmutaVend, latency(300))], OK),
+            fault_row(
+                p,
+                BOB,
+                false,
+                vec![(ImmutaVend, latency_within_timeout())],
+                OK,
+            ),
             fault_row(
                 p,
                 ALICE,
                 false,
-                vec![(ImmutaVend, latency(1500))],
+                vec![(ImmutaVend, latency_past_timeout())],
                 err(&["Immuta", "timed out"]),
             ),
             fault_row(p, BOB, false, vec![(ImmutaVend, pending(2))], OK),
@@ -357,12 +368,18 @@ fn matrix() -> Vec<Row> {
             vec![(SnowflakeSubmit, reset(ATTEMPTS))],
             err(&["Snowflake", "unavailable"]),
         ),
-        fault_row(Sf, BOB, true, vec![(SnowflakeSubmit, latency(300))], OK),
+        fault_row(
+            Sf,
+            BOB,
+            true,
+            vec![(SnowflakeSubmit, latency_within_timeout())],
+            OK,
+        ),
         fault_row(
             Sf,
             ALICE,
             true,
-            vec![(SnowflakeSubmit, latency(1500))],
+            vec![(SnowflakeSubmit, latency_past_timeout())],
             err(&["Snowflake", "timed out"]),
         ),
         // Cold: the faults hit the PAT creation (ALTER USER ... ADD PAT) first.
@@ -411,7 +428,7 @@ fn matrix() -> Vec<Row> {
             true,
             vec![
                 (SnowflakeSubmit, pending(2)),
-                (SnowflakeStatus, latency(1500)),
+                (SnowflakeStatus, latency_past_timeout()),
             ],
             err(&["Snowflake", "timed out"]),
         ),
@@ -441,7 +458,6 @@ fn matrix() -> Vec<Row> {
             tweak: Tweak::None,
             scenario: Scenario::ExpireMidQuery { polls: 3 },
             expect: err(&["Snowflake", "rejected the PAT", "not submitted again"]),
-            open: None,
         },
         Row {
             platform: Sf,
@@ -453,7 +469,6 @@ fn matrix() -> Vec<Row> {
                 cycles: 4,
             },
             expect: OK,
-            open: None,
         },
         Row {
             platform: Sf,
@@ -462,7 +477,6 @@ fn matrix() -> Vec<Row> {
             tweak: Tweak::None,
             scenario: Scenario::PatLimitHeldByOther,
             expect: OK,
-            open: None,
         },
         pat_limit_held_by_expired_row(),
     ]);
@@ -489,7 +503,7 @@ fn matrix() -> Vec<Row> {
             Db,
             BOB,
             false,
-            vec![(DatabricksToken, latency(1500))],
+            vec![(DatabricksToken, latency_past_timeout())],
             err(&["Databricks", "timed out"]),
         ),
         fault_row(Db, ALICE, true, vec![(DatabricksSubmit, limited(1, 2))], OK),
@@ -530,12 +544,18 @@ fn matrix() -> Vec<Row> {
             vec![(DatabricksSubmit, lost(1))],
             err(&["Databricks", "after the request was sent", "not repeated"]),
         ),
-        fault_row(Db, ALICE, true, vec![(DatabricksSubmit, latency(300))], OK),
+        fault_row(
+            Db,
+            ALICE,
+            true,
+            vec![(DatabricksSubmit, latency_within_timeout())],
+            OK,
+        ),
         fault_row(
             Db,
             BOB,
             true,
-            vec![(DatabricksSubmit, latency(1500))],
+            vec![(DatabricksSubmit, latency_past_timeout())],
             err(&["Databricks", "timed out"]),
         ),
         fault_row(Db, ALICE, true, vec![(DatabricksSubmit, pending(4))], OK),
@@ -572,7 +592,7 @@ fn matrix() -> Vec<Row> {
             true,
             vec![
                 (DatabricksSubmit, pending(2)),
-                (DatabricksStatus, latency(1500)),
+                (DatabricksStatus, latency_past_timeout()),
             ],
             err(&["Databricks", "timed out"]),
         ),
@@ -600,7 +620,6 @@ fn matrix() -> Vec<Row> {
             tweak: Tweak::None,
             scenario: Scenario::ExpireMidQuery { polls: 3 },
             expect: err(&["Databricks", "rejected the token"]),
-            open: None,
         },
     ]);
     rows
@@ -659,7 +678,7 @@ impl Harness {
         .await
         .map_err(|e| format!("sandbox: {e}"))?;
         let mut cfg = sandbox.client_config();
-        cfg.limits.request_timeout_secs = 1;
+        cfg.limits.request_timeout_secs = REQUEST_TIMEOUT_SECS;
         cfg.limits.retry_attempts = ATTEMPTS;
         if let Some(immuta) = cfg.immuta.as_mut() {
             immuta.pending_timeout_secs = 1;
@@ -972,13 +991,10 @@ async fn fault_matrix_succeeds_or_fails_clearly_and_never_crosses_identities() {
 
     println!("\nfault matrix (platform | user | fault | expected -> outcome)");
     let mut failed = Vec::new();
-    let mut open = Vec::new();
     for (row, outcome) in &results {
-        let (mark, detail) = match (outcome, row.open) {
-            (Ok(what), None) => ("PASS", what.clone()),
-            (Ok(what), Some(_)) => ("PASS", format!("{what} (fixed: drop its open mark)")),
-            (Err(why), None) => ("FAIL", why.clone()),
-            (Err(why), Some(known)) => ("OPEN", format!("{known}: {why}")),
+        let (mark, detail) = match outcome {
+            Ok(what) => ("PASS", what.clone()),
+            Err(why) => ("FAIL", why.clone()),
         };
         let detail: String = detail.chars().take(160).collect();
         println!(
@@ -988,18 +1004,13 @@ async fn fault_matrix_succeeds_or_fails_clearly_and_never_crosses_identities() {
             row.what,
             expect_name(&row.expect),
         );
-        match (outcome, row.open) {
-            (Err(_), None) => {
-                failed.push(format!("{} {}: {detail}", row.platform.as_str(), row.what))
-            }
-            (Err(_), Some(_)) => open.push(row.what.clone()),
-            _ => {}
+        if outcome.is_err() {
+            failed.push(format!("{} {}: {detail}", row.platform.as_str(), row.what));
         }
     }
-    let passed = tried - failed.len() - open.len();
+    let passed = tried - failed.len();
     println!(
-        "fault matrix: {tried} cases tried, {passed} passed, {} left open, {} failed",
-        open.len(),
+        "fault matrix: {tried} cases tried, {passed} passed, {} failed",
         failed.len()
     );
     assert!(
@@ -1010,7 +1021,7 @@ async fn fault_matrix_succeeds_or_fails_clearly_and_never_crosses_identities() {
     );
 }
 
-/// Run one row on its own and fail on any deviation (open mark or not).
+/// Run one row on its own and fail on any deviation.
 async fn assert_row(row: Row) {
     let (row, outcome) = run_row(row).await;
     if let Err(why) = outcome {

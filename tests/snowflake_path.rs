@@ -705,6 +705,26 @@ async fn a_failed_mint_drops_the_vended_role() {
     env.assert_no_foreign_identity();
 }
 
+/// A log sink for one test thread (`tracing::subscriber::set_default`).
+#[derive(Clone, Default)]
+struct LogLines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn with_drop_unused_vends_off_a_failed_mint_leaves_the_role_to_expire() {
     // Production default: DELETE may drop every role of the agent, so it is not sent.
@@ -720,10 +740,37 @@ async fn with_drop_unused_vends_off_a_failed_mint_leaves_the_role_to_expire() {
             times: 1,
         },
     );
+    // The decision is made on the calling task (this test's thread): with the
+    // flag on, a DELETE task is spawned instead of this line being logged.
+    let logs = LogLines::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
     let ctx = CallContext::new("alice@example.com", "query_snowflake");
-    let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
+    let err = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err()
+    };
     assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        logs.text()
+            .contains("leaving the unused vended role to expire with its TTL"),
+        "the unused role was left to expire:\n{}",
+        logs.text()
+    );
+    let role = ctx.facts().vended_role.expect("the role was vended");
+    assert_eq!(
+        env.sandbox
+            .state
+            .engine
+            .role_user(Platform::Snowflake, &role)
+            .as_deref(),
+        Some("alice@example.com"),
+        "the vended role is still bound to alice"
+    );
     assert_eq!(
         env.requests(Endpoint::ImmutaDelete),
         0,
