@@ -315,9 +315,12 @@ async fn delete_drops_the_vended_roles() {
 #[tokio::test]
 async fn activity_lists_vends_with_paging_search_and_dates() {
     let (sb, http) = start().await;
+    // The UTC days the vends happened on (two when the test crosses midnight).
+    let first_day = chrono::Utc::now().date_naive();
     let first = vend_ok(&sb, &http, ALICE, 10).await;
     let bob = vend_ok(&sb, &http, BOB, 10).await;
     let third = vend_ok(&sb, &http, ALICE, 10).await;
+    let last_day = chrono::Utc::now().date_naive();
     let page = |resp: reqwest::Response| async move {
         assert_eq!(resp.status(), StatusCode::OK);
         let page: ActivityPage = resp.json().await.unwrap();
@@ -352,10 +355,9 @@ async fn activity_lists_vends_with_paging_search_and_dates() {
             .is_empty()
     );
 
-    let today = chrono::Utc::now().date_naive();
-    let yesterday = today.pred_opt().unwrap();
-    let tomorrow = today.succ_opt().unwrap();
-    let q = format!("?startDate={today}&endDate={today}");
+    let yesterday = first_day.pred_opt().unwrap();
+    let tomorrow = last_day.succ_opt().unwrap();
+    let q = format!("?startDate={first_day}&endDate={last_day}");
     assert_eq!(page(activity(&sb, &http, &q).await).await.len(), 3);
     assert!(
         page(activity(&sb, &http, &format!("?endDate={yesterday}")).await)
