@@ -6,7 +6,7 @@
 //! header and body is visible.
 
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
-use immuta_mcp::sandbox::{Endpoint, Sandbox, SandboxOptions};
+use immuta_mcp::sandbox::{Sandbox, SandboxOptions};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
