@@ -23,3 +23,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod snowflake;
+pub mod tool_schema;

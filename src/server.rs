@@ -16,7 +16,7 @@ use crate::query::{
     CallContext, GovernedQuery, ProgressSink, QueryError, QueryParameter, QueryRequest,
 };
 use crate::result::{Platform, ResultSet};
-use rmcp::handler::server::common::{schema_for_output, schema_for_type};
+use crate::tool_schema;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
@@ -575,7 +575,7 @@ pub fn list_tables_sql(
     })
 }
 
-fn tool_definitions(read_only: bool) -> Vec<Tool> {
+pub(crate) fn tool_definitions(read_only: bool) -> Vec<Tool> {
     let mode = if read_only {
         "Only read statements run (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), one statement per call."
     } else {
@@ -592,7 +592,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
         .read_only(true)
         .destructive(false)
         .open_world(true);
-    let result_schema = schema_for_output::<ResultSet>();
+    let result_schema = tool_schema::output::<ResultSet>();
     vec![
         Tool::new(
             QUERY_SNOWFLAKE,
@@ -601,7 +601,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
                  typed columns and rows (structuredContent) and as a text table; `truncated` says more rows exist \
                  than `max_rows`."
             ),
-            schema_for_type::<SnowflakeQueryArgs>(),
+            tool_schema::input::<SnowflakeQueryArgs>(),
         )
         .with_title("Query Snowflake (governed by Immuta)")
         .with_raw_output_schema(result_schema.clone())
@@ -613,7 +613,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
                  come back as typed columns and rows (structuredContent) and as a text table; `truncated` says more \
                  rows exist than `max_rows`."
             ),
-            schema_for_type::<DatabricksQueryArgs>(),
+            tool_schema::input::<DatabricksQueryArgs>(),
         )
         .with_title("Query Databricks (governed by Immuta)")
         .with_raw_output_schema(result_schema.clone())
@@ -622,7 +622,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
             LIST_TABLES,
             "List the tables the current user can read on one platform (optionally within one database/catalog and \
              schema). Use it before writing a query.",
-            schema_for_type::<ListTablesArgs>(),
+            tool_schema::input::<ListTablesArgs>(),
         )
         .with_title("List readable tables")
         .with_raw_output_schema(result_schema.clone())
@@ -630,7 +630,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
         Tool::new(
             DESCRIBE_TABLE,
             "Describe the columns of one table the current user can read (name and type per column).",
-            schema_for_type::<DescribeTableArgs>(),
+            tool_schema::input::<DescribeTableArgs>(),
         )
         .with_title("Describe a table")
         .with_raw_output_schema(result_schema)
@@ -638,10 +638,10 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
         Tool::new(
             WHOAMI,
             "Report which end user this server acts for and which platforms are configured. Never returns secrets.",
-            schema_for_type::<NoArgs>(),
+            tool_schema::input::<NoArgs>(),
         )
         .with_title("Who am I")
-        .with_raw_output_schema(schema_for_output::<WhoAmI>())
+        .with_raw_output_schema(tool_schema::output::<WhoAmI>())
         .with_annotations(ToolAnnotations::new().read_only(true).destructive(false).open_world(false)),
     ]
 }
