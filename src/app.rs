@@ -9,6 +9,7 @@ use crate::databricks::DatabricksGoverned;
 use crate::guard::SqlGuard;
 use crate::http::{HttpSettings, ServeLimits, app, serve};
 use crate::identity::http::{BearerAuth, resource_metadata_url};
+use crate::identity::scopes::ScopePolicy;
 use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
 use crate::immuta::ImmutaClient;
 use crate::query::GovernedQuery;
@@ -207,6 +208,11 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
         stateful_sessions: cfg.server.stateful_sessions,
         max_sessions_per_user: cfg.server.max_sessions_per_user,
         max_sessions: cfg.server.max_sessions,
+        scopes: ScopePolicy {
+            required: oauth.required_scopes.clone(),
+            per_tool: oauth.tool_scopes.clone(),
+            resource_metadata_url: resource_metadata_url(&resource_url),
+        },
         shutdown: shutdown.clone(),
     };
     let router = app(server, auth, &settings);

@@ -298,6 +298,14 @@ pub struct OAuthConfig {
     /// fail, seconds (at least `jwks_cache_secs`). Past that, tokens are refused with 503.
     #[serde(default = "default_jwks_max_stale")]
     pub jwks_max_stale_secs: u64,
+    /// OAuth scopes every request to `/mcp` needs (from the token's `scope` or `scp`
+    /// claim). Empty (default): none.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// Further scopes per tool, e.g. `query_snowflake = ["sql:snowflake"]`; a call of
+    /// that tool without them gets 403 `insufficient_scope`.
+    #[serde(default)]
+    pub tool_scopes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl OAuthConfig {
@@ -315,6 +323,8 @@ impl OAuthConfig {
             max_token_age_secs: None,
             required_typ: None,
             jwks_max_stale_secs: default_jwks_max_stale(),
+            required_scopes: Vec::new(),
+            tool_scopes: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -716,6 +726,8 @@ impl Config {
         }
         if let Some(o) = &self.identity.oauth {
             secure_url("identity.oauth.jwks_url", &o.jwks_url, "")?;
+            crate::identity::scopes::validate(&o.required_scopes, &o.tool_scopes)
+                .map_err(|(key, message)| invalid(&key, &message))?;
         }
         self.server.validate()?;
         if self.limits.default_max_rows == 0

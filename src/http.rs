@@ -1,7 +1,8 @@
 //! The HTTP face of the server: `/mcp` (streamable HTTP, bearer-protected),
 //! `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728) and `/healthz`.
 //!
-//! Layer order on `/mcp`: Origin check → bearer verification → rmcp's
+//! Layer order on `/mcp`: Origin check → bearer verification → scopes
+//! ([`require_scopes`]: 403 `insufficient_scope`) → parse errors as JSON-RPC → rmcp's
 //! `StreamableHttpService`, which hands each request's `http::request::Parts`
 //! (with the [`VerifiedUser`](crate::identity::VerifiedUser) the middleware
 //! inserted) to the tool call. The identity is read per request; a session id
@@ -22,6 +23,7 @@ use crate::identity::http::{
     BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin,
     require_bearer,
 };
+use crate::identity::scopes::{ScopePolicy, require_scopes};
 use crate::identity::session::{OwnedSessionManager, SessionOwners, bind_session_to_user};
 use crate::server::GovernedServer;
 use axum::Router;
@@ -93,6 +95,8 @@ pub struct HttpSettings {
     pub max_sessions_per_user: usize,
     /// Live sessions over all users (stateful mode).
     pub max_sessions: usize,
+    /// OAuth scopes required of every request and per tool.
+    pub scopes: ScopePolicy,
     /// Stops the MCP service's sessions on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -150,6 +154,10 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
     };
     let protected = protected
         .layer(axum::middleware::from_fn(parse_errors_as_json_rpc))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(settings.scopes.clone()),
+            require_scopes,
+        ))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
         .layer(axum::middleware::from_fn_with_state(
             origin,
@@ -162,10 +170,15 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         .unwrap_or_else(|| "/mcp".to_string());
     Router::new()
         .nest_service(&mcp_path, protected)
-        .merge(metadata_router(ProtectedResourceMetadata::new(
-            settings.resource_url.clone(),
-            settings.issuer.clone(),
-        )))
+        .merge(metadata_router({
+            let mut meta = ProtectedResourceMetadata::new(
+                settings.resource_url.clone(),
+                settings.issuer.clone(),
+            );
+            let supported = settings.scopes.supported();
+            meta.scopes_supported = (!supported.is_empty()).then_some(supported);
+            meta
+        }))
         .route("/healthz", get(|| async { "ok" }))
 }
 

@@ -36,6 +36,14 @@ pub const QUERY_DATABRICKS: &str = "query_databricks";
 pub const LIST_TABLES: &str = "list_tables";
 pub const DESCRIBE_TABLE: &str = "describe_table";
 pub const WHOAMI: &str = "whoami";
+/// Every tool this server offers.
+pub const TOOL_NAMES: &[&str] = &[
+    QUERY_SNOWFLAKE,
+    QUERY_DATABRICKS,
+    LIST_TABLES,
+    DESCRIBE_TABLE,
+    WHOAMI,
+];
 
 /// Arguments of `query_snowflake`.
 #[derive(Debug, Deserialize, JsonSchema)]

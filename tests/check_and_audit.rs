@@ -71,6 +71,7 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
         subject: "alice@example.com".into(),
         issuer: CONFIG_ISSUER.into(),
         source: IdentitySource::StdioConfig,
+        scopes: Vec::new(),
     };
     let server = app::build_server(&cfg, &platforms, UserSource::Fixed(alice.clone()));
     let buffer = Buffer::default();

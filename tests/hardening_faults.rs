@@ -631,6 +631,7 @@ fn verified(user: &str) -> VerifiedUser {
         subject: user.into(),
         issuer: CONFIG_ISSUER.into(),
         source: IdentitySource::StdioConfig,
+        scopes: Vec::new(),
     }
 }
 

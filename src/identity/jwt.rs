@@ -245,6 +245,7 @@ impl JwtVerifier {
             subject,
             issuer: self.inner.issuer.clone(),
             source: IdentitySource::HttpBearer,
+            scopes: crate::identity::scopes::granted(&claims),
         })
     }
 

@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod jwt;
+pub mod scopes;
 pub mod session;
 
 pub use jwt::JwtVerifier;
@@ -50,6 +51,8 @@ pub struct VerifiedUser {
     /// The token's `iss` (`"local-config"` for [`IdentitySource::StdioConfig`]).
     pub issuer: String,
     pub source: IdentitySource,
+    /// OAuth scopes the bearer token granted (`scope` / `scp`); empty on stdio.
+    pub scopes: Vec<String>,
 }
 
 /// Issuer recorded for users taken from the configuration file.
@@ -151,6 +154,7 @@ pub async fn resolve_stdio_user(
             subject: user.to_string(),
             issuer: CONFIG_ISSUER.into(),
             source: IdentitySource::StdioConfig,
+            scopes: Vec::new(),
         }),
         None => Err(AuthError::NotConfigured(
             "no stdio user: set identity.stdio_user (or IMMUTA_MCP_USER), \
