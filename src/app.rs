@@ -4,6 +4,7 @@
 //! This is the only module that knows how the pieces fit together; `main.rs`
 //! only parses the command line and calls in here.
 
+use crate::allowlist::AllowList;
 use crate::config::{Config, IdentityConfig, OAuthConfig};
 use crate::databricks::DatabricksGoverned;
 use crate::guard::SqlGuard;
@@ -102,6 +103,9 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
             .clone()
             .map(|d| d as Arc<dyn GovernedQuery>),
         SqlGuard::new(cfg.guard.read_only, cfg.limits.max_sql_bytes),
+        // A configuration that passed `validate` always has a valid list; an
+        // unvalidated one that does not, allows nothing (fail closed).
+        AllowList::from_config(cfg).unwrap_or_else(|_| AllowList::nothing()),
         cfg.limits.clone(),
         users,
     )

@@ -590,12 +590,30 @@ pub struct GuardConfig {
     /// Only read statements (SELECT/WITH/SHOW/DESCRIBE/EXPLAIN) may run. Default true.
     #[serde(default = "default_true")]
     pub read_only: bool,
+    /// Which databases/catalogs and schemas the tools may touch (default: all).
+    #[serde(default)]
+    pub allow: AllowConfig,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self { read_only: true }
+        Self {
+            read_only: true,
+            allow: AllowConfig::default(),
+        }
     }
+}
+
+/// `[guard.allow]`: per platform, a list of `DATABASE`, `DATABASE.*` or
+/// `DATABASE.SCHEMA` (Databricks: catalogs). Unset: no restriction; an empty
+/// list allows nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AllowConfig {
+    #[serde(default)]
+    pub snowflake: Option<Vec<String>>,
+    #[serde(default)]
+    pub databricks: Option<Vec<String>>,
 }
 
 impl Config {
@@ -730,6 +748,12 @@ impl Config {
                 .map_err(|(key, message)| invalid(&key, &message))?;
         }
         self.server.validate()?;
+        crate::allowlist::AllowList::from_config(self).map_err(|message| {
+            let (key, message) = message
+                .split_once(": ")
+                .unwrap_or(("guard.allow", &message));
+            invalid(key, message)
+        })?;
         if self.limits.default_max_rows == 0
             || self.limits.default_max_rows > self.limits.max_rows_cap
         {

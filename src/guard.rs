@@ -314,7 +314,7 @@ const WRITE_VERBS: &[&str] = &[
     "EXPORT", "UNLOAD", "DECLARE", "REPAIR", "FSCK", "CLONE", "SYNC",
 ];
 
-fn dialect_for(platform: Platform) -> &'static dyn Dialect {
+pub(crate) fn dialect_for(platform: Platform) -> &'static dyn Dialect {
     match platform {
         Platform::Snowflake => &SnowflakeDialect,
         Platform::Databricks => &DatabricksDialect,

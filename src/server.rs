@@ -8,6 +8,7 @@
 //! argument; the user comes from the transport (stdio configuration or the
 //! HTTP request's verified bearer token).
 
+use crate::allowlist::AllowList;
 use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
 use crate::guard::SqlGuard;
@@ -137,6 +138,7 @@ struct Inner {
     snowflake: Option<Arc<dyn GovernedQuery>>,
     databricks: Option<Arc<dyn GovernedQuery>>,
     guard: SqlGuard,
+    allow: AllowList,
     limits: Limits,
     users: UserSource,
     tools: Vec<Tool>,
@@ -153,6 +155,7 @@ impl GovernedServer {
         snowflake: Option<Arc<dyn GovernedQuery>>,
         databricks: Option<Arc<dyn GovernedQuery>>,
         guard: SqlGuard,
+        allow: AllowList,
         limits: Limits,
         users: UserSource,
     ) -> Self {
@@ -162,6 +165,7 @@ impl GovernedServer {
                 snowflake,
                 databricks,
                 guard,
+                allow,
                 limits,
                 users,
                 tools,
@@ -313,7 +317,8 @@ impl GovernedServer {
                     max_bytes: self.inner.limits.max_result_bytes,
                     parameters: Vec::new(),
                 };
-                self.run(Platform::Snowflake, request, call).await
+                self.run(Platform::Snowflake, request, call, AllowCheck::Sql)
+                    .await
             }
             QUERY_DATABRICKS => {
                 let a: DatabricksQueryArgs = parse_args(tool, arguments)?;
@@ -327,24 +332,49 @@ impl GovernedServer {
                     max_bytes: self.inner.limits.max_result_bytes,
                     parameters: Vec::new(),
                 };
-                self.run(Platform::Databricks, request, call).await
+                self.run(Platform::Databricks, request, call, AllowCheck::Sql)
+                    .await
             }
             LIST_TABLES => {
                 let a: ListTablesArgs = parse_args(tool, arguments)?;
                 let (sql, parameters) =
                     list_tables_sql(a.platform, a.database.as_deref(), a.schema.as_deref())
                         .map_err(Failure::bad_input)?;
+                self.inner
+                    .allow
+                    .check_namespace(a.platform, a.database.as_deref(), a.schema.as_deref())
+                    .map_err(|e| Failure::not_allowed(a.platform, e))?;
                 let request = QueryRequest {
                     parameters,
                     ..self.catalog_request(sql)
                 };
-                self.run(a.platform, request, call).await
+                // The catalog query itself is the server's; its rows are filtered instead.
+                match self
+                    .run(a.platform, request, call, AllowCheck::ServerSql)
+                    .await?
+                {
+                    Dispatched::Rows(platform, rs) => Ok(Dispatched::Rows(
+                        platform,
+                        self.inner.allow.filter_listing(platform, rs),
+                    )),
+                    other => Ok(other),
+                }
             }
             DESCRIBE_TABLE => {
                 let a: DescribeTableArgs = parse_args(tool, arguments)?;
                 let name = validate_table_name(a.platform, &a.table).map_err(Failure::bad_input)?;
+                self.inner
+                    .allow
+                    .check_table(a.platform, &name)
+                    .map_err(|e| Failure::not_allowed(a.platform, e))?;
                 let sql = format!("DESCRIBE TABLE {name}");
-                self.run(a.platform, self.catalog_request(sql), call).await
+                self.run(
+                    a.platform,
+                    self.catalog_request(sql),
+                    call,
+                    AllowCheck::ServerSql,
+                )
+                .await
             }
             WHOAMI => {
                 let _: NoArgs = parse_args(tool, arguments)?;
@@ -386,6 +416,7 @@ impl GovernedServer {
         platform: Platform,
         request: QueryRequest,
         call: &CallContext,
+        allow: AllowCheck,
     ) -> Result<Dispatched, Failure> {
         let tool_platform = platform.as_str();
         self.inner
@@ -396,6 +427,17 @@ impl GovernedServer {
                 kind: "guard_refused",
                 message: format!("refused by the SQL guard: {e}"),
             })?;
+        if allow == AllowCheck::Sql {
+            self.inner
+                .allow
+                .check_sql(
+                    platform,
+                    &request.sql,
+                    request.database.as_deref(),
+                    request.schema.as_deref(),
+                )
+                .map_err(|e| Failure::not_allowed(platform, e))?;
+        }
         let Some(path) = self.platform(platform) else {
             return Err(Failure::Tool {
                 platform: tool_platform,
@@ -412,6 +454,16 @@ impl GovernedServer {
             }),
         }
     }
+}
+
+/// Whether [`GovernedServer::run`] checks the SQL against the allow-list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AllowCheck {
+    /// The statement comes from the model (or names a table the model chose).
+    Sql,
+    /// The server's own catalog query, on names already checked; a listing's
+    /// answer is filtered instead.
+    ServerSql,
 }
 
 enum Dispatched {
@@ -431,6 +483,14 @@ enum Failure {
 }
 
 impl Failure {
+    fn not_allowed(platform: Platform, error: crate::allowlist::AllowError) -> Self {
+        Failure::Tool {
+            platform: platform.as_str(),
+            kind: "not_allowed",
+            message: format!("refused by the operator's allow-list: {error}"),
+        }
+    }
+
     fn bad_input(message: String) -> Self {
         Failure::Tool {
             platform: "-",
