@@ -896,6 +896,24 @@ fn secure_url(key: &str, value: &str, hint: &str) -> Result<url::Url, ConfigErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_example_config_parses_and_validates_with_its_commented_keys_on() {
+        let example = include_str!("../immuta-mcp.example.toml");
+        let cfg = Config::parse(example).expect("the example parses");
+        cfg.validate().expect("the example validates");
+        // The optional sections shown commented out parse too.
+        let uncommented = example
+            .replace("# [guard.allow]", "[guard.allow]")
+            .replace("# snowflake = [\"SALES", "snowflake = [\"SALES")
+            .replace("# databricks = [\"main", "databricks = [\"main");
+        let cfg = Config::parse(&uncommented).expect("the allow-list example parses");
+        assert_eq!(
+            cfg.guard.allow.databricks,
+            Some(vec!["main.sales".to_string()])
+        );
+        cfg.validate().expect("and validates");
+    }
+
     use super::*;
 
     const SAMPLE: &str = r#"
