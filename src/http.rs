@@ -82,6 +82,23 @@ async fn parse_errors_as_json_rpc(
     }
 }
 
+/// rmcp answers a successful session `DELETE` with `202 Accepted`; the
+/// session is gone at that point, and clients read 200/204 as success (the
+/// Python SDK logs "Session termination failed: 202" otherwise). The MCP
+/// transport names no success code, so say what happened: `204 No Content`.
+async fn session_delete_answers_no_content(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let is_delete = request.method() == http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == http::StatusCode::ACCEPTED {
+        *response.status_mut() = http::StatusCode::NO_CONTENT;
+        *response.body_mut() = Body::empty();
+    }
+    response
+}
+
 /// Everything the HTTP app needs besides the MCP handler.
 pub struct HttpSettings {
     /// This server's resource URL, e.g. `http://127.0.0.1:8080/mcp` (the `aud` of accepted tokens).
@@ -154,6 +171,7 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
     };
     let protected = protected
         .layer(axum::middleware::from_fn(parse_errors_as_json_rpc))
+        .layer(axum::middleware::from_fn(session_delete_answers_no_content))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(settings.scopes.clone()),
             require_scopes,

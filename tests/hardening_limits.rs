@@ -206,7 +206,11 @@ async fn sessions_are_capped_per_user_and_globally_and_closing_frees_a_slot() {
         .send()
         .await
         .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(
+        deleted.status(),
+        204,
+        "a closed session is answered 204 No Content"
+    );
     let (status, _, body) = initialize(&env, ALICE).await;
     assert_eq!(status, 200, "{body}");
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set up the independent MCP client that
+# tests/interop_python.rs drives (the official Python SDK, pinned in
+# tests/interop/requirements.txt, in a venv under target/), then cargo test.
+# Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/interop-venv
+if ! "$venv/bin/python" -c "import mcp" 2>/dev/null; then
+  echo "setting up the Python MCP client for the interop tests in $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+fi
+exec cargo test --locked "$@"
