@@ -142,7 +142,7 @@ pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
     tracing::info!(user = ?user.user_id, source = ?user.source, "serving MCP over stdio");
     let server = build_server(cfg, &platforms, UserSource::Fixed(user));
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(crate::stdio::transport())
         .await
         .map_err(|e| AppError::Transport(e.to_string()))?;
     running

@@ -24,4 +24,5 @@ pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod snowflake;
+pub mod stdio;
 pub mod tool_schema;

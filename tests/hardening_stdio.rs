@@ -1,5 +1,7 @@
 //! Bad input over stdio (issue 6): invalid UTF-8 and non-JSON lines do not
-//! crash the server or poison the session; the next valid request is served.
+//! crash the server or poison the session; each gets a JSON-RPC error with
+//! `id: null` (-32700 parse error, -32600 for JSON that is no message), and
+//! the next valid request is served.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,6 +29,8 @@ async fn invalid_utf8_and_garbage_lines_leave_the_stdio_server_serving() {
     send(b"\n").await;
     send(b"{ this is not json\n").await;
     send(b"\xc3\x28\n").await;
+    send(br#"{"hello": "not a message"}"#).await;
+    send(b"\n").await;
     send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
     send(b"\n").await;
     send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query_databricks","arguments":{"sql":"SELECT COUNT(*) AS n FROM main.sales.orders"}}}"#).await;
@@ -60,6 +64,17 @@ async fn invalid_utf8_and_garbage_lines_leave_the_stdio_server_serving() {
     assert_eq!(
         call["result"]["structuredContent"]["rows"][0][0], 6,
         "bob counts all demo orders: {call}"
+    );
+    // The three bad lines were answered, not dropped, and before the call's answer.
+    let errors: Vec<i64> = answers
+        .iter()
+        .filter(|v| v["id"].is_null())
+        .map(|v| v["error"]["code"].as_i64().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        errors,
+        [-32700, -32700, -32700, -32600],
+        "one error per bad line: {answers:?}"
     );
     drop(stdin);
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
