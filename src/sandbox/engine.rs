@@ -36,6 +36,8 @@
 //! - VARIANT/OBJECT/ARRAY, Databricks ARRAY<..>/MAP<..>/STRUCT<..> → `Text` (compact JSON)
 //! - BINARY → `Blob`
 //!
+//! [`EngineColumn::inferred_type`] carries the platform type the dialect
+//! translation ([`crate::sandbox::dialect`]) infers for computed columns.
 //! [`EngineColumn::declared_type`] carries the fixture's native type for a
 //! plain column reference (also through views, subqueries and CTEs, and for
 //! masked columns), `None` for computed expressions. SQLite's declared type of
@@ -87,6 +89,9 @@ pub struct EngineColumn {
     pub name: String,
     /// The fixture's native type for a plain column reference; None for computed expressions.
     pub declared_type: Option<String>,
+    /// The platform type the dialect translation infers for a computed column
+    /// (`DATE_TRUNC` → DATE, `COUNT_IF` → NUMBER(18,0), ...); None when unknown.
+    pub inferred_type: Option<String>,
     pub nullable: bool,
 }
 
@@ -1244,9 +1249,8 @@ impl Inner {
                 let meta = c.decl_type().and_then(|d| self.decl_meta(d));
                 EngineColumn {
                     name: c.name().to_string(),
-                    declared_type: meta
-                        .map(|m| m.native_type.clone())
-                        .or_else(|| inferred.get(i).cloned().flatten()),
+                    declared_type: meta.map(|m| m.native_type.clone()),
+                    inferred_type: inferred.get(i).cloned().flatten(),
                     nullable: meta.is_none_or(|m| m.nullable),
                 }
             })
@@ -1398,6 +1402,7 @@ impl Inner {
         let col = |name: &str, ty: &str, nullable: bool| EngineColumn {
             name: name.into(),
             declared_type: Some(ty.into()),
+            inferred_type: None,
             nullable,
         };
         match platform {
@@ -1471,6 +1476,7 @@ impl Inner {
         let col = |name: &str, ty: &str, nullable: bool| EngineColumn {
             name: name.into(),
             declared_type: Some(ty.into()),
+            inferred_type: None,
             nullable,
         };
         Ok(match platform {

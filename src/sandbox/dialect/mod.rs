@@ -1109,18 +1109,11 @@ fn flatten_factor(factor: &mut TableFactor) -> Result<(), DialectError> {
             });
             (arg, alias.clone())
         }
-        TableFactor::TableFunction { expr, alias } => {
-            let arg = match expr {
-                Expr::Function(f) if fname(f) == "flatten" => match &f.args {
-                    FunctionArguments::List(l) => named_arg(&l.args, "input")
-                        .or_else(|| positional(f).into_iter().next()),
-                    _ => None,
-                },
-                _ => {
-                    return Err(DialectError::Unsupported(format!("TABLE({expr})")));
-                }
-            };
-            (arg, alias.clone())
+        // `TABLE(...)` stays refused: only `[LATERAL] FLATTEN(INPUT => ..)` is translated.
+        TableFactor::TableFunction { expr, .. } => {
+            return Err(DialectError::Unsupported(format!(
+                "table function TABLE({expr}); write LATERAL FLATTEN(INPUT => ..)"
+            )));
         }
         TableFactor::NestedJoin {
             table_with_joins, ..
