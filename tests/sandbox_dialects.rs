@@ -204,3 +204,209 @@ fn databricks_corpus() {
     assert!(cases.len() >= 60, "the corpus keeps at least 60 queries");
     run_corpus(Platform::Databricks, "g-bob", &cases);
 }
+
+// ---------------------------------------------------------------------------
+// Policies hold through the dialect functions
+// ---------------------------------------------------------------------------
+
+/// Every cell of an answer, as text (for "no real value leaks" checks).
+fn cells(answer: &Answer) -> Vec<String> {
+    answer
+        .rows
+        .iter()
+        .flatten()
+        .map(|c| c.clone().unwrap_or_else(|| "NULL".into()))
+        .collect()
+}
+
+fn assert_no_email(answer: &Answer, what: &str) {
+    for c in cells(answer) {
+        assert!(
+            !c.contains('@') && !c.contains("example."),
+            "{what}: a masked e-mail leaked: {c}"
+        );
+    }
+}
+
+fn sf_alice(sql: &str) -> Answer {
+    let engine = engine_for(&Fixture::demo());
+    run(&engine, Platform::Snowflake, "R_ALICE", sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn db_alice(sql: &str) -> Answer {
+    let engine = engine_for(&Fixture::demo());
+    run(&engine, Platform::Databricks, "g-alice", sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[test]
+fn snowflake_masks_hold_in_listagg_windows_qualify_and_string_functions() {
+    let a = sf_alice(
+        "SELECT LISTAGG(EMAIL, ',') WITHIN GROUP (ORDER BY ORDER_ID) AS e, ARRAY_AGG(EMAIL) AS a FROM ORDERS",
+    );
+    assert_eq!(a.rows[0][0].as_deref(), Some("***,***,***,***"));
+    assert_no_email(&a, "LISTAGG/ARRAY_AGG");
+
+    let w = sf_alice(
+        "SELECT FIRST_VALUE(EMAIL) OVER (ORDER BY ORDER_ID) AS f, LAG(EMAIL) OVER (ORDER BY ORDER_ID) AS l, MAX(EMAIL) OVER () AS m FROM ORDERS ORDER BY ORDER_ID",
+    );
+    assert_eq!(w.rows.len(), 4, "EU rows only");
+    assert_no_email(&w, "window functions");
+
+    let q = sf_alice("SELECT ORDER_ID, EMAIL FROM ORDERS QUALIFY EMAIL LIKE 'anna%'");
+    assert!(q.rows.is_empty(), "QUALIFY cannot see the real value");
+    let q = sf_alice(
+        "SELECT EMAIL, ROW_NUMBER() OVER (ORDER BY EMAIL) AS rn FROM ORDERS QUALIFY rn = 1",
+    );
+    assert_eq!(q.rows[0][0].as_deref(), Some("***"));
+
+    let f = sf_alice(
+        "SELECT SPLIT_PART(EMAIL, '@', 2) AS d, REGEXP_SUBSTR(EMAIL, '@.*') AS r, LENGTH(EMAIL) AS l, PARSE_JSON('\"' || EMAIL || '\"')::string AS p, TO_VARCHAR(EMAIL) AS t, UPPER(EMAIL) AS u, INITCAP(EMAIL) AS i, DECODE(EMAIL, 'anna.schmidt@example.de', 'anna', 'other') AS who FROM CUSTOMERS ORDER BY CUSTOMER_ID",
+    );
+    assert_no_email(&f, "string functions");
+    for row in &f.rows {
+        assert_eq!(row[2].as_deref(), Some("3"), "LENGTH of the mask");
+        assert_eq!(row[7].as_deref(), Some("other"), "DECODE sees only the mask");
+    }
+}
+
+#[test]
+fn snowflake_joins_and_filters_hold_through_flatten_and_aggregates() {
+    // Joining on a masked column matches masks, never real values.
+    let j = sf_alice(
+        "SELECT c.NAME, o.ORDER_ID, o.EMAIL FROM CUSTOMERS c JOIN ORDERS o ON o.EMAIL = c.EMAIL",
+    );
+    assert_no_email(&j, "join on a masked column");
+    assert_eq!(j.rows.len(), 3 * 4, "every EU customer matches every EU order's mask");
+
+    // Filtered rows stay invisible through FLATTEN, MEDIAN and ARRAY_AGG.
+    let f = sf_alice(
+        "SELECT COUNT(*) AS n, ARRAY_AGG(DISTINCT o.REGION) AS r FROM ORDERS o, LATERAL FLATTEN(input => o.DETAILS:items) f",
+    );
+    assert_eq!(f.rows, vec![vec![Some("6".into()), Some("[\"EU\"]".into())]]);
+    let m = sf_alice("SELECT MEDIAN(AMOUNT) AS m, COUNT_IF(REGION <> 'EU') AS other FROM ORDERS");
+    assert_eq!(
+        m.rows,
+        vec![vec![Some("105.24500".into()), Some("0".into())]]
+    );
+    let g = sf_alice(
+        "SELECT REGION, COUNT(*) AS n FROM ORDERS GROUP BY ALL QUALIFY SUM(n) OVER () > 0",
+    );
+    assert_eq!(g.rows, vec![vec![Some("EU".into()), Some("4".into())]]);
+}
+
+#[test]
+fn databricks_masks_and_filters_hold_through_collect_list_percentiles_and_explode() {
+    let c = db_alice(
+        "SELECT collect_list(customer_email) AS l, concat_ws(',', collect_list(customer_email)) AS s, max(split_part(customer_email, '@', 2)) AS d FROM orders",
+    );
+    assert_no_email(&c, "collect_list/concat_ws/split_part");
+    assert_eq!(c.rows[0][1].as_deref(), Some("***,***,***"));
+
+    // Salaries are masked (NULL): no aggregate, window or percentile recovers them.
+    let s = db_alice(
+        "SELECT median(salary) AS m, percentile_approx(salary, 0.5) AS p, max_by(full_name, salary) AS top, sum(salary) AS total, count(salary) AS n FROM hr.employees",
+    );
+    assert_eq!(
+        s.rows,
+        vec![vec![None, None, None, None, Some("0".into())]]
+    );
+    let q = db_alice(
+        "SELECT full_name FROM hr.employees QUALIFY rank() OVER (ORDER BY salary DESC) = 1 ORDER BY full_name",
+    );
+    assert_eq!(q.rows.len(), 3, "all EU employees tie on a masked salary");
+
+    // explode and LATERAL VIEW see only the EU rows.
+    let e = db_alice("SELECT explode(details.tags) AS tag FROM orders ORDER BY tag");
+    let tags: Vec<String> = cells(&e);
+    assert_eq!(tags, ["gift", "gift", "new", "promo", "vip"]);
+    let j = db_alice(
+        "SELECT o.region, count(*) AS n FROM orders o JOIN hr.employees e ON e.email = o.customer_email GROUP BY o.region",
+    );
+    assert_eq!(j.rows, vec![vec![Some("EU".into()), Some("9".into())]]);
+}
+
+const MASKED_SEMI_STRUCTURED: &str = r#"
+[[tables]]
+platform = "snowflake"
+name = "APP.PUBLIC.EVENTS"
+columns = [
+  { name = "ID", type = "NUMBER(38,0)" },
+  { name = "REGION", type = "TEXT" },
+  { name = "PAYLOAD", type = "VARIANT" },
+]
+rows = [
+  [1, "EU", { user = "anna@example.de", items = [{ sku = "A" }] }],
+  [2, "US", { user = "james@example.com", items = [{ sku = "B" }] }],
+]
+
+[[tables]]
+platform = "databricks"
+name = "app.events.clicks"
+columns = [
+  { name = "id", type = "BIGINT" },
+  { name = "region", type = "STRING" },
+  { name = "info", type = "STRUCT<user: STRING, tags: ARRAY<STRING>, attrs: MAP<STRING, STRING>>" },
+]
+rows = [
+  [1, "EU", { user = "anna@example.de", tags = ["a"], attrs = { k = "v" } }],
+  [2, "US", { user = "james@example.com", tags = ["b"], attrs = { k = "w" } }],
+]
+
+[[users]]
+id = "alice@example.com"
+grants = [
+  { table = "APP.PUBLIC.EVENTS", row_filter = "REGION = 'EU'", masked_columns = ["PAYLOAD"] },
+  { table = "app.events.clicks", row_filter = "region = 'EU'", masked_columns = ["info"] },
+]
+
+[[users]]
+id = "bob@example.com"
+grants = [
+  { table = "APP.PUBLIC.EVENTS" },
+  { table = "app.events.clicks" },
+]
+
+[[users]]
+id = "carol@example.com"
+grants = []
+"#;
+
+#[test]
+fn masked_semi_structured_columns_stay_masked_through_paths_flatten_and_explode() {
+    let fixture = Fixture::from_toml_str(MASKED_SEMI_STRUCTURED).expect("fixture");
+    let engine = engine_for(&fixture);
+    let sf = |sql: &str| {
+        let mut a = run(&engine, Platform::Snowflake, "R_ALICE", &format!("{sql}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        a.rows.sort();
+        a
+    };
+    let p = sf(
+        "SELECT ID, PAYLOAD:user::string AS u, GET(PAYLOAD, 'user') AS g, PAYLOAD['items'][0]:sku AS s, TO_VARCHAR(PAYLOAD) AS t FROM APP.PUBLIC.EVENTS",
+    );
+    assert_eq!(p.rows, vec![vec![Some("1".into()), None, None, None, None]]);
+    let f = sf(
+        "SELECT f.value:sku::string AS sku FROM APP.PUBLIC.EVENTS e, LATERAL FLATTEN(input => e.PAYLOAD:items) f",
+    );
+    assert!(f.rows.is_empty(), "FLATTEN of a masked VARIANT yields nothing");
+    // Bob sees both rows unmasked, so the queries themselves do work.
+    let bob = run(
+        &engine,
+        Platform::Snowflake,
+        "R_BOB",
+        "SELECT PAYLOAD:user::string AS u FROM APP.PUBLIC.EVENTS ORDER BY ID",
+    )
+    .unwrap();
+    assert_eq!(bob.rows.len(), 2);
+    assert_eq!(bob.rows[0][0].as_deref(), Some("anna@example.de"));
+
+    let db = |sql: &str| {
+        run(&engine, Platform::Databricks, "g-alice", sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    let d = db(
+        "SELECT id, info.user AS u, info.attrs['k'] AS k, size(info.tags) AS n, to_json(info) AS j FROM app.events.clicks",
+    );
+    assert_eq!(d.rows, vec![vec![Some("1".into()), None, None, None, None]]);
+    let e = db("SELECT explode(info.tags) AS t FROM app.events.clicks");
+    assert!(e.rows.is_empty(), "explode of a masked STRUCT field yields nothing");
+}
