@@ -141,7 +141,10 @@ fn type_matches(expected: &str, actual: &str) -> bool {
     if expected == actual {
         return true;
     }
-    match (expected.strip_prefix("fixed(*,"), actual.strip_prefix("fixed(")) {
+    match (
+        expected.strip_prefix("fixed(*,"),
+        actual.strip_prefix("fixed("),
+    ) {
         (Some(scale), Some(rest)) => rest.split_once(',').is_some_and(|(_, s)| s == scale),
         _ => false,
     }
@@ -265,7 +268,11 @@ fn snowflake_masks_hold_in_listagg_windows_qualify_and_string_functions() {
     assert_no_email(&f, "string functions");
     for row in &f.rows {
         assert_eq!(row[2].as_deref(), Some("3"), "LENGTH of the mask");
-        assert_eq!(row[7].as_deref(), Some("other"), "DECODE sees only the mask");
+        assert_eq!(
+            row[7].as_deref(),
+            Some("other"),
+            "DECODE sees only the mask"
+        );
     }
 }
 
@@ -276,13 +283,20 @@ fn snowflake_joins_and_filters_hold_through_flatten_and_aggregates() {
         "SELECT c.NAME, o.ORDER_ID, o.EMAIL FROM CUSTOMERS c JOIN ORDERS o ON o.EMAIL = c.EMAIL",
     );
     assert_no_email(&j, "join on a masked column");
-    assert_eq!(j.rows.len(), 3 * 4, "every EU customer matches every EU order's mask");
+    assert_eq!(
+        j.rows.len(),
+        3 * 4,
+        "every EU customer matches every EU order's mask"
+    );
 
     // Filtered rows stay invisible through FLATTEN, MEDIAN and ARRAY_AGG.
     let f = sf_alice(
         "SELECT COUNT(*) AS n, ARRAY_AGG(DISTINCT o.REGION) AS r FROM ORDERS o, LATERAL FLATTEN(input => o.DETAILS:items) f",
     );
-    assert_eq!(f.rows, vec![vec![Some("6".into()), Some("[\"EU\"]".into())]]);
+    assert_eq!(
+        f.rows,
+        vec![vec![Some("6".into()), Some("[\"EU\"]".into())]]
+    );
     let m = sf_alice("SELECT MEDIAN(AMOUNT) AS m, COUNT_IF(REGION <> 'EU') AS other FROM ORDERS");
     assert_eq!(
         m.rows,
@@ -306,10 +320,7 @@ fn databricks_masks_and_filters_hold_through_collect_list_percentiles_and_explod
     let s = db_alice(
         "SELECT median(salary) AS m, percentile_approx(salary, 0.5) AS p, max_by(full_name, salary) AS top, sum(salary) AS total, count(salary) AS n FROM hr.employees",
     );
-    assert_eq!(
-        s.rows,
-        vec![vec![None, None, None, None, Some("0".into())]]
-    );
+    assert_eq!(s.rows, vec![vec![None, None, None, None, Some("0".into())]]);
     let q = db_alice(
         "SELECT full_name FROM hr.employees QUALIFY rank() OVER (ORDER BY salary DESC) = 1 ORDER BY full_name",
     );
@@ -376,7 +387,7 @@ fn masked_semi_structured_columns_stay_masked_through_paths_flatten_and_explode(
     let fixture = Fixture::from_toml_str(MASKED_SEMI_STRUCTURED).expect("fixture");
     let engine = engine_for(&fixture);
     let sf = |sql: &str| {
-        let mut a = run(&engine, Platform::Snowflake, "R_ALICE", &format!("{sql}"))
+        let mut a = run(&engine, Platform::Snowflake, "R_ALICE", sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         a.rows.sort();
         a
@@ -388,7 +399,10 @@ fn masked_semi_structured_columns_stay_masked_through_paths_flatten_and_explode(
     let f = sf(
         "SELECT f.value:sku::string AS sku FROM APP.PUBLIC.EVENTS e, LATERAL FLATTEN(input => e.PAYLOAD:items) f",
     );
-    assert!(f.rows.is_empty(), "FLATTEN of a masked VARIANT yields nothing");
+    assert!(
+        f.rows.is_empty(),
+        "FLATTEN of a masked VARIANT yields nothing"
+    );
     // Bob sees both rows unmasked, so the queries themselves do work.
     let bob = run(
         &engine,
@@ -408,5 +422,8 @@ fn masked_semi_structured_columns_stay_masked_through_paths_flatten_and_explode(
     );
     assert_eq!(d.rows, vec![vec![Some("1".into()), None, None, None, None]]);
     let e = db("SELECT explode(info.tags) AS t FROM app.events.clicks");
-    assert!(e.rows.is_empty(), "explode of a masked STRUCT field yields nothing");
+    assert!(
+        e.rows.is_empty(),
+        "explode of a masked STRUCT field yields nothing"
+    );
 }

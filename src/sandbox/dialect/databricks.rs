@@ -61,7 +61,11 @@ pub(crate) fn function(
         }
         "year" | "month" | "day" | "dayofmonth" | "dayofweek" | "dayofyear" | "quarter"
         | "weekofyear" | "hour" | "minute" | "second" => {
-            let p = if name == "weekofyear" { "week" } else { name.as_str() };
+            let p = if name == "weekofyear" {
+                "week"
+            } else {
+                name.as_str()
+            };
             call("sbx_extract_spark", vec![lit(p), a(0)])
         }
         "weekday" => super::binop(
@@ -115,7 +119,10 @@ pub(crate) fn function(
         ),
         "try_divide" => call("sbx_div_or", vec![a(0), a(1), null(), num(-1)]),
         "round" => call("round", args.clone()),
-        "bround" => call("sbx_bround", vec![a(0), args.get(1).cloned().unwrap_or_else(|| num(0))]),
+        "bround" => call(
+            "sbx_bround",
+            vec![a(0), args.get(1).cloned().unwrap_or_else(|| num(0))],
+        ),
         "log" => call("sbx_log", vec![a(0), a(1)]),
         "log2" => call("sbx_log", vec![num(2), a(0)]),
         // Spark's greatest/least skip NULLs.
@@ -131,7 +138,10 @@ pub(crate) fn function(
             let mut g = renamed(
                 f,
                 "group_concat",
-                vec![cast_to(a(0), "text", true), args.get(1).cloned().unwrap_or_else(|| lit(""))],
+                vec![
+                    cast_to(a(0), "text", true),
+                    args.get(1).cloned().unwrap_or_else(|| lit("")),
+                ],
             );
             keep_order(&mut g, f);
             g
@@ -169,7 +179,11 @@ pub(crate) fn function(
                 DialectError::Unsupported("get_json_object with a computed path".into())
             })?;
             let mut out = a(0);
-            for step in path.trim_start_matches('$').split('.').filter(|s| !s.is_empty()) {
+            for step in path
+                .trim_start_matches('$')
+                .split('.')
+                .filter(|s| !s.is_empty())
+            {
                 out = call("sbx_get", vec![out, lit(step)]);
             }
             cast_to(out, "text", true)

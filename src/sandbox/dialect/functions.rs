@@ -205,7 +205,11 @@ pub(crate) fn round_decimal(f: f64, scale: i32) -> f64 {
     }
     let text = format!("{:.*}", (scale + 2).clamp(0, 30) as usize, f);
     let shortest = f.to_string();
-    let digits = if shortest.contains('e') { text } else { shortest };
+    let digits = if shortest.contains('e') {
+        text
+    } else {
+        shortest
+    };
     let neg = digits.starts_with('-');
     let body = digits.trim_start_matches('-');
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
@@ -256,7 +260,9 @@ fn truncate(w: NaiveDateTime, unit: &str) -> Result<NaiveDateTime> {
     let day = |d: NaiveDate| d.and_time(NaiveTime::MIN);
     Ok(match unit {
         "year" => day(NaiveDate::from_ymd_opt(d.year(), 1, 1).unwrap_or(d)),
-        "quarter" => day(NaiveDate::from_ymd_opt(d.year(), (d.month0() / 3) * 3 + 1, 1).unwrap_or(d)),
+        "quarter" => {
+            day(NaiveDate::from_ymd_opt(d.year(), (d.month0() / 3) * 3 + 1, 1).unwrap_or(d))
+        }
         "month" => day(d.with_day(1).unwrap_or(d)),
         // Weeks start on Monday (Snowflake's default WEEK_START = 0 behaves as Monday for
         // DATE_TRUNC; Spark's date_trunc('WEEK') truncates to Monday).
@@ -265,9 +271,17 @@ fn truncate(w: NaiveDateTime, unit: &str) -> Result<NaiveDateTime> {
         "hour" => d.and_hms_opt(w.hour(), 0, 0).unwrap_or(w),
         "minute" => d.and_hms_opt(w.hour(), w.minute(), 0).unwrap_or(w),
         "second" => d.and_hms_opt(w.hour(), w.minute(), w.second()).unwrap_or(w),
-        "millisecond" => w.with_nanosecond(w.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(w),
-        "microsecond" => w.with_nanosecond(w.nanosecond() / 1_000 * 1_000).unwrap_or(w),
-        other => return Err(fail(format!("DATE_TRUNC does not accept the part '{other}'"))),
+        "millisecond" => w
+            .with_nanosecond(w.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap_or(w),
+        "microsecond" => w
+            .with_nanosecond(w.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(w),
+        other => {
+            return Err(fail(format!(
+                "DATE_TRUNC does not accept the part '{other}'"
+            )));
+        }
     })
 }
 
@@ -346,8 +360,8 @@ fn boundaries(a: NaiveDateTime, b: NaiveDateTime, unit: &str) -> Result<i64> {
 /// sql/language-manual/functions/timestampdiff).
 fn elapsed(a: NaiveDateTime, b: NaiveDateTime, unit: &str) -> Result<i64> {
     let whole_months = || {
-        let mut m = (i64::from(b.year()) - i64::from(a.year())) * 12
-            + i64::from(b.month()) - i64::from(a.month());
+        let mut m = (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month())
+            - i64::from(a.month());
         let key = |w: NaiveDateTime| (w.day(), w.time());
         if m > 0 && key(b) < key(a) {
             m -= 1;
@@ -368,7 +382,11 @@ fn elapsed(a: NaiveDateTime, b: NaiveDateTime, unit: &str) -> Result<i64> {
         "second" => d.num_seconds(),
         "millisecond" => d.num_milliseconds(),
         "microsecond" => d.num_microseconds().unwrap_or(0),
-        other => return Err(fail(format!("TIMESTAMPDIFF does not accept the unit '{other}'"))),
+        other => {
+            return Err(fail(format!(
+                "TIMESTAMPDIFF does not accept the unit '{other}'"
+            )));
+        }
     })
 }
 
@@ -420,8 +438,12 @@ fn format_snowflake(t: &Temporal, fmt: &str) -> String {
         ("FF6", &|| format!("{:06}", w.nanosecond() / 1000)),
         ("FF3", &|| format!("{:03}", w.nanosecond() / 1_000_000)),
         ("FF", &|| format!("{:09}", w.nanosecond())),
-        ("AM", &|| if w.hour() < 12 { "AM" } else { "PM" }.to_string()),
-        ("PM", &|| if w.hour() < 12 { "AM" } else { "PM" }.to_string()),
+        ("AM", &|| {
+            if w.hour() < 12 { "AM" } else { "PM" }.to_string()
+        }),
+        ("PM", &|| {
+            if w.hour() < 12 { "AM" } else { "PM" }.to_string()
+        }),
         ("TZH:TZM", &|| offset_text(t, true)),
         ("TZHTZM", &|| offset_text(t, false)),
         ("Q", &|| (w.month0() / 3 + 1).to_string()),
@@ -621,7 +643,9 @@ fn cast(v: ValueRef<'_>, target: &str, strict: bool) -> Result<Value> {
         "json" => match (v, &text) {
             (_, Some(s)) => match serde_json::from_str::<serde_json::Value>(s) {
                 Ok(j) => Ok(Value::Text(j.to_string())),
-                Err(_) => Ok(Value::Text(serde_json::Value::String(s.clone()).to_string())),
+                Err(_) => Ok(Value::Text(
+                    serde_json::Value::String(s.clone()).to_string(),
+                )),
             },
             (ValueRef::Integer(i), _) => Ok(Value::Text(i.to_string())),
             (ValueRef::Real(f), _) => Ok(Value::Text(real_text(f))),
@@ -878,7 +902,9 @@ fn register_temporal(conn: &Connection) -> Result<()> {
     // The statement clock: UTC.
     conn.create_scalar_function("sbx_now", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
         let now = chrono::Utc::now().naive_utc();
-        let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
+        let now = now
+            .with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap_or(now);
         let t = match text_arg(ctx, 0).as_deref() {
             Some("date") => Temporal::Date(now.date()),
             Some("ntz") => Temporal::Ntz(now),
@@ -927,7 +953,7 @@ fn register_numeric(conn: &Connection) -> Result<()> {
         let when_zero = real_arg(ctx, 2)?;
         let scale = int_arg(ctx, 3)?.unwrap_or(-1);
         let q = match (a, b) {
-            (_, Some(b)) if b == 0.0 => return Ok(when_zero),
+            (_, Some(0.0)) => return Ok(when_zero),
             (Some(a), Some(b)) => a / b,
             _ => return Ok(None),
         };
@@ -994,7 +1020,13 @@ fn register_numeric(conn: &Connection) -> Result<()> {
         ("sbx_sign", f64::signum),
     ] {
         conn.create_scalar_function(name, 1, det(), move |ctx| {
-            Ok(real_arg(ctx, 0)?.map(|x| if name == "sbx_sign" && x == 0.0 { 0.0 } else { f(x) }))
+            Ok(real_arg(ctx, 0)?.map(|x| {
+                if name == "sbx_sign" && x == 0.0 {
+                    0.0
+                } else {
+                    f(x)
+                }
+            }))
         })?;
     }
     conn.create_scalar_function("sbx_power", 2, det(), |ctx| {
@@ -1093,7 +1125,9 @@ fn register_strings(conn: &Connection) -> Result<()> {
                 None => return Ok(Some(String::new())),
             },
         };
-        Ok(Some(parts.get(idx).map(|p| p.to_string()).unwrap_or_default()))
+        Ok(Some(
+            parts.get(idx).map(|p| p.to_string()).unwrap_or_default(),
+        ))
     })?;
     // SPLIT: Snowflake by a literal delimiter, Spark by a regular expression; a JSON array.
     let cache = std::sync::Arc::new(Mutex::new(HashMap::new()));
@@ -1105,7 +1139,9 @@ fn register_strings(conn: &Connection) -> Result<()> {
         let spark = text_arg(ctx, 2).is_some_and(|p| p == "spark");
         let parts: Vec<serde_json::Value> = if spark {
             let r = regex(&c, &d, "")?;
-            r.split(&s).map(|p| serde_json::Value::String(p.into())).collect()
+            r.split(&s)
+                .map(|p| serde_json::Value::String(p.into()))
+                .collect()
         } else if d.is_empty() {
             vec![serde_json::Value::String(s)]
         } else {
@@ -1328,7 +1364,10 @@ fn register_strings(conn: &Connection) -> Result<()> {
             return Ok(None);
         };
         let start = int_arg(ctx, 2)?.unwrap_or(1).max(1) as usize;
-        let offset = hay.char_indices().nth(start - 1).map_or(hay.len(), |(i, _)| i);
+        let offset = hay
+            .char_indices()
+            .nth(start - 1)
+            .map_or(hay.len(), |(i, _)| i);
         Ok(Some(match hay[offset..].find(&needle) {
             Some(b) => (hay[..offset + b].chars().count() + 1) as i64,
             None => 0,
@@ -1351,7 +1390,8 @@ fn register_strings(conn: &Connection) -> Result<()> {
         })?;
     }
     conn.create_scalar_function("sbx_translate", 3, det(), |ctx| {
-        let (Some(s), Some(from), Some(to)) = (text_arg(ctx, 0), text_arg(ctx, 1), text_arg(ctx, 2))
+        let (Some(s), Some(from), Some(to)) =
+            (text_arg(ctx, 0), text_arg(ctx, 1), text_arg(ctx, 2))
         else {
             return Ok(None);
         };
@@ -1368,7 +1408,13 @@ fn register_strings(conn: &Connection) -> Result<()> {
     })?;
     for (name, upper) in [("sbx_upper", true), ("sbx_lower", false)] {
         conn.create_scalar_function(name, 1, det(), move |ctx| {
-            Ok(text_arg(ctx, 0).map(|s| if upper { s.to_uppercase() } else { s.to_lowercase() }))
+            Ok(text_arg(ctx, 0).map(|s| {
+                if upper {
+                    s.to_uppercase()
+                } else {
+                    s.to_lowercase()
+                }
+            }))
         })?;
     }
     // ILIKE: Unicode case-insensitive LIKE with `\` as the default escape.
@@ -1382,7 +1428,10 @@ fn register_strings(conn: &Connection) -> Result<()> {
         } else {
             (s, p)
         };
-        Ok(Some(like(&p.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>())))
+        Ok(Some(like(
+            &p.chars().collect::<Vec<_>>(),
+            &s.chars().collect::<Vec<_>>(),
+        )))
     })?;
     Ok(())
 }
@@ -1552,7 +1601,9 @@ fn register_json(conn: &Connection) -> Result<()> {
                 return Ok((Value::Null, None));
             };
             let items: Vec<serde_json::Value> = if keys {
-                o.keys().map(|k| serde_json::Value::String(k.clone())).collect()
+                o.keys()
+                    .map(|k| serde_json::Value::String(k.clone()))
+                    .collect()
             } else {
                 o.values().cloned().collect()
             };
@@ -1725,7 +1776,8 @@ impl Aggregate<Vec<serde_json::Value>, (Value, Option<u32>)> for ArrayAgg {
     }
     fn step(&self, ctx: &mut Context<'_>, acc: &mut Vec<serde_json::Value>) -> Result<()> {
         let v = json_value(ctx.get_raw(0), ctx.get_subtype(0) == JSON_SUBTYPE);
-        if !v.is_null() && !(self.distinct && acc.contains(&v)) {
+        let skip = v.is_null() || (self.distinct && acc.contains(&v));
+        if !skip {
             acc.push(v);
         }
         Ok(())
@@ -1779,8 +1831,14 @@ mod tests {
 
     #[test]
     fn datediff_counts_boundaries_and_timestampdiff_whole_units() {
-        assert_eq!(boundaries(d("2024-01-31"), d("2024-02-01"), "month").unwrap(), 1);
-        assert_eq!(elapsed(d("2024-01-31"), d("2024-02-01"), "month").unwrap(), 0);
+        assert_eq!(
+            boundaries(d("2024-01-31"), d("2024-02-01"), "month").unwrap(),
+            1
+        );
+        assert_eq!(
+            elapsed(d("2024-01-31"), d("2024-02-01"), "month").unwrap(),
+            0
+        );
         assert_eq!(
             boundaries(d("2024-01-01 23:59:00"), d("2024-01-02 00:01:00"), "day").unwrap(),
             1
@@ -1789,13 +1847,19 @@ mod tests {
             elapsed(d("2021-02-28 12:00:00"), d("2021-03-28 11:59:59"), "month").unwrap(),
             0
         );
-        assert_eq!(elapsed(d("2021-01-01"), d("1900-03-28"), "year").unwrap(), -120);
+        assert_eq!(
+            elapsed(d("2021-01-01"), d("1900-03-28"), "year").unwrap(),
+            -120
+        );
     }
 
     #[test]
     fn months_clamp_to_the_last_day() {
         assert_eq!(
-            add_unit(d("2024-01-31"), "month", 1).unwrap().date().to_string(),
+            add_unit(d("2024-01-31"), "month", 1)
+                .unwrap()
+                .date()
+                .to_string(),
             "2024-02-29"
         );
     }
@@ -1803,7 +1867,10 @@ mod tests {
     #[test]
     fn formats_both_spellings() {
         let t = Temporal::parse("2024-01-05 09:15:00").unwrap();
-        assert_eq!(format_snowflake(&t, "YYYY-MM-DD HH24:MI"), "2024-01-05 09:15");
+        assert_eq!(
+            format_snowflake(&t, "YYYY-MM-DD HH24:MI"),
+            "2024-01-05 09:15"
+        );
         assert_eq!(format_snowflake(&t, "MON DD, YYYY"), "Jan 05, 2024");
         assert_eq!(format_spark(&t, "yyyy-MM-dd HH:mm"), "2024-01-05 09:15");
         assert_eq!(format_spark(&t, "MMM d, yyyy EEE"), "Jan 5, 2024 Fri");

@@ -18,10 +18,10 @@ pub(crate) mod types;
 use crate::result::Platform;
 use sqlparser::ast::{
     BinaryOperator, CastKind, DataType, DuplicateTreatment, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, JsonPathElem, LimitClause, ObjectName, ObjectNamePart, OrderByExpr,
-    Query, Select, SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs,
-    TableWithJoins, TopQuantity, Value, VisitMut, VisitorMut,
+    FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments, GroupByExpr,
+    Ident, JsonPathElem, LimitClause, ObjectName, ObjectNamePart, OrderByExpr, Query, Select,
+    SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, TableWithJoins, TopQuantity,
+    Value, VisitMut, VisitorMut,
 };
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -326,9 +326,9 @@ pub(crate) fn positional(f: &Function) -> Vec<Expr> {
                     arg: FunctionArgExpr::Expr(e),
                     ..
                 } => Some(e.clone()),
-                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => {
-                    Some(Expr::Wildcard(sqlparser::ast::helpers::attached_token::AttachedToken::empty()))
-                }
+                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => Some(Expr::Wildcard(
+                    sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                )),
                 _ => None,
             })
             .collect(),
@@ -454,10 +454,7 @@ pub(crate) fn binop(l: Expr, op: BinaryOperator, r: Expr) -> Expr {
 
 /// `sbx_cast(x, target, strict)`.
 pub(crate) fn cast_to(x: Expr, target: &str, strict: bool) -> Expr {
-    call(
-        "sbx_cast",
-        vec![x, lit(target), num(i64::from(strict))],
-    )
+    call("sbx_cast", vec![x, lit(target), num(i64::from(strict))])
 }
 
 /// Names of aggregate functions (before and after translation), for GROUP BY ALL.
@@ -596,7 +593,13 @@ impl Translator {
             } => {
                 let strict = !matches!(kind, CastKind::TryCast | CastKind::SafeCast);
                 let from = types.first().cloned().flatten();
-                cast_expr(self.platform, (**inner).clone(), data_type, strict, from.as_ref())
+                cast_expr(
+                    self.platform,
+                    (**inner).clone(),
+                    data_type,
+                    strict,
+                    from.as_ref(),
+                )
             }
             Expr::TypedString(ts) => {
                 let text = match &ts.value.value {
@@ -604,7 +607,10 @@ impl Translator {
                     other => other.to_string(),
                 };
                 let dt = ts.data_type.clone();
-                Some(cast_expr(self.platform, lit(&text), &dt, true, Some(&Ty::Text)).unwrap_or_else(|| lit(&text)))
+                Some(
+                    cast_expr(self.platform, lit(&text), &dt, true, Some(&Ty::Text))
+                        .unwrap_or_else(|| lit(&text)),
+                )
             }
             Expr::Like {
                 negated,
@@ -614,7 +620,10 @@ impl Translator {
                 ..
             } => Some(negate(
                 *negated,
-                call("sbx_like", vec![(**inner).clone(), (**pattern).clone(), num(0)]),
+                call(
+                    "sbx_like",
+                    vec![(**inner).clone(), (**pattern).clone(), num(0)],
+                ),
             )),
             Expr::ILike {
                 negated,
@@ -624,7 +633,10 @@ impl Translator {
                 ..
             } => Some(negate(
                 *negated,
-                call("sbx_like", vec![(**inner).clone(), (**pattern).clone(), num(1)]),
+                call(
+                    "sbx_like",
+                    vec![(**inner).clone(), (**pattern).clone(), num(1)],
+                ),
             )),
             Expr::RLike {
                 negated,
@@ -642,13 +654,18 @@ impl Translator {
                     ),
                 ))
             }
-            Expr::Extract { field, expr: inner, .. } => {
+            Expr::Extract {
+                field, expr: inner, ..
+            } => {
                 let f = if self.platform == Platform::Snowflake {
                     "sbx_extract"
                 } else {
                     "sbx_extract_spark"
                 };
-                Some(call(f, vec![lit(&field.to_string().to_lowercase()), (**inner).clone()]))
+                Some(call(
+                    f,
+                    vec![lit(&field.to_string().to_lowercase()), (**inner).clone()],
+                ))
             }
             Expr::JsonAccess { value, path } => {
                 let mut out = (**value).clone();
@@ -780,14 +797,14 @@ impl Translator {
 
     /// QUALIFY, TOP, GROUP BY ALL, FLATTEN, explode and LATERAL VIEW on one query level.
     fn restructure(&mut self, query: &mut Query, top: bool) -> Result<(), DialectError> {
-        if let Some(fetch) = query.fetch.take() {
-            if query.limit_clause.is_none() {
-                query.limit_clause = Some(LimitClause::LimitOffset {
-                    limit: fetch.quantity,
-                    offset: None,
-                    limit_by: vec![],
-                });
-            }
+        if let Some(fetch) = query.fetch.take()
+            && query.limit_clause.is_none()
+        {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: fetch.quantity,
+                offset: None,
+                limit_by: vec![],
+            });
         }
         let SetExpr::Select(select) = query.body.as_mut() else {
             return Ok(());
@@ -914,7 +931,7 @@ impl Translator {
                 sample: None,
             };
         }
-        query.body = Box::new(SetExpr::Select(Box::new(outer)));
+        *query.body = SetExpr::Select(Box::new(outer));
         Ok(usize::from(!explicit))
     }
 
@@ -942,9 +959,10 @@ impl Translator {
                 return Err(DialectError::Unsupported("this LATERAL VIEW".into()));
             };
             let name = fname(f);
-            let arg = positional(f).into_iter().next().ok_or_else(|| {
-                DialectError::Invalid(format!("{name} needs an argument"))
-            })?;
+            let arg = positional(f)
+                .into_iter()
+                .next()
+                .ok_or_else(|| DialectError::Invalid(format!("{name} needs an argument")))?;
             let alias = lv
                 .lateral_view_name
                 .0
@@ -963,7 +981,11 @@ impl Translator {
                 }
                 (_, [val]) => replace.push((val.value.to_lowercase(), each_col(&each, "value"))),
                 (_, []) => replace.push(("col".into(), each_col(&each, "value"))),
-                _ => return Err(DialectError::Unsupported("this LATERAL VIEW column list".into())),
+                _ => {
+                    return Err(DialectError::Unsupported(
+                        "this LATERAL VIEW column list".into(),
+                    ));
+                }
             }
             let alias_l = alias.to_lowercase();
             for (c, r) in &replace {
@@ -1039,9 +1061,10 @@ impl Translator {
                 ));
             }
             generated = true;
-            let arg = positional(f).into_iter().next().ok_or_else(|| {
-                DialectError::Invalid(format!("{name} needs an argument"))
-            })?;
+            let arg = positional(f)
+                .into_iter()
+                .next()
+                .ok_or_else(|| DialectError::Invalid(format!("{name} needs an argument")))?;
             let each = self.fresh("each");
             select.from.push(json_each(arg, &each));
             if name == "posexplode" {
@@ -1232,7 +1255,10 @@ fn binary(
                 && sign == 1
             {
                 let (n, unit) = interval_parts(iv)?;
-                return Ok(Some(call("sbx_dateadd", vec![lit(&unit), num(n), right.clone()])));
+                return Ok(Some(call(
+                    "sbx_dateadd",
+                    vec![lit(&unit), num(n), right.clone()],
+                )));
             }
             if temporal(lt) && temporal(rt) && sign == -1 {
                 return Ok(Some(binop(
@@ -1438,11 +1464,7 @@ pub(crate) fn shared_function(
         "equal_null" => Expr::IsNotDistinctFrom(Box::new(nested(a(0))), Box::new(nested(a(1)))),
         "count_if" => {
             need(1)?;
-            renamed(
-                f,
-                "count",
-                vec![case_when(vec![(a(0), num(1))], None)],
-            )
+            renamed(f, "count", vec![case_when(vec![(a(0), num(1))], None)])
         }
         "approx_count_distinct" | "hll" => {
             let mut g = f.clone();
@@ -1458,10 +1480,9 @@ pub(crate) fn shared_function(
         "median" => renamed(f, "sbx_median", vec![a(0)]),
         "percentile_cont" | "percentile_disc" => {
             let order = order_by_of(f);
-            let x = order
-                .first()
-                .map(|o| o.expr.clone())
-                .ok_or_else(|| DialectError::Invalid(format!("{name} needs WITHIN GROUP (ORDER BY ..)")))?;
+            let x = order.first().map(|o| o.expr.clone()).ok_or_else(|| {
+                DialectError::Invalid(format!("{name} needs WITHIN GROUP (ORDER BY ..)"))
+            })?;
             let mut g = f.clone();
             g.within_group = vec![];
             renamed(&g, &format!("sbx_{name}"), vec![x, a(0)])
@@ -1500,7 +1521,11 @@ pub(crate) fn shared_function(
         "floor" => call("sbx_floor", args.to_vec()),
         "last_day" => call(
             "sbx_last_day",
-            vec![a(0), args.get(1).map_or_else(null, |p| lit(&part_text(p).unwrap_or_default()))],
+            vec![
+                a(0),
+                args.get(1)
+                    .map_or_else(null, |p| lit(&part_text(p).unwrap_or_default())),
+            ],
         ),
         "months_between" => call("sbx_months_between", vec![a(0), a(1)]),
         "current_date" | "curdate" => call("sbx_now", vec![lit("date")]),

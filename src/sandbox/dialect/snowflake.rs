@@ -24,7 +24,9 @@ pub(crate) fn function(
         args.get(i)
             .and_then(part_text)
             .map(|p| lit(&p))
-            .ok_or_else(|| DialectError::Invalid(format!("{} needs a date part", name.to_uppercase())))
+            .ok_or_else(|| {
+                DialectError::Invalid(format!("{} needs a date part", name.to_uppercase()))
+            })
     };
     let out = match name.as_str() {
         "date_trunc" => call("sbx_date_trunc", vec![part(0)?, a(1)]),
@@ -34,7 +36,10 @@ pub(crate) fn function(
             if temporal {
                 call("sbx_date_trunc", vec![part(1)?, a(0)])
             } else {
-                call("sbx_trunc_num", vec![a(0), args.get(1).cloned().unwrap_or_else(|| num(0))])
+                call(
+                    "sbx_trunc_num",
+                    vec![a(0), args.get(1).cloned().unwrap_or_else(|| num(0))],
+                )
             }
         }
         "dateadd" | "timeadd" | "timestampadd" => call("sbx_dateadd", vec![part(0)?, a(1), a(2)]),
@@ -82,12 +87,22 @@ pub(crate) fn function(
         "split" => call("sbx_split", vec![a(0), a(1), lit("sf")]),
         "strtok" => call(
             "sbx_split_part",
-            vec![a(0), args.get(1).cloned().unwrap_or_else(|| lit(" ")), args.get(2).cloned().unwrap_or_else(|| num(1)), lit("sf")],
+            vec![
+                a(0),
+                args.get(1).cloned().unwrap_or_else(|| lit(" ")),
+                args.get(2).cloned().unwrap_or_else(|| num(1)),
+                lit("sf"),
+            ],
         ),
         // REGEXP_LIKE / RLIKE match the whole subject (the pattern is implicitly anchored).
         "regexp_like" | "rlike" => call(
             "sbx_regexp_like",
-            vec![a(0), a(1), args.get(2).cloned().unwrap_or_else(|| lit("")), num(1)],
+            vec![
+                a(0),
+                a(1),
+                args.get(2).cloned().unwrap_or_else(|| lit("")),
+                num(1),
+            ],
         ),
         "regexp_substr" => call(
             "sbx_regexp_substr",
@@ -121,10 +136,18 @@ pub(crate) fn function(
             "sbx_position",
             vec![a(0), a(1), args.get(2).cloned().unwrap_or_else(|| num(1))],
         ),
-        "div0" => call("sbx_div_or", vec![a(0), a(1), num(0), num(div_scale(types))]),
+        "div0" => call(
+            "sbx_div_or",
+            vec![a(0), a(1), num(0), num(div_scale(types))],
+        ),
         "div0null" => call(
             "sbx_div_or",
-            vec![a(0), call("coalesce", vec![a(1), num(0)]), num(0), num(div_scale(types))],
+            vec![
+                a(0),
+                call("coalesce", vec![a(1), num(0)]),
+                num(0),
+                num(div_scale(types)),
+            ],
         ),
         "round" if args.len() > 2 => call("sbx_bround", vec![a(0), a(1)]),
         "log" => call("sbx_log", vec![a(0), a(1)]),
@@ -159,7 +182,11 @@ pub(crate) fn function(
         "get_path" => {
             let path = match args.get(1).and_then(part_text) {
                 Some(p) => p,
-                None => return Err(DialectError::Unsupported("GET_PATH with a computed path".into())),
+                None => {
+                    return Err(DialectError::Unsupported(
+                        "GET_PATH with a computed path".into(),
+                    ));
+                }
             };
             let mut out = a(0);
             for step in path.split('.') {

@@ -138,10 +138,17 @@ pub(crate) fn parse_declared(platform: Platform, declared: &str) -> Option<Ty> {
         "DATE" => Ty::Date,
         "TIMESTAMP" if !sf => Ty::Tz,
         "TIMESTAMP_LTZ" if !sf => Ty::Tz,
-        "TIMESTAMP" | "DATETIME" | "TIMESTAMP_NTZ" | "TIMESTAMPNTZ"
+        "TIMESTAMP"
+        | "DATETIME"
+        | "TIMESTAMP_NTZ"
+        | "TIMESTAMPNTZ"
         | "TIMESTAMP WITHOUT TIME ZONE" => Ty::Ntz,
-        "TIMESTAMP_LTZ" | "TIMESTAMP_TZ" | "TIMESTAMPLTZ" | "TIMESTAMPTZ"
-        | "TIMESTAMP WITH TIME ZONE" | "TIMESTAMP WITH LOCAL TIME ZONE" => Ty::Tz,
+        "TIMESTAMP_LTZ"
+        | "TIMESTAMP_TZ"
+        | "TIMESTAMPLTZ"
+        | "TIMESTAMPTZ"
+        | "TIMESTAMP WITH TIME ZONE"
+        | "TIMESTAMP WITH LOCAL TIME ZONE" => Ty::Tz,
         "VARIANT" => Ty::Variant,
         "OBJECT" => Ty::Object,
         _ => return None,
@@ -256,7 +263,12 @@ fn arith(platform: Platform, op: &BinaryOperator, l: Option<Ty>, r: Option<Ty>) 
     let (p2, s2) = r.exact()?;
     Some(match op {
         BinaryOperator::Plus | BinaryOperator::Minus => {
-            if platform == Platform::Databricks && s1 == 0 && s2 == 0 && !matches!(l, Ty::Fixed(..)) && !matches!(r, Ty::Fixed(..)) {
+            if platform == Platform::Databricks
+                && s1 == 0
+                && s2 == 0
+                && !matches!(l, Ty::Fixed(..))
+                && !matches!(r, Ty::Fixed(..))
+            {
                 return Some(if matches!(l, Ty::BigInt) || matches!(r, Ty::BigInt) {
                     Ty::BigInt
                 } else {
@@ -267,7 +279,10 @@ fn arith(platform: Platform, op: &BinaryOperator, l: Option<Ty>, r: Option<Ty>) 
             Ty::Fixed(((p1 - s1).max(p2 - s2) + s + 1).min(38), s)
         }
         BinaryOperator::Multiply => {
-            if platform == Platform::Databricks && !matches!(l, Ty::Fixed(..)) && !matches!(r, Ty::Fixed(..)) {
+            if platform == Platform::Databricks
+                && !matches!(l, Ty::Fixed(..))
+                && !matches!(r, Ty::Fixed(..))
+            {
                 return Some(if matches!(l, Ty::BigInt) || matches!(r, Ty::BigInt) {
                     Ty::BigInt
                 } else {
@@ -318,7 +333,10 @@ pub(crate) fn infer(platform: Platform, expr: &Expr, env: &Env) -> Option<Ty> {
             }
             // col.field on a STRUCT (Databricks).
             let (base, rest) = if env.is_qualifier(&parts[0].value) && n >= 3 {
-                (env.lookup(Some(&parts[0].value), &parts[1].value), &parts[2..])
+                (
+                    env.lookup(Some(&parts[0].value), &parts[1].value),
+                    &parts[2..],
+                )
             } else {
                 (env.lookup(None, &parts[0].value), &parts[1..])
             };
@@ -334,7 +352,11 @@ pub(crate) fn infer(platform: Platform, expr: &Expr, env: &Env) -> Option<Ty> {
                 if let Some((_, frac)) = n.split_once('.') {
                     let s = frac.len() as u32;
                     let p = (n.trim_start_matches('-').len() as u32 - 1).max(s);
-                    Some(if sf { Ty::Fixed(38, s) } else { Ty::Fixed(p.max(1), s) })
+                    Some(if sf {
+                        Ty::Fixed(38, s)
+                    } else {
+                        Ty::Fixed(p.max(1), s)
+                    })
                 } else if n.contains(['e', 'E']) {
                     Some(Ty::Real)
                 } else if sf {
@@ -364,9 +386,7 @@ pub(crate) fn infer(platform: Platform, expr: &Expr, env: &Env) -> Option<Ty> {
             BinaryOperator::StringConcat => Some(Ty::Text),
             BinaryOperator::Plus if matches!(right.as_ref(), Expr::Interval(_)) => t(left),
             BinaryOperator::Minus if matches!(right.as_ref(), Expr::Interval(_)) => t(left),
-            BinaryOperator::MyIntegerDivide | BinaryOperator::DuckIntegerDivide => {
-                Some(Ty::BigInt)
-            }
+            BinaryOperator::MyIntegerDivide | BinaryOperator::DuckIntegerDivide => Some(Ty::BigInt),
             _ => arith(platform, op, t(left), t(right)),
         },
         Expr::UnaryOp { op, expr } => match op {
@@ -477,15 +497,14 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
             Ty::Fixed(p, s) => Ty::Fixed((p + 4).min(38), (s + 4).min(38)),
             _ => Ty::Real,
         },
-        "min" | "max" | "any_value" | "first" | "last" | "first_value" | "last_value"
-        | "lag" | "lead" | "nth_value" | "mode" | "max_by" | "min_by" | "arg_max"
-        | "arg_min" => arg(0)?,
+        "min" | "max" | "any_value" | "first" | "last" | "first_value" | "last_value" | "lag"
+        | "lead" | "nth_value" | "mode" | "max_by" | "min_by" | "arg_max" | "arg_min" => arg(0)?,
         "median" if sf => match arg(0)? {
             Ty::Fixed(p, s) => Ty::Fixed((p + 3).min(38), s + 3),
             _ => Ty::Real,
         },
-        "median" | "percentile" | "stddev" | "stddev_samp" | "stddev_pop" | "std"
-        | "variance" | "var_samp" | "var_pop" | "corr" | "covar_samp" | "covar_pop" => Ty::Real,
+        "median" | "percentile" | "stddev" | "stddev_samp" | "stddev_pop" | "std" | "variance"
+        | "var_samp" | "var_pop" | "corr" | "covar_samp" | "covar_pop" => Ty::Real,
         "percentile_cont" if sf => match within()? {
             Ty::Fixed(p, s) => Ty::Fixed((p + 3).min(38), s + 3),
             _ => Ty::Real,
@@ -520,8 +539,21 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
             let unit = super::part_text(&args[0]).unwrap_or_default();
             let dayish = matches!(
                 unit.trim_end_matches('s'),
-                "year" | "quarter" | "month" | "week" | "day" | "y" | "yy" | "yyyy" | "mm"
-                    | "mon" | "d" | "dd" | "q" | "w" | "wk"
+                "year"
+                    | "quarter"
+                    | "month"
+                    | "week"
+                    | "day"
+                    | "y"
+                    | "yy"
+                    | "yyyy"
+                    | "mm"
+                    | "mon"
+                    | "d"
+                    | "dd"
+                    | "q"
+                    | "w"
+                    | "wk"
             );
             match arg(2)? {
                 Ty::Date if sf && !dayish => Ty::Ntz,
@@ -548,9 +580,7 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         | "yearofweek" | "weekday" | "date_part" => int_type(platform),
         "to_char" | "to_varchar" | "date_format" | "monthname" | "dayname" => Ty::Text,
         "to_date" | "try_to_date" | "date" | "last_day" | "current_date" | "curdate" => Ty::Date,
-        "to_timestamp" | "to_timestamp_ntz" | "try_to_timestamp" | "try_to_timestamp_ntz"
-            if sf =>
-        {
+        "to_timestamp" | "to_timestamp_ntz" | "try_to_timestamp" | "try_to_timestamp_ntz" if sf => {
             Ty::Ntz
         }
         "to_timestamp_ltz" | "to_timestamp_tz" | "current_timestamp" | "now" | "getdate"
@@ -591,12 +621,18 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         },
         "abs" | "sign" | "negative" | "positive" => arg(0)?,
         "mod" => arith(platform, &BinaryOperator::Modulo, arg(0), arg(1))?,
-        "sqrt" | "ln" | "log" | "log10" | "log2" | "exp" | "power" | "pow" | "random"
-        | "rand" | "cbrt" | "try_divide" => Ty::Real,
+        "sqrt" | "ln" | "log" | "log10" | "log2" | "exp" | "power" | "pow" | "random" | "rand"
+        | "cbrt" | "try_divide" => Ty::Real,
         "div0" | "div0null" => divide_type(platform, arg(0).as_ref(), arg(1).as_ref()),
         "to_number" | "to_decimal" | "to_numeric" | "try_to_number" | "try_to_decimal" => {
-            let p = args.get(2).and_then(|a| a.to_string().parse().ok()).unwrap_or(38);
-            let s = args.get(3).and_then(|a| a.to_string().parse().ok()).unwrap_or(0);
+            let p = args
+                .get(2)
+                .and_then(|a| a.to_string().parse().ok())
+                .unwrap_or(38);
+            let s = args
+                .get(3)
+                .and_then(|a| a.to_string().parse().ok())
+                .unwrap_or(0);
             Ty::Fixed(p, s)
         }
         "to_double" | "try_to_double" | "double" => Ty::Real,
@@ -605,11 +641,11 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         "split_part" | "initcap" | "concat" | "concat_ws" | "upper" | "lower" | "ucase"
         | "lcase" | "lpad" | "rpad" | "reverse" | "repeat" | "left" | "right" | "substr"
         | "substring" | "replace" | "translate" | "trim" | "ltrim" | "rtrim" | "regexp_substr"
-        | "regexp_replace" | "regexp_extract" | "get_json_object" | "to_json" | "md5"
-        | "sha2" | "sha1" | "base64" | "hex" | "current_role" | "current_user"
-        | "current_database" | "current_schema" | "current_catalog" | "current_warehouse"
-        | "typeof" | "string" | "lpad_string" | "soundex" | "format_number" | "space"
-        | "char" | "chr" | "editdistance" => {
+        | "regexp_replace" | "regexp_extract" | "get_json_object" | "to_json" | "md5" | "sha2"
+        | "sha1" | "base64" | "hex" | "current_role" | "current_user" | "current_database"
+        | "current_schema" | "current_catalog" | "current_warehouse" | "typeof" | "string"
+        | "lpad_string" | "soundex" | "format_number" | "space" | "char" | "chr"
+        | "editdistance" => {
             if matches!(name.as_str(), "editdistance") {
                 int_type(platform)
             } else {
