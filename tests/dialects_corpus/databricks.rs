@@ -389,5 +389,36 @@ pub fn databricks_cases() -> Vec<Case> {
             "STRING",
             r#"[["Eva Becker"],["Nina Kowalski"]]"#,
         ),
+        // --- more analyst idioms ----------------------------------------------------
+        case(
+            "SELECT * EXCEPT (customer_email, details) FROM orders WHERE order_id = 1",
+            "BIGINT|STRING|DECIMAL(10,2)|DATE|TIMESTAMP|BOOLEAN|DOUBLE",
+            r#"[["1","EU","120.50","2024-01-05","2024-01-05T09:20:00.000Z","false","0"]]"#,
+        ),
+        case(
+            "SELECT make_date(2024, 2, 29) AS d, format_number(1234567.891, 2) AS f, from_unixtime(0) AS t",
+            "DATE|STRING|STRING",
+            r#"[["2024-02-29","1,234,567.89","1970-01-01 00:00:00"]]"#,
+        ),
+        case(
+            "SELECT count(*) AS n FROM orders WHERE updated_at <= '2024-01-05 09:20:00'",
+            "BIGINT",
+            r#"[["1"]]"#,
+        ),
+        case(
+            "SELECT mode(region) AS m FROM orders",
+            "STRING",
+            r#"[["EU"]]"#,
+        ),
+        case(
+            "SELECT current_date() - INTERVAL 7 DAYS < current_date() AS ok",
+            "BOOLEAN",
+            r#"[["true"]]"#,
+        ),
+        case(
+            "SELECT region FROM orders UNION SELECT region FROM hr.employees ORDER BY 1",
+            "STRING",
+            r#"[["APAC"],["EU"],["US"]]"#,
+        ),
     ]
 }

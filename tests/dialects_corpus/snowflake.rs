@@ -412,5 +412,46 @@ pub fn snowflake_cases() -> Vec<Case> {
             "text",
             r#"[["Anna Schmidt"],["Kenji Tanaka"],["Priya Nair"]]"#,
         ),
+        // --- more analyst idioms ----------------------------------------------------
+        case(
+            "SELECT * EXCLUDE (EMAIL, DETAILS) FROM ORDERS WHERE ORDER_ID = 1001",
+            "fixed(38,0)|fixed(38,0)|text|fixed(10,2)|timestamp_ntz|text",
+            r#"[["1001","101","EU","120.50","2024-01-05 09:15:00","SHIPPED"]]"#,
+        ),
+        case(
+            "SELECT COUNT(*) AS n FROM ORDERS WHERE DATE_TRUNC('day', ORDERED_AT) = '2024-01-05'",
+            "fixed(18,0)",
+            r#"[["1"]]"#,
+        ),
+        case(
+            "SELECT DATE_FROM_PARTS(2024, 2, 30) AS d, MODE(REGION) AS m FROM ORDERS",
+            "date|text",
+            r#"[["2024-03-01","EU"]]"#,
+        ),
+        case(
+            "SELECT DATEADD(DAY, -7, CURRENT_DATE) < CURRENT_DATE AS ok",
+            "boolean",
+            r#"[["true"]]"#,
+        ),
+        case(
+            "SELECT REGION FROM CUSTOMERS UNION SELECT REGION FROM ORDERS ORDER BY 1",
+            "text",
+            r#"[["APAC"],["EU"],["US"]]"#,
+        ),
+        case(
+            "SELECT REGION, COUNT(*) AS n FROM CUSTOMERS GROUP BY REGION HAVING COUNT(*) > 2",
+            "text|fixed(18,0)",
+            r#"[["EU","3"]]"#,
+        ),
+        case(
+            "SELECT IFF(IS_ACTIVE, 'active', 'inactive') AS s, COUNT(*) AS n FROM CUSTOMERS WHERE IS_ACTIVE IS NOT NULL GROUP BY 1 ORDER BY 1",
+            "text|fixed(18,0)",
+            r#"[["active","5"],["inactive","1"]]"#,
+        ),
+        case(
+            "SELECT NTILE(2) OVER (ORDER BY CUSTOMER_ID) AS b FROM CUSTOMERS ORDER BY CUSTOMER_ID LIMIT 4",
+            "fixed(*,0)",
+            r#"[["1"],["1"],["1"],["1"]]"#,
+        ),
     ]
 }

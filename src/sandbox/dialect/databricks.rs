@@ -195,6 +195,11 @@ pub(crate) fn function(
         "double" => cast_to(a(0), "real", true),
         "int" | "bigint" => cast_to(a(0), "int_trunc", true),
         "nanvl" => call("coalesce", vec![a(0), a(1)]),
+        "format_number" => call("sbx_format_number", vec![a(0), a(1)]),
+        "from_unixtime" => call(
+            "sbx_from_unixtime",
+            vec![a(0), args.get(1).cloned().unwrap_or_else(null)],
+        ),
         _ => return Ok(None),
     };
     Ok(Some(out))

@@ -912,6 +912,29 @@ fn register_temporal(conn: &Connection) -> Result<()> {
         };
         Ok(t.render())
     })?;
+    // DATE_FROM_PARTS / make_date: out-of-range months and days roll over.
+    conn.create_scalar_function("sbx_make_date", 3, det(), |ctx| {
+        let (Some(y), Some(m), Some(d)) = (int_arg(ctx, 0)?, int_arg(ctx, 1)?, int_arg(ctx, 2)?)
+        else {
+            return Ok(None);
+        };
+        let base = NaiveDate::from_ymd_opt(i32::try_from(y).unwrap_or(1970), 1, 1)
+            .ok_or_else(|| fail(format!("year {y} is out of range")))?
+            .and_time(NaiveTime::MIN);
+        let w = add_unit(add_unit(base, "month", m - 1)?, "day", d - 1)?;
+        Ok(Some(Temporal::Date(w.date()).render()))
+    })?;
+    // from_unixtime(seconds[, pattern]): local (UTC) time as text.
+    conn.create_scalar_function("sbx_from_unixtime", 2, det(), |ctx| {
+        let Some(secs) = int_arg(ctx, 0)? else {
+            return Ok(None);
+        };
+        let t = chrono::DateTime::from_timestamp(secs, 0)
+            .map(|d| Temporal::Ntz(d.naive_utc()))
+            .ok_or_else(|| fail(format!("timestamp {secs} is out of range")))?;
+        let fmt = text_arg(ctx, 1).unwrap_or_else(|| "yyyy-MM-dd HH:mm:ss".into());
+        Ok(Some(format_spark(&t, &fmt)))
+    })?;
     conn.create_scalar_function("sbx_cast", 3, det(), |ctx| {
         let target = text_arg(ctx, 1).unwrap_or_default();
         let strict = matches!(ctx.get_raw(2), ValueRef::Integer(1));
@@ -1040,6 +1063,28 @@ fn register_numeric(conn: &Connection) -> Result<()> {
             return Ok(None);
         };
         Ok(Some(x.ln() / base.ln()))
+    })?;
+    // format_number(x, d): thousands separators and d decimals (half up).
+    conn.create_scalar_function("sbx_format_number", 2, det(), |ctx| {
+        let (Some(x), Some(d)) = (real_arg(ctx, 0)?, int_arg(ctx, 1)?) else {
+            return Ok(None);
+        };
+        let d = d.clamp(0, 18) as usize;
+        let text = format!("{:.*}", d, round_decimal(x, d as i32));
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let (sign, digits) = int.strip_prefix('-').map_or(("", int), |r| ("-", r));
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        Ok(Some(if frac.is_empty() {
+            format!("{sign}{grouped}")
+        } else {
+            format!("{sign}{grouped}.{frac}")
+        }))
     })?;
     // GREATEST/LEAST that skip NULLs (Spark); Snowflake's NULL-propagating ones are SQLite's max/min.
     for (name, want) in [
@@ -1688,6 +1733,34 @@ impl Aggregate<(Vec<f64>, Option<f64>), Option<f64>> for PercentileAgg {
     }
 }
 
+/// MODE: the most frequent non-NULL value (the first seen among ties).
+struct ModeAgg;
+
+impl Aggregate<Vec<(Value, u64)>, Value> for ModeAgg {
+    fn init(&self, _: &mut Context<'_>) -> Result<Vec<(Value, u64)>> {
+        Ok(Vec::new())
+    }
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Vec<(Value, u64)>) -> Result<()> {
+        let v = owned(ctx.get_raw(0));
+        if v == Value::Null {
+            return Ok(());
+        }
+        match acc.iter_mut().find(|(x, _)| *x == v) {
+            Some((_, n)) => *n += 1,
+            None => acc.push((v, 1)),
+        }
+        Ok(())
+    }
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<Vec<(Value, u64)>>) -> Result<Value> {
+        let acc = acc.unwrap_or_default();
+        let best = acc.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        Ok(acc
+            .into_iter()
+            .find(|(_, n)| *n == best)
+            .map_or(Value::Null, |(v, _)| v))
+    }
+}
+
 /// ANY_VALUE: the first non-NULL value seen.
 struct AnyValue;
 
@@ -1801,6 +1874,7 @@ fn register_aggregates(conn: &Connection) -> Result<()> {
     }
     conn.create_aggregate_function("sbx_median", 1, det(), PercentileAgg(Percentile::Cont))?;
     conn.create_aggregate_function("sbx_any_value", 1, det(), AnyValue)?;
+    conn.create_aggregate_function("sbx_mode", 1, det(), ModeAgg)?;
     conn.create_aggregate_function("sbx_max_by", 2, det(), ByAgg(std::cmp::Ordering::Greater))?;
     conn.create_aggregate_function("sbx_min_by", 2, det(), ByAgg(std::cmp::Ordering::Less))?;
     for (name, sample, sqrt) in [

@@ -41,14 +41,33 @@ pub enum DialectError {
 pub(crate) struct Env {
     columns: Vec<(String, String, Ty)>,
     qualifiers: HashSet<String>,
+    /// Column names as declared, per lower-cased qualifier, in table order.
+    ordered: Vec<(String, String)>,
 }
 
 impl Env {
     /// Declare a column of a table reachable as `qualifier`.
     pub(crate) fn add(&mut self, qualifier: &str, column: &str, ty: Ty) {
-        self.qualifiers.insert(qualifier.to_lowercase());
-        self.columns
-            .push((qualifier.to_lowercase(), column.to_lowercase(), ty));
+        let q = qualifier.to_lowercase();
+        self.qualifiers.insert(q.clone());
+        if !self
+            .ordered
+            .iter()
+            .any(|(oq, oc)| *oq == q && oc.eq_ignore_ascii_case(column))
+        {
+            self.ordered.push((q.clone(), column.to_string()));
+        }
+        self.columns.push((q, column.to_lowercase(), ty));
+    }
+
+    /// The declared column names of `qualifier`, in order.
+    fn columns_of(&self, qualifier: &str) -> Vec<String> {
+        let q = qualifier.to_lowercase();
+        self.ordered
+            .iter()
+            .filter(|(oq, _)| *oq == q)
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     fn is_qualifier(&self, name: &str) -> bool {
@@ -566,6 +585,7 @@ impl Translator {
         match expr {
             Expr::Cast { expr, .. } => vec![t(expr)],
             Expr::BinaryOp { left, right, .. } => vec![t(left), t(right)],
+            Expr::Between { expr, .. } => vec![t(expr)],
             Expr::Function(f) => {
                 let mut v: Vec<Option<Ty>> = positional(f).iter().map(t).collect();
                 for o in &f.within_group {
@@ -748,6 +768,25 @@ impl Translator {
                 let lt = types.first().cloned().flatten();
                 let rt = types.get(1).cloned().flatten();
                 binary(self.platform, left, op, right, lt.as_ref(), rt.as_ref())?
+            }
+            Expr::Between {
+                expr: inner,
+                negated,
+                low,
+                high,
+            } => {
+                let kind = temporal_kind(types.first().cloned().flatten().as_ref());
+                match kind {
+                    Some(k) if is_string_literal(low) || is_string_literal(high) => {
+                        Some(Expr::Between {
+                            expr: inner.clone(),
+                            negated: *negated,
+                            low: Box::new(coerce_literal((**low).clone(), k)),
+                            high: Box::new(coerce_literal((**high).clone(), k)),
+                        })
+                    }
+                    _ => None,
+                }
             }
             Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
                 let b = matches!(v.value, Value::Boolean(true));
@@ -1280,7 +1319,28 @@ fn binary(
             }
             Ok(None)
         }
-        BinaryOperator::StringConcat => Ok(None),
+        BinaryOperator::Eq
+        | BinaryOperator::NotEq
+        | BinaryOperator::Lt
+        | BinaryOperator::LtEq
+        | BinaryOperator::Gt
+        | BinaryOperator::GtEq => {
+            // A string compared with a date/timestamp is read as one (both platforms
+            // cast the literal), so '2024-01-05' equals DATE_TRUNC('day', ts).
+            match (temporal_kind(lt), temporal_kind(rt)) {
+                (Some(k), None) if is_string_literal(right) => Ok(Some(Expr::BinaryOp {
+                    left: Box::new(left.clone()),
+                    op: op.clone(),
+                    right: Box::new(coerce_literal(right.clone(), k)),
+                })),
+                (None, Some(k)) if is_string_literal(left) => Ok(Some(Expr::BinaryOp {
+                    left: Box::new(coerce_literal(left.clone(), k)),
+                    op: op.clone(),
+                    right: Box::new(right.clone()),
+                })),
+                _ => Ok(None),
+            }
+        }
         _ => Ok(None),
     }
 }
@@ -1343,6 +1403,9 @@ impl VisitorMut for Translator {
                 }
                 ControlFlow::<()>::Continue(())
             });
+        }
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            expand_wildcards(select, &self.env);
         }
         // Unnamed computed projection items keep their platform-side name.
         if let SetExpr::Select(select) = query.body.as_mut() {
@@ -1478,6 +1541,13 @@ pub(crate) fn shared_function(
         }
         "any_value" | "first" if f.over.is_none() => renamed(f, "sbx_any_value", vec![a(0)]),
         "median" => renamed(f, "sbx_median", vec![a(0)]),
+        "mode" if f.over.is_none() => renamed(f, "sbx_mode", vec![a(0)]),
+        "date_from_parts" | "make_date" => call("sbx_make_date", vec![a(0), a(1), a(2)]),
+        // RATIO_TO_REPORT(x) OVER (w) = x / SUM(x) OVER (w).
+        "ratio_to_report" if f.over.is_some() => call(
+            "sbx_div_or",
+            vec![a(0), renamed(f, "sum", vec![a(0)]), null(), num(-1)],
+        ),
         "percentile_cont" | "percentile_disc" => {
             let order = order_by_of(f);
             let x = order.first().map(|o| o.expr.clone()).ok_or_else(|| {
@@ -1541,4 +1611,136 @@ pub(crate) fn shared_function(
         _ => return Ok(None),
     };
     Ok(Some(out))
+}
+
+/// The names FROM items are reachable as, in order.
+fn from_qualifiers(select: &Select) -> Vec<String> {
+    fn one(f: &TableFactor, out: &mut Vec<String>) {
+        match f {
+            TableFactor::Table { name, alias, .. } => out.push(match alias {
+                Some(a) => a.name.value.clone(),
+                None => name
+                    .0
+                    .last()
+                    .map(|p| match p {
+                        ObjectNamePart::Identifier(id) => id.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default(),
+            }),
+            TableFactor::Derived { alias: Some(a), .. } => out.push(a.name.value.clone()),
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                one(&table_with_joins.relation, out);
+                for j in &table_with_joins.joins {
+                    one(&j.relation, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for twj in &select.from {
+        one(&twj.relation, &mut out);
+        for j in &twj.joins {
+            one(&j.relation, &mut out);
+        }
+    }
+    out
+}
+
+/// Snowflake `* EXCLUDE (..)` / Databricks `* EXCEPT (..)` (also `t.* EXCLUDE ..`):
+/// expanded to the remaining columns, which SQLite can run.
+fn expand_wildcards(select: &mut Select, env: &Env) {
+    let mut out = Vec::new();
+    let from = from_qualifiers(select);
+    for item in std::mem::take(&mut select.projection) {
+        let (quals, opts) = match &item {
+            SelectItem::Wildcard(o) => (None, o),
+            SelectItem::QualifiedWildcard(
+                sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                o,
+            ) => (
+                n.0.last()
+                    .map(|p| p.to_string().trim_matches('"').to_string()),
+                o,
+            ),
+            _ => {
+                out.push(item);
+                continue;
+            }
+        };
+        let mut excluded: Vec<String> = Vec::new();
+        if let Some(ex) = &opts.opt_exclude {
+            let names = match ex {
+                sqlparser::ast::ExcludeSelectItem::Single(n) => vec![n.clone()],
+                sqlparser::ast::ExcludeSelectItem::Multiple(v) => v.clone(),
+            };
+            excluded.extend(names.iter().filter_map(|n| {
+                n.0.last()
+                    .map(|p| p.to_string().trim_matches('"').to_lowercase())
+            }));
+        }
+        if let Some(ex) = &opts.opt_except {
+            excluded.push(ex.first_element.value.to_lowercase());
+            excluded.extend(
+                ex.additional_elements
+                    .iter()
+                    .map(|i| i.value.to_lowercase()),
+            );
+        }
+        if excluded.is_empty() {
+            out.push(item);
+            continue;
+        }
+        let quals = match quals {
+            Some(q) => vec![q],
+            None => from.clone(),
+        };
+        let mut expanded = Vec::new();
+        let mut complete = !quals.is_empty();
+        for q in &quals {
+            let cols = env.columns_of(q);
+            if cols.is_empty() {
+                complete = false;
+                break;
+            }
+            for c in cols {
+                if !excluded.contains(&c.to_lowercase()) {
+                    expanded.push(SelectItem::UnnamedExpr(Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', q.clone()),
+                        Ident::with_quote('"', c),
+                    ])));
+                }
+            }
+        }
+        if complete {
+            out.extend(expanded);
+        } else {
+            out.push(item);
+        }
+    }
+    select.projection = out;
+}
+
+fn temporal_kind(t: Option<&Ty>) -> Option<&'static str> {
+    match t {
+        Some(Ty::Date) => Some("date"),
+        Some(Ty::Ntz) => Some("ntz"),
+        Some(Ty::Tz) => Some("tz"),
+        _ => None,
+    }
+}
+
+fn is_string_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+}
+
+fn coerce_literal(e: Expr, kind: &str) -> Expr {
+    if is_string_literal(&e) {
+        cast_to(e, kind, true)
+    } else {
+        e
+    }
 }

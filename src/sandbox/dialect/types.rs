@@ -579,7 +579,9 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         | "quarter" | "week" | "weekofyear" | "weekiso" | "hour" | "minute" | "second"
         | "yearofweek" | "weekday" | "date_part" => int_type(platform),
         "to_char" | "to_varchar" | "date_format" | "monthname" | "dayname" => Ty::Text,
-        "to_date" | "try_to_date" | "date" | "last_day" | "current_date" | "curdate" => Ty::Date,
+        "to_date" | "try_to_date" | "date" | "last_day" | "current_date" | "curdate"
+        | "date_from_parts" | "make_date" => Ty::Date,
+        "from_unixtime" | "format_number" => Ty::Text,
         "to_timestamp" | "to_timestamp_ntz" | "try_to_timestamp" | "try_to_timestamp_ntz" if sf => {
             Ty::Ntz
         }
@@ -644,8 +646,7 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         | "regexp_replace" | "regexp_extract" | "get_json_object" | "to_json" | "md5" | "sha2"
         | "sha1" | "base64" | "hex" | "current_role" | "current_user" | "current_database"
         | "current_schema" | "current_catalog" | "current_warehouse" | "typeof" | "string"
-        | "lpad_string" | "soundex" | "format_number" | "space" | "char" | "chr"
-        | "editdistance" => {
+        | "lpad_string" | "soundex" | "space" | "char" | "chr" | "editdistance" => {
             if matches!(name.as_str(), "editdistance") {
                 int_type(platform)
             } else {
