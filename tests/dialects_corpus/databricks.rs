@@ -420,5 +420,15 @@ pub fn databricks_cases() -> Vec<Case> {
             "STRING",
             r#"[["APAC"],["EU"],["US"]]"#,
         ),
+        case(
+            "SELECT struct(order_id, region) AS s, details.CHANNEL AS c, map_keys(details.attrs) AS k FROM orders WHERE order_id = 3",
+            "STRUCT<order_id: BIGINT, region: STRING>|STRING|ARRAY<STRING>",
+            r#"[["{\"order_id\":3,\"region\":\"US\"}","web","[\"campaign\",\"source\"]"]]"#,
+        ),
+        case(
+            "SELECT order_id, pos, tag FROM orders LATERAL VIEW posexplode(details.tags) t AS pos, tag WHERE order_id = 5 ORDER BY pos",
+            "BIGINT|INT|STRING",
+            r#"[["5","0","gift"],["5","1","vip"]]"#,
+        ),
     ]
 }

@@ -453,5 +453,20 @@ pub fn snowflake_cases() -> Vec<Case> {
             "fixed(*,0)",
             r#"[["1"],["1"],["1"],["1"]]"#,
         ),
+        case(
+            "SELECT COUNT(*) AS n FROM ORDERS WHERE STATUS ILIKE ANY ('ship%', 'pend%')",
+            "fixed(18,0)",
+            r#"[["6"]]"#,
+        ),
+        case(
+            "SELECT ORDER_ID FROM ORDERS WHERE ORDERED_AT::DATE = '2024-01-05'",
+            "fixed(38,0)",
+            r#"[["1001"]]"#,
+        ),
+        case(
+            "SELECT SPLIT(c.EMAIL, '@')[1]::string AS d, TRUNC(ORDERED_AT, 'MONTH') AS m FROM CUSTOMERS c JOIN ORDERS o USING (CUSTOMER_ID) WHERE o.ORDER_ID = 1001",
+            "text|timestamp_ntz",
+            r#"[["example.de","2024-01-01 00:00:00"]]"#,
+        ),
     ]
 }

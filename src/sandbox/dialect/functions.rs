@@ -1518,6 +1518,28 @@ fn register_json(conn: &Connection) -> Result<()> {
         };
         Ok(got.as_ref().map_or((Value::Null, None), sql_of_json))
     })?;
+    // sbx_field(json, name): a Databricks STRUCT field or MAP key; field names resolve
+    // case-insensitively, as Spark resolves them.
+    conn.create_scalar_function("sbx_field", 2, det_json(), |ctx| {
+        let Some(v) = parse_json_arg(ctx, 0) else {
+            return Ok((Value::Null, None));
+        };
+        let got = match (&v, ctx.get_raw(1)) {
+            (serde_json::Value::Object(o), ValueRef::Text(t)) => {
+                let k = String::from_utf8_lossy(t);
+                o.get(k.as_ref()).cloned().or_else(|| {
+                    o.iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case(&k))
+                        .map(|(_, x)| x.clone())
+                })
+            }
+            (serde_json::Value::Array(a), ValueRef::Integer(i)) => {
+                usize::try_from(i).ok().and_then(|i| a.get(i)).cloned()
+            }
+            _ => None,
+        };
+        Ok(got.as_ref().map_or((Value::Null, None), sql_of_json))
+    })?;
     // sbx_json_text(value): a VARIANT value as Snowflake's ::STRING gives it (strings
     // unquoted, everything else as JSON text).
     conn.create_scalar_function("sbx_to_variant", 1, det_json(), |ctx| {

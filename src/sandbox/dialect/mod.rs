@@ -600,6 +600,7 @@ impl Translator {
 
     fn rewrite(&mut self, expr: &mut Expr, types: &[Option<Ty>]) -> Result<(), DialectError> {
         let ceil = matches!(expr, Expr::Ceil { .. });
+        let is_ilike = matches!(expr, Expr::ILike { .. });
         let replacement = match expr {
             Expr::Function(f) => match self.platform {
                 Platform::Snowflake => snowflake::function(f, types, &self.env)?,
@@ -658,6 +659,37 @@ impl Translator {
                     vec![(**inner).clone(), (**pattern).clone(), num(1)],
                 ),
             )),
+            // LIKE ANY / ILIKE ANY ('a%', 'b%'): any of the patterns matches.
+            Expr::Like {
+                negated,
+                expr: inner,
+                pattern,
+                any: true,
+                ..
+            }
+            | Expr::ILike {
+                negated,
+                expr: inner,
+                pattern,
+                any: true,
+                ..
+            } => {
+                let ci = i64::from(is_ilike);
+                let patterns = match pattern.as_ref() {
+                    Expr::Tuple(v) => v.clone(),
+                    Expr::Nested(e) => vec![(**e).clone()],
+                    other => vec![other.clone()],
+                };
+                let mut any: Option<Expr> = None;
+                for p in patterns {
+                    let one = call("sbx_like", vec![(**inner).clone(), p, num(ci)]);
+                    any = Some(match any {
+                        None => one,
+                        Some(acc) => binop(acc, BinaryOperator::Or, one),
+                    });
+                }
+                any.map(|e| negate(*negated, e))
+            }
             Expr::RLike {
                 negated,
                 expr: inner,
@@ -704,7 +736,10 @@ impl Translator {
                 let mut out = (**root).clone();
                 for a in access_chain {
                     let key = match a {
-                        sqlparser::ast::AccessExpr::Dot(Expr::Identifier(id)) => lit(&id.value),
+                        sqlparser::ast::AccessExpr::Dot(Expr::Identifier(id)) => {
+                            out = call("sbx_field", vec![out, lit(&id.value)]);
+                            continue;
+                        }
                         sqlparser::ast::AccessExpr::Dot(other) => other.clone(),
                         sqlparser::ast::AccessExpr::Subscript(
                             sqlparser::ast::Subscript::Index { index },
@@ -788,6 +823,23 @@ impl Translator {
                     _ => None,
                 }
             }
+            Expr::Struct { values, .. } => {
+                let mut kv = Vec::new();
+                for (i, v) in values.iter().enumerate() {
+                    let (name, e) = match v {
+                        Expr::Named { expr, name } => (name.value.clone(), (**expr).clone()),
+                        Expr::Identifier(id) => (id.value.clone(), v.clone()),
+                        Expr::CompoundIdentifier(p) => (
+                            p.last().map(|p| p.value.clone()).unwrap_or_default(),
+                            v.clone(),
+                        ),
+                        other => (format!("col{}", i + 1), other.clone()),
+                    };
+                    kv.push(lit(&name));
+                    kv.push(e);
+                }
+                Some(call("sbx_struct", kv))
+            }
             Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
                 let b = matches!(v.value, Value::Boolean(true));
                 Some(num(i64::from(b)))
@@ -829,7 +881,7 @@ impl Translator {
             Expr::CompoundIdentifier(parts[..2].to_vec())
         };
         for p in &parts[base_len..] {
-            out = call("sbx_get", vec![out, lit(&p.value)]);
+            out = call("sbx_field", vec![out, lit(&p.value)]);
         }
         Some(out)
     }

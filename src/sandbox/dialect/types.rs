@@ -449,6 +449,21 @@ pub(crate) fn infer(platform: Platform, expr: &Expr, env: &Env) -> Option<Ty> {
             Some(cur)
         }
         Expr::Function(f) => function_type(platform, f, env),
+        Expr::Struct { values, .. } => Some(Ty::Struct(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Expr::Named { expr, name } => (name.value.clone(), t(expr).unwrap_or(Ty::Text)),
+                    Expr::Identifier(id) => (id.value.clone(), t(v).unwrap_or(Ty::Text)),
+                    Expr::CompoundIdentifier(p) => (
+                        p.last().map(|p| p.value.clone()).unwrap_or_default(),
+                        t(v).unwrap_or(Ty::Text),
+                    ),
+                    other => (format!("col{}", i + 1), t(other).unwrap_or(Ty::Text)),
+                })
+                .collect(),
+        )),
         Expr::Subquery(q) => {
             let cols = super::projection_columns(platform, q, env);
             cols.into_iter().next().and_then(|(_, t)| t)
