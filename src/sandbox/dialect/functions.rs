@@ -1481,15 +1481,58 @@ fn register_strings(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// SQL LIKE with `%`, `_` and `\` escapes, case-sensitive.
+/// SQL LIKE with `%`, `_` and `\\` escapes, case-sensitive. Greedy matching with
+/// one backtrack point (the last `%`), so it runs in O(len(p) * len(s)) whatever the pattern.
 fn like(p: &[char], s: &[char]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('%') => (0..=s.len()).any(|i| like(&p[1..], &s[i..])),
-        Some('_') => !s.is_empty() && like(&p[1..], &s[1..]),
-        Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && like(&p[2..], &s[1..]),
-        Some(c) => s.first() == Some(c) && like(&p[1..], &s[1..]),
+    // Tokens: Some(c) literal, None for `_`; `%` handled by the star bookkeeping.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Lit(char),
+        One,
+        Any,
     }
+    let mut toks = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' if i + 1 < p.len() => {
+                toks.push(Tok::Lit(p[i + 1]));
+                i += 2;
+                continue;
+            }
+            '%' => toks.push(Tok::Any),
+            '_' => toks.push(Tok::One),
+            c => toks.push(Tok::Lit(c)),
+        }
+        i += 1;
+    }
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match toks.get(pi) {
+            Some(Tok::Any) => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(Tok::One) => {
+                pi += 1;
+                si += 1;
+            }
+            Some(Tok::Lit(c)) if *c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[pi..].iter().all(|t| *t == Tok::Any)
 }
 
 fn register_json(conn: &Connection) -> Result<()> {
@@ -1970,6 +2013,23 @@ mod tests {
         assert_eq!(format_snowflake(&t, "MON DD, YYYY"), "Jan 05, 2024");
         assert_eq!(format_spark(&t, "yyyy-MM-dd HH:mm"), "2024-01-05 09:15");
         assert_eq!(format_spark(&t, "MMM d, yyyy EEE"), "Jan 5, 2024 Fri");
+    }
+
+    #[test]
+    fn like_matches_wildcards_and_escapes() {
+        let m = |p: &str, s: &str| {
+            like(
+                &p.chars().collect::<Vec<_>>(),
+                &s.chars().collect::<Vec<_>>(),
+            )
+        };
+        assert!(m("%schmidt%", "anna.schmidt@example.de"));
+        assert!(!m("%Schmidt%", "anna.schmidt@example.de"));
+        assert!(m("a_c", "abc") && !m("a_c", "abbc"));
+        assert!(m("50\\%", "50%") && !m("50\\%", "500"));
+        assert!(m("%a%b%", "xxaxxbxx") && !m("%a%b%", "xxbxxaxx"));
+        let long = "a".repeat(5000);
+        assert!(!m(&format!("{}b", "%a".repeat(30)), &long));
     }
 
     #[test]
