@@ -430,5 +430,20 @@ pub fn databricks_cases() -> Vec<Case> {
             "BIGINT|INT|STRING",
             r#"[["5","0","gift"],["5","1","vip"]]"#,
         ),
+        case(
+            "SELECT CAST(updated_at AS STRING) AS s, CAST(order_date AS STRING) AS d FROM orders WHERE order_id = 5",
+            "STRING|STRING",
+            r#"[["2024-01-09 11:15:00.5","2024-01-09"]]"#,
+        ),
+        case(
+            "SELECT substring_index('www.apache.org', '.', 2) AS a, substring_index(customer_email, '@', -1) AS d, sha2('abc', 256) AS h FROM orders WHERE order_id = 2",
+            "STRING|STRING|STRING",
+            r#"[["www.apache","example.it","ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]]"#,
+        ),
+        case(
+            "SELECT amount * order_id AS weighted, weighted + amount AS plus FROM orders WHERE order_id = 6",
+            "DECIMAL(31,2)|DECIMAL(32,2)",
+            r#"[["90.00","105.00"]]"#,
+        ),
     ]
 }

@@ -468,5 +468,15 @@ pub fn snowflake_cases() -> Vec<Case> {
             "text|timestamp_ntz",
             r#"[["example.de","2024-01-01 00:00:00"]]"#,
         ),
+        case(
+            "SELECT ORDERED_AT::VARCHAR AS s, TO_CHAR(ORDERED_AT) AS t, TO_CHAR(SIGNUP_DATE) AS d FROM ORDERS JOIN CUSTOMERS USING (CUSTOMER_ID) WHERE ORDER_ID = 1005",
+            "text|text|text",
+            r#"[["2024-01-09 11:11:11.250","2024-01-09 11:11:11.250","2023-01-20"]]"#,
+        ),
+        case(
+            "SELECT AMOUNT * 2 AS dbl, dbl + 1 AS plus, SHA2('abc') AS h FROM ORDERS WHERE ORDER_ID = 1006",
+            "fixed(*,2)|fixed(*,2)|text",
+            r#"[["30.00","31.00","ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]]"#,
+        ),
     ]
 }

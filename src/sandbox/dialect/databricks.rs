@@ -196,6 +196,9 @@ pub(crate) fn function(
         "int" | "bigint" => cast_to(a(0), "int_trunc", true),
         "nanvl" => call("coalesce", vec![a(0), a(1)]),
         "format_number" => call("sbx_format_number", vec![a(0), a(1)]),
+        "substring_index" => call("sbx_substring_index", vec![a(0), a(1), a(2)]),
+        "dayname" => call("sbx_format", vec![a(0), lit("EEE"), lit("spark")]),
+        "monthname" => call("sbx_format", vec![a(0), lit("MMM"), lit("spark")]),
         "from_unixtime" => call(
             "sbx_from_unixtime",
             vec![a(0), args.get(1).cloned().unwrap_or_else(null)],

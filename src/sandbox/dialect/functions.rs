@@ -608,6 +608,30 @@ fn cast(v: ValueRef<'_>, target: &str, strict: bool) -> Result<Value> {
             ValueRef::Blob(b) => hex::encode_upper(b),
             ValueRef::Null => return Ok(Value::Null),
         })),
+        "ts_text_sf" | "ts_text_spark" => {
+            let t = match &text {
+                Some(s) => match Temporal::parse(s) {
+                    Some(t) => t,
+                    None => return cast(v, "text", strict),
+                },
+                None => return cast(v, "text", strict),
+            };
+            let w = t.wall();
+            Ok(Value::Text(match (kind, t) {
+                (_, Temporal::Date(d)) => d.format("%Y-%m-%d").to_string(),
+                ("ts_text_sf", _) => w.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                _ => {
+                    let frac = format!("{:09}", w.nanosecond());
+                    let frac = frac.trim_end_matches('0');
+                    let base = w.format("%Y-%m-%d %H:%M:%S").to_string();
+                    if frac.is_empty() {
+                        base
+                    } else {
+                        format!("{base}.{frac}")
+                    }
+                }
+            }))
+        }
         "bool_text" => Ok(Value::Text(
             match v {
                 ValueRef::Integer(0) => "false",
@@ -1295,6 +1319,40 @@ fn register_strings(conn: &Connection) -> Result<()> {
         };
         let flags = text_arg(ctx, 2).unwrap_or_default();
         Ok(Some(regex(&c, &p, &flags)?.find_iter(&s).count() as i64))
+    })?;
+    // substring_index(s, delim, n): before the n-th delimiter (n > 0) or after the
+    // n-th from the end (n < 0).
+    conn.create_scalar_function("sbx_substring_index", 3, det(), |ctx| {
+        let (Some(s), Some(d), Some(n)) = (text_arg(ctx, 0), text_arg(ctx, 1), int_arg(ctx, 2)?)
+        else {
+            return Ok(None);
+        };
+        if d.is_empty() || n == 0 {
+            return Ok(Some(String::new()));
+        }
+        let parts: Vec<&str> = s.split(d.as_str()).collect();
+        let k = (n.unsigned_abs() as usize).min(parts.len());
+        Ok(Some(if n > 0 {
+            parts[..k].join(&d)
+        } else {
+            parts[parts.len() - k..].join(&d)
+        }))
+    })?;
+    // SHA2(x, bits): lower-case hex digest (224/256/384/512; 0 means 256).
+    conn.create_scalar_function("sbx_sha2", 2, det(), |ctx| {
+        use sha2::Digest;
+        let Some(s) = text_arg(ctx, 0) else {
+            return Ok(None);
+        };
+        let bits = int_arg(ctx, 1)?.unwrap_or(256);
+        let digest = match bits {
+            224 => hex::encode(sha2::Sha224::digest(s.as_bytes())),
+            0 | 256 => hex::encode(sha2::Sha256::digest(s.as_bytes())),
+            384 => hex::encode(sha2::Sha384::digest(s.as_bytes())),
+            512 => hex::encode(sha2::Sha512::digest(s.as_bytes())),
+            other => return Err(fail(format!("SHA2 does not support {other} bits"))),
+        };
+        Ok(Some(digest))
     })?;
     for (name, spark) in [("sbx_initcap", false), ("sbx_initcap_spark", true)] {
         conn.create_scalar_function(name, 1, det(), move |ctx| {

@@ -101,6 +101,8 @@ pub(crate) fn translate(
     mut env: Env,
 ) -> Result<Translated, DialectError> {
     collect_env(platform, query, &mut env);
+    let mut pre = Prepass { env: &env };
+    let _ = query.visit(&mut pre);
     let types = output_types(platform, query, &env);
     let mut t = Translator {
         platform,
@@ -117,6 +119,24 @@ pub(crate) fn translate(
         types,
         hidden: t.top_hidden,
     })
+}
+
+/// Rewrites every query level needs before types are inferred: `* EXCLUDE/EXCEPT`
+/// expansion and lateral column aliases.
+struct Prepass<'e> {
+    env: &'e Env,
+}
+
+impl VisitorMut for Prepass<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            expand_wildcards(select, self.env);
+            lateral_aliases(select, self.env);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Add the output columns of CTEs and derived tables, and FLATTEN/explode aliases, to `env`.
@@ -1282,13 +1302,14 @@ pub(crate) fn cast_expr(
 ) -> Option<Expr> {
     let target = types::parse_declared(platform, &data_type.to_string())?;
     let spec = match &target {
-        Ty::Text => {
-            if matches!(from, Some(Ty::Bool)) {
-                "bool_text".to_string()
-            } else {
-                "text".to_string()
-            }
-        }
+        Ty::Text => match (platform, from) {
+            (_, Some(Ty::Bool)) => "bool_text".to_string(),
+            // Timestamps print as the platforms print them: Snowflake
+            // `YYYY-MM-DD HH24:MI:SS.FF3`, Spark `yyyy-MM-dd HH:mm:ss[.f]`.
+            (Platform::Snowflake, Some(Ty::Ntz | Ty::Tz)) => "ts_text_sf".to_string(),
+            (Platform::Databricks, Some(Ty::Ntz | Ty::Tz)) => "ts_text_spark".to_string(),
+            _ => "text".to_string(),
+        },
         Ty::Fixed(_, s) if *s > 0 => format!("dec:{s}"),
         Ty::Fixed(..) | Ty::Int | Ty::BigInt => match platform {
             Platform::Snowflake => "int_round".into(),
@@ -1455,9 +1476,6 @@ impl VisitorMut for Translator {
                 }
                 ControlFlow::<()>::Continue(())
             });
-        }
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            expand_wildcards(select, &self.env);
         }
         // Unnamed computed projection items keep their platform-side name.
         if let SetExpr::Select(select) = query.body.as_mut() {
@@ -1632,6 +1650,11 @@ pub(crate) fn shared_function(
         "lower" | "lcase" => call("sbx_lower", vec![a(0)]),
         "len" | "char_length" | "character_length" => call("length", vec![a(0)]),
         "translate" => call("sbx_translate", vec![a(0), a(1), a(2)]),
+        "sha2" => call(
+            "sbx_sha2",
+            vec![a(0), args.get(1).cloned().unwrap_or_else(|| num(256))],
+        ),
+        "sha2_hex" => call("sbx_sha2", vec![a(0), num(256)]),
         "contains" => call("sbx_contains", vec![a(0), a(1)]),
         "startswith" => call("sbx_startswith", vec![a(0), a(1)]),
         "endswith" => call("sbx_endswith", vec![a(0), a(1)]),
@@ -1794,5 +1817,32 @@ fn coerce_literal(e: Expr, kind: &str) -> Expr {
         cast_to(e, kind, true)
     } else {
         e
+    }
+}
+
+/// Lateral column aliases (`SELECT a + 1 AS x, x * 2 AS y`, both platforms allow
+/// them): a later item naming an earlier alias that is no column gets its expression.
+fn lateral_aliases(select: &mut Select, env: &Env) {
+    let mut seen: Vec<(String, Expr)> = Vec::new();
+    for item in &mut select.projection {
+        let (expr, alias) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.to_lowercase())),
+            SelectItem::UnnamedExpr(expr) => (expr, None),
+            _ => continue,
+        };
+        if !seen.is_empty() {
+            let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+                if let Expr::Identifier(id) = e
+                    && env.lookup(None, &id.value).is_none()
+                    && let Some((_, x)) = seen.iter().find(|(a, _)| *a == id.value.to_lowercase())
+                {
+                    *e = nested(x.clone());
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        if let Some(a) = alias {
+            seen.push((a, expr.clone()));
+        }
     }
 }

@@ -59,6 +59,8 @@ pub(crate) fn function(
             let temporal = matches!(types.first(), Some(Some(Ty::Date | Ty::Ntz | Ty::Tz)));
             if args.len() > 1 && temporal {
                 call("sbx_format", vec![a(0), a(1), lit("sf")])
+            } else if matches!(types.first(), Some(Some(Ty::Ntz | Ty::Tz))) {
+                cast_to(a(0), "ts_text_sf", true)
             } else if matches!(types.first(), Some(Some(Ty::Bool))) {
                 cast_to(a(0), "bool_text", true)
             } else {

@@ -596,7 +596,7 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
         "to_char" | "to_varchar" | "date_format" | "monthname" | "dayname" => Ty::Text,
         "to_date" | "try_to_date" | "date" | "last_day" | "current_date" | "curdate"
         | "date_from_parts" | "make_date" => Ty::Date,
-        "from_unixtime" | "format_number" => Ty::Text,
+        "from_unixtime" | "format_number" | "substring_index" => Ty::Text,
         "to_timestamp" | "to_timestamp_ntz" | "try_to_timestamp" | "try_to_timestamp_ntz" if sf => {
             Ty::Ntz
         }
