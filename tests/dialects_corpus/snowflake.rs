@@ -478,5 +478,15 @@ pub fn snowflake_cases() -> Vec<Case> {
             "fixed(*,2)|fixed(*,2)|text",
             r#"[["30.00","31.00","ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"]]"#,
         ),
+        case(
+            "SELECT CUSTOMER_ID, ORDER_ID FROM ORDERS o QUALIFY ROW_NUMBER() OVER (PARTITION BY CUSTOMER_ID ORDER BY o.ORDERED_AT) = 1 ORDER BY o.ORDERED_AT DESC LIMIT 2",
+            "fixed(38,0)|fixed(38,0)",
+            r#"[["107","1008"],["105","1006"]]"#,
+        ),
+        case(
+            "SELECT * FROM CUSTOMERS QUALIFY COUNT(*) OVER (PARTITION BY REGION) = 2 ORDER BY SIGNUP_DATE",
+            "fixed(38,0)|text|text|text|date|boolean",
+            r#"[["104","James Carter","james.carter@example.com","US","2021-11-05","true"],["106","Kenji Tanaka","kenji.tanaka@example.jp","APAC","2022-09-12","true"],["105","Maria Lopez","maria.lopez@example.com","US","2023-05-30","true"],["107","Priya Nair","priya.nair@example.in","APAC","2024-02-02",null]]"#,
+        ),
     ]
 }

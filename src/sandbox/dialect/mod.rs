@@ -998,6 +998,33 @@ impl Translator {
             expr: cond,
             alias: Ident::with_quote('"', flag.clone()),
         });
+        // ORDER BY terms that are not output names or ordinals ride along as extra
+        // inner columns, so the outer query can still sort by them.
+        let mut extra = 0;
+        if let Some(order_by) = &mut query.order_by
+            && let sqlparser::ast::OrderByKind::Expressions(list) = &mut order_by.kind
+        {
+            for o in list.iter_mut() {
+                let named = match &o.expr {
+                    Expr::Identifier(id) => names
+                        .iter()
+                        .flatten()
+                        .any(|n| n.value.eq_ignore_ascii_case(&id.value)),
+                    Expr::Value(_) => true,
+                    _ => false,
+                };
+                if named {
+                    continue;
+                }
+                let col = self.fresh("order");
+                select.projection.push(SelectItem::ExprWithAlias {
+                    expr: o.expr.clone(),
+                    alias: Ident::with_quote('"', col.clone()),
+                });
+                o.expr = Expr::Identifier(Ident::with_quote('"', col));
+                extra += 1;
+            }
+        }
         let inner = Query {
             with: None,
             body: query.body.clone(),
@@ -1043,7 +1070,7 @@ impl Translator {
             };
         }
         *query.body = SetExpr::Select(Box::new(outer));
-        Ok(usize::from(!explicit))
+        Ok(if explicit { 0 } else { 1 + extra })
     }
 
     /// Snowflake `LATERAL FLATTEN(input => x)` / `TABLE(FLATTEN(x))` → `json_each(x)`.
