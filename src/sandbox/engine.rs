@@ -36,6 +36,8 @@
 //! - VARIANT/OBJECT/ARRAY, Databricks ARRAY<..>/MAP<..>/STRUCT<..> → `Text` (compact JSON)
 //! - BINARY → `Blob`
 //!
+//! [`EngineColumn::inferred_type`] carries the platform type the dialect
+//! translation ([`crate::sandbox::dialect`]) infers for computed columns.
 //! [`EngineColumn::declared_type`] carries the fixture's native type for a
 //! plain column reference (also through views, subqueries and CTEs, and for
 //! masked columns), `None` for computed expressions. SQLite's declared type of
@@ -46,6 +48,7 @@
 //! `tokio::task::spawn_blocking`.
 
 use crate::result::Platform;
+use crate::sandbox::dialect::{self, DialectError, Env};
 use crate::sandbox::fixture::{Fixture, FixtureError, PreparedTable, ValueKind};
 use rusqlite::Connection;
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -86,6 +89,9 @@ pub struct EngineColumn {
     pub name: String,
     /// The fixture's native type for a plain column reference; None for computed expressions.
     pub declared_type: Option<String>,
+    /// The platform type the dialect translation infers for a computed column
+    /// (`DATE_TRUNC` → DATE, `COUNT_IF` → NUMBER(18,0), ...); None when unknown.
+    pub inferred_type: Option<String>,
     pub nullable: bool,
 }
 
@@ -402,6 +408,10 @@ impl VisitorMut for Rewriter<'_> {
             TableFactor::Table {
                 name, alias, args, ..
             } => {
+                // json_each(..) only reads its argument: the translation's FLATTEN/explode.
+                if args.is_some() && name.to_string().eq_ignore_ascii_case("json_each") {
+                    return ControlFlow::Continue(());
+                }
                 if args.is_some() {
                     return ControlFlow::Break(EngineError::Unsupported(format!(
                         "table function {name} is not supported by the sandbox"
@@ -476,6 +486,9 @@ impl Engine {
         })?;
         let conn = Connection::open_in_memory()
             .map_err(|e| EngineError::Execution(format!("cannot open SQLite: {e}")))?;
+        dialect::functions::register(&conn).map_err(|e| {
+            EngineError::Execution(format!("cannot register the dialect functions: {e}"))
+        })?;
         let mut b = Builder {
             conn: &conn,
             decls: Vec::new(),
@@ -1125,6 +1138,11 @@ impl Inner {
         query: &mut Query,
         ns: &Namespace,
     ) -> Result<EngineResult, EngineError> {
+        let env = self.type_env(platform, user, query, ns);
+        let translated = dialect::translate(platform, query, env).map_err(|e| match e {
+            DialectError::Unsupported(_) => EngineError::Unsupported(e.to_string()),
+            DialectError::Invalid(m) => EngineError::Syntax(m),
+        })?;
         let mut rewriter = Rewriter {
             engine: self,
             platform,
@@ -1147,7 +1165,14 @@ impl Inner {
             }
         }
         let sql = query.to_string();
-        let mut result = self.run(platform, &sql)?;
+        let mut result = self.run(platform, &sql, &translated.types)?;
+        if translated.hidden > 0 {
+            let keep = result.columns.len().saturating_sub(translated.hidden);
+            result.columns.truncate(keep);
+            for row in &mut result.rows {
+                row.truncate(keep);
+            }
+        }
         if platform == Platform::Snowflake {
             for c in &mut result.columns {
                 if !quoted_aliases.contains(&c.name) {
@@ -1158,8 +1183,55 @@ impl Inner {
         Ok(result)
     }
 
+    /// Column types of the granted tables the query names, under their aliases.
+    fn type_env(&self, platform: Platform, user: usize, query: &Query, ns: &Namespace) -> Env {
+        struct Tables(Vec<(ObjectName, Option<String>)>);
+        impl sqlparser::ast::Visitor for Tables {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Table {
+                    name,
+                    alias,
+                    args: None,
+                    ..
+                } = f
+                {
+                    self.0
+                        .push((name.clone(), alias.as_ref().map(|a| a.name.value.clone())));
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut found = Tables(Vec::new());
+        let _ = sqlparser::ast::Visit::visit(query, &mut found);
+        let mut env = Env::default();
+        for (name, alias) in found.0 {
+            let Ok(full) = self.full_name(platform, &name, ns) else {
+                continue;
+            };
+            let Some(&ti) = self.catalog.by_name.get(&(platform, full.join("."))) else {
+                continue;
+            };
+            if !self.catalog.users[user].views.contains_key(&ti) {
+                continue;
+            }
+            let qualifier = alias.unwrap_or_else(|| full[2].clone());
+            for c in &self.catalog.tables[ti].columns {
+                if let Some(t) = dialect::types::parse_declared(platform, &c.native_type) {
+                    env.add(&qualifier, &c.name, t);
+                }
+            }
+        }
+        env
+    }
+
     /// Run rewritten SQL on SQLite and collect the rows.
-    fn run(&self, platform: Platform, sql: &str) -> Result<EngineResult, EngineError> {
+    fn run(
+        &self,
+        platform: Platform,
+        sql: &str,
+        inferred: &[Option<String>],
+    ) -> Result<EngineResult, EngineError> {
         let conn = lock(&self.conn);
         let mut stmt = conn
             .prepare(sql)
@@ -1172,11 +1244,13 @@ impl Inner {
         let columns: Vec<EngineColumn> = stmt
             .columns()
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let meta = c.decl_type().and_then(|d| self.decl_meta(d));
                 EngineColumn {
                     name: c.name().to_string(),
                     declared_type: meta.map(|m| m.native_type.clone()),
+                    inferred_type: inferred.get(i).cloned().flatten(),
                     nullable: meta.is_none_or(|m| m.nullable),
                 }
             })
@@ -1328,6 +1402,7 @@ impl Inner {
         let col = |name: &str, ty: &str, nullable: bool| EngineColumn {
             name: name.into(),
             declared_type: Some(ty.into()),
+            inferred_type: None,
             nullable,
         };
         match platform {
@@ -1401,6 +1476,7 @@ impl Inner {
         let col = |name: &str, ty: &str, nullable: bool| EngineColumn {
             name: name.into(),
             declared_type: Some(ty.into()),
+            inferred_type: None,
             nullable,
         };
         Ok(match platform {

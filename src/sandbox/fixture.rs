@@ -473,7 +473,7 @@ fn prepare_table(index: usize, spec: &TableSpec) -> Result<PreparedTable, String
             .map_err(|e| format!("table {display} column {name}: {e}"))?;
         columns.push(PreparedColumn {
             name,
-            native_type: c.column_type.trim().to_uppercase(),
+            native_type: native_type_text(spec.platform, &c.column_type),
             kind,
             nullable: c.nullable,
             comment: c.comment.clone(),
@@ -589,6 +589,19 @@ pub(crate) fn value_kind(platform: Platform, native: &str) -> Result<ValueKind, 
         },
     };
     Ok(kind)
+}
+
+/// The declared type in canonical case: upper-case, except that Databricks
+/// STRUCT field names keep their case (`STRUCT<channel: STRING>`), as Databricks prints them.
+fn native_type_text(platform: Platform, declared: &str) -> String {
+    let upper = declared.trim().to_uppercase();
+    if platform == Platform::Databricks
+        && upper.contains("STRUCT")
+        && let Some(t) = crate::sandbox::types::DatabricksType::parse(declared)
+    {
+        return t.type_text();
+    }
+    upper
 }
 
 /// The text of a string value, or of a TOML date/time (which serde hands over as a one-key table).

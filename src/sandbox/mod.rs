@@ -16,6 +16,7 @@
 //! [`Sandbox::faults`] and the [`SandboxState`] counters are for tests.
 
 pub mod databricks;
+pub(crate) mod dialect;
 pub mod engine;
 pub mod faults;
 pub mod fixture;

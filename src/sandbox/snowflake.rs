@@ -791,6 +791,7 @@ fn typed_result(columns: &[(&str, &str)], rows: Vec<Vec<Option<String>>>) -> Res
         .map(|(name, declared)| EngineColumn {
             name: (*name).to_string(),
             declared_type: Some((*declared).to_string()),
+            inferred_type: None,
             nullable: true,
         })
         .collect();

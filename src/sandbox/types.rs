@@ -188,6 +188,12 @@ impl SnowflakeType {
             .declared_type
             .as_deref()
             .and_then(SnowflakeType::parse)
+            .or_else(|| {
+                column
+                    .inferred_type
+                    .as_deref()
+                    .and_then(SnowflakeType::parse)
+            })
             .unwrap_or_else(|| SnowflakeType::infer(first_non_null(rows, index)))
     }
 
@@ -448,6 +454,12 @@ impl DatabricksType {
             .declared_type
             .as_deref()
             .and_then(DatabricksType::parse)
+            .or_else(|| {
+                column
+                    .inferred_type
+                    .as_deref()
+                    .and_then(DatabricksType::parse)
+            })
             .unwrap_or_else(|| DatabricksType::infer(first_non_null(rows, index)))
     }
 
@@ -1427,16 +1439,19 @@ mod tests {
             EngineColumn {
                 name: "N".into(),
                 declared_type: None,
+                inferred_type: None,
                 nullable: true,
             },
             EngineColumn {
                 name: "F".into(),
                 declared_type: None,
+                inferred_type: None,
                 nullable: true,
             },
             EngineColumn {
                 name: "S".into(),
                 declared_type: None,
+                inferred_type: None,
                 nullable: true,
             },
         ];
@@ -1466,6 +1481,7 @@ mod tests {
         let columns = vec![EngineColumn {
             name: "D".into(),
             declared_type: Some("DATE".into()),
+            inferred_type: None,
             nullable: true,
         }];
         let rows = vec![vec![text("2024-01-01")], vec![text("not a date")]];
