@@ -167,6 +167,22 @@ where
         Ok(Lease::take(entry, &self.clock))
     }
 
+    /// The cached value for `key` if it is still fresh, leased; never mints
+    /// (a `fetch_more` page uses only the credential its statement ran under).
+    pub async fn lease_fresh(&self, key: &K) -> Option<Lease<V>> {
+        let slot = self.slot(key);
+        let guard = slot.lock().await;
+        guard
+            .as_ref()
+            .filter(|entry| is_fresh(entry.expires_at, self.margin))
+            .map(|entry| Lease::take(entry, &self.clock))
+    }
+
+    /// How long before its expiry a value stops being handed out.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
     /// Drop the entry for `key` if `is_same` says it is the value the caller saw fail.
     /// Returns the dropped value. A newer value minted meanwhile is kept.
     pub async fn invalidate_if(&self, key: &K, is_same: impl Fn(&V) -> bool) -> Option<V> {

@@ -7,13 +7,20 @@
 //! path → `structuredContent` + text → one audit event. No tool takes a user
 //! argument; the user comes from the transport (stdio configuration or the
 //! HTTP request's verified bearer token).
+//!
+//! A truncated result whose rest the platform still holds gets a `next_cursor`
+//! (sealed by [`CursorCodec`], bound to the user, statement, position and the
+//! credential the statement ran under); `fetch_more` opens it before any
+//! upstream request and reads the next page with that same cached credential.
 
 use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
+use crate::cursor::{Cursor, CursorCodec, unix_secs};
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
 use crate::query::{
-    CallContext, GovernedQuery, ProgressSink, QueryError, QueryParameter, QueryRequest,
+    CallContext, CallFacts, GovernedQuery, PageRequest, ProgressSink, QueryError, QueryParameter,
+    QueryRequest,
 };
 use crate::result::{Platform, ResultSet};
 use rmcp::handler::server::common::{schema_for_output, schema_for_type};
@@ -29,13 +36,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 pub const QUERY_SNOWFLAKE: &str = "query_snowflake";
 pub const QUERY_DATABRICKS: &str = "query_databricks";
 pub const LIST_TABLES: &str = "list_tables";
 pub const DESCRIBE_TABLE: &str = "describe_table";
 pub const WHOAMI: &str = "whoami";
+pub const FETCH_MORE: &str = "fetch_more";
 
 /// Arguments of `query_snowflake`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -89,6 +97,16 @@ pub struct DescribeTableArgs {
     pub table: String,
 }
 
+/// Arguments of `fetch_more`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchMoreArgs {
+    /// The `next_cursor` of a previous result, exactly as returned.
+    pub cursor: String,
+    /// Most rows to return in this page; more rows give another `next_cursor`.
+    pub max_rows: Option<u64>,
+}
+
 /// Arguments of `whoami` (none).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +150,7 @@ struct Inner {
     limits: Limits,
     users: UserSource,
     tools: Vec<Tool>,
+    cursors: CursorCodec,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -157,8 +176,21 @@ impl GovernedServer {
                 limits,
                 users,
                 tools,
+                cursors: CursorCodec::random(),
             }),
         }
+    }
+
+    /// Seal and open `fetch_more` cursors with `codec` (default: a random key
+    /// for this process). Call before the server is cloned.
+    pub fn with_cursors(mut self, codec: CursorCodec) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.cursors = codec,
+            None => tracing::warn!(
+                "with_cursors called on a shared server; keeping the per-process cursor key"
+            ),
+        }
+        self
     }
 
     /// The tools this server lists.
@@ -210,8 +242,9 @@ impl GovernedServer {
         let started = Instant::now();
         let outcome = self.dispatch(user, tool, arguments, &call).await;
         let (result, platform, rows, kind, error) = match outcome {
-            Ok(Dispatched::Rows(platform, rs)) => {
+            Ok(Dispatched::Rows(platform, mut rs)) => {
                 let rows = rs.row_count;
+                rs.next_cursor = self.next_cursor(user, &rs, &call.facts());
                 (self.render(rs), platform.as_str(), Some(rows), "ok", None)
             }
             Ok(Dispatched::WhoAmI(who)) => {
@@ -275,11 +308,39 @@ impl GovernedServer {
         Ok(result)
     }
 
+    /// The cursor of the page after `rs`, when the platform holds more rows and
+    /// the statement's credential is known; it expires after
+    /// `limits.cursor_ttl_secs`, and never after the credential stops being used.
+    fn next_cursor(
+        &self,
+        user: &VerifiedUser,
+        rs: &ResultSet,
+        facts: &CallFacts,
+    ) -> Option<String> {
+        let position = rs.next_position?;
+        let credential = facts.credential.as_ref()?;
+        let ttl_end = SystemTime::now() + Duration::from_secs(self.inner.limits.cursor_ttl_secs);
+        let expires_at = unix_secs(ttl_end.min(credential.usable_until));
+        let cursor = Cursor {
+            platform: rs.platform,
+            statement_id: rs.statement_id.clone(),
+            position,
+            credential: credential.fingerprint.clone(),
+            expires_at,
+        };
+        Some(self.inner.cursors.seal(&user.user_id, &cursor))
+    }
+
     /// Text table first, then `structuredContent` built by moving the rows,
     /// so the rows are never held twice. (`CallToolResult::structured` would
     /// also serialize the whole value into a throw-away text block.)
     fn render(&self, rs: ResultSet) -> CallToolResult {
-        let text = rs.render_text(self.inner.limits.max_text_chars);
+        let mut text = rs.render_text(self.inner.limits.max_text_chars);
+        if let Some(cursor) = &rs.next_cursor {
+            text.push_str(&format!(
+                "\n(more rows: call fetch_more with cursor {cursor})"
+            ));
+        }
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(rs.into_json());
         result
@@ -338,6 +399,11 @@ impl GovernedServer {
                 let sql = format!("DESCRIBE TABLE {name}");
                 self.run(a.platform, self.catalog_request(sql), call).await
             }
+            FETCH_MORE => {
+                let a: FetchMoreArgs = parse_args(tool, arguments)?;
+                let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
+                self.fetch_more(user, &a.cursor, max_rows, call).await
+            }
             WHOAMI => {
                 let _: NoArgs = parse_args(tool, arguments)?;
                 Ok(Dispatched::WhoAmI(WhoAmI {
@@ -358,6 +424,50 @@ impl GovernedServer {
                 format!("unknown tool {other:?}; call tools/list for the available tools"),
                 None,
             ))),
+        }
+    }
+
+    /// `fetch_more`: open the cursor (no upstream request when it is refused),
+    /// then read the page with the user's cached credential.
+    async fn fetch_more(
+        &self,
+        user: &VerifiedUser,
+        cursor: &str,
+        max_rows: usize,
+        call: &CallContext,
+    ) -> Result<Dispatched, Failure> {
+        let cursor = self
+            .inner
+            .cursors
+            .open(&user.user_id, cursor.trim(), SystemTime::now())
+            .map_err(|e| Failure::Tool {
+                platform: "-",
+                kind: "cursor_refused",
+                message: format!("fetch_more refused: {e}"),
+            })?;
+        let platform = cursor.platform;
+        call.set_statement_id(&cursor.statement_id);
+        let Some(path) = self.platform(platform) else {
+            return Err(Failure::Tool {
+                platform: platform.as_str(),
+                kind: "not_configured",
+                message: QueryError::NotConfigured(platform).to_string(),
+            });
+        };
+        let page = PageRequest {
+            statement_id: cursor.statement_id,
+            position: cursor.position,
+            credential: cursor.credential,
+            max_rows,
+            max_bytes: self.inner.limits.max_result_bytes,
+        };
+        match path.fetch_page(call, &page).await {
+            Ok(rs) => Ok(Dispatched::Rows(platform, rs)),
+            Err(e) => Err(Failure::Tool {
+                platform: platform.as_str(),
+                kind: e.outcome(),
+                message: format!("fetch_more: {e}"),
+            }),
         }
     }
 
@@ -633,8 +743,20 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
             schema_for_type::<DescribeTableArgs>(),
         )
         .with_title("Describe a table")
-        .with_raw_output_schema(result_schema)
-        .with_annotations(catalog_annotations),
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(catalog_annotations.clone()),
+        Tool::new(
+            FETCH_MORE,
+            "Read the next page of a truncated query result: pass the `next_cursor` of a previous result of \
+             query_snowflake, query_databricks or list_tables (or of fetch_more). Returns the same columns and \
+             result shape, with its own `next_cursor` until the last page. The platform is not queried again: \
+             the page is read from the finished statement as the same user. A cursor works only for the user \
+             who ran the query and until that user's credential expires; if it is refused, run the query again.",
+            schema_for_type::<FetchMoreArgs>(),
+        )
+        .with_title("Fetch more rows of a result")
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(catalog_annotations.clone()),
         Tool::new(
             WHOAMI,
             "Report which end user this server acts for and which platforms are configured. Never returns secrets.",
@@ -685,6 +807,7 @@ fn tool_name(name: &str) -> &'static str {
         LIST_TABLES => LIST_TABLES,
         DESCRIBE_TABLE => DESCRIBE_TABLE,
         WHOAMI => WHOAMI,
+        FETCH_MORE => FETCH_MORE,
         _ => "unknown",
     }
 }
@@ -811,6 +934,7 @@ mod tests {
                 QUERY_DATABRICKS,
                 LIST_TABLES,
                 DESCRIBE_TABLE,
+                FETCH_MORE,
                 WHOAMI
             ]
         );
