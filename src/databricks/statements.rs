@@ -274,7 +274,14 @@ impl StatementsClient {
         }
 
         match statement.status.state {
-            StatementState::Succeeded => self.collect(token, ctx, request, statement).await,
+            StatementState::Succeeded => {
+                let mut result = self.collect(token, ctx, request, statement).await?;
+                if self.settings.continuation_rows == 0 {
+                    // Only the one row proving the cut was kept: nothing to continue.
+                    result.next_position = None;
+                }
+                Ok(result)
+            }
             StatementState::Canceled if ctx.cancel.is_cancelled() => Err(QueryError::Cancelled {
                 platform: Platform::Databricks,
                 statement_id: Some(id),
