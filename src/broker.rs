@@ -306,6 +306,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lease_fresh_never_mints_and_skips_values_inside_the_margin() {
+        let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
+        assert!(cache.lease_fresh(&"k").await.is_none(), "nothing cached");
+        cache
+            .get_or_mint("k", |_| async { Ok::<_, ()>((1, in_secs(3600))) })
+            .await
+            .unwrap();
+        assert_eq!(cache.lease_fresh(&"k").await.map(|l| *l), Some(1));
+        assert!(cache.lease_fresh(&"other").await.is_none());
+        cache
+            .get_or_mint("s", |_| async { Ok::<_, ()>((2, in_secs(30))) })
+            .await
+            .unwrap();
+        assert!(
+            cache.lease_fresh(&"s").await.is_none(),
+            "a value inside the margin is not handed out"
+        );
+        assert_eq!(cache.margin(), Duration::from_secs(60));
+    }
+
+    #[tokio::test]
     async fn value_inside_margin_is_reminted_with_previous_passed() {
         let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
         let v = cache

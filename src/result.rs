@@ -2,7 +2,8 @@
 //!
 //! A [`ResultSet`] carries typed columns, rows of JSON values, the row count,
 //! whether the platform had more rows than were returned (`truncated`), and
-//! the platform's statement id. It is what the MCP tools return as
+//! the platform's statement id, and (when the platform holds more rows)
+//! `next_cursor` for `fetch_more`. It is what the MCP tools return as
 //! `structuredContent`, and [`ResultSet::render_text`] gives the compact text
 //! table that goes next to it for the model.
 //!

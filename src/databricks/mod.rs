@@ -9,6 +9,12 @@
 //! and the vend expiry; concurrent cold calls share one vend and one token.
 //! If Databricks rejects the token when the statement is submitted, the
 //! entry is dropped and the call re-vends and retries exactly once.
+//!
+//! `fetch_more` pages ([`GovernedQuery::fetch_page`]) are read from the
+//! finished statement's chunks with the user's cached group token, only if it
+//! is still the one the statement ran under (same vend): no vend, no token
+//! request, no resubmit. The submit keeps `limits.max_continuation_rows` rows
+//! on the platform for them (see [`statements::row_limit`]).
 
 pub mod decode;
 pub mod oauth;

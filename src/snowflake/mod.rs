@@ -17,6 +17,11 @@
 //! statement (while polling or fetching partitions), the statement may have
 //! run, so the PAT is discarded and the call fails with a credential error
 //! naming the statement instead of running it twice.
+//!
+//! `fetch_more` pages ([`GovernedQuery::fetch_page`]) are read from the
+//! finished statement's partitions with the user's cached PAT, only if it is
+//! still the one the statement ran under: no vend, no mint, no resubmit; a
+//! refused PAT is discarded and the page fails with "run the query again".
 
 pub mod decode;
 pub mod host;
