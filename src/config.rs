@@ -536,7 +536,7 @@ pub struct Limits {
     #[serde(default = "default_continuation_rows")]
     pub max_continuation_rows: u64,
     /// A `next_cursor` is valid this long at most, seconds (never past the expiry of the
-    /// credential its query ran under).
+    /// credential its query ran under). 0 issues cursors that have already expired.
     #[serde(default = "default_cursor_ttl")]
     pub cursor_ttl_secs: u64,
 }

@@ -947,6 +947,15 @@ mod tests {
             );
         }
         let q = &tools[0];
+        let output = q.output_schema.as_ref().unwrap();
+        assert!(
+            output["properties"].get("next_cursor").is_some(),
+            "the result schema names next_cursor: {output:?}"
+        );
+        let fetch = tools.iter().find(|t| t.name == FETCH_MORE).unwrap();
+        assert_eq!(fetch.output_schema, q.output_schema, "same result shape");
+        let fetch_props = fetch.input_schema["properties"].as_object().unwrap();
+        assert!(fetch_props.contains_key("cursor") && fetch_props.contains_key("max_rows"));
         assert_eq!(q.annotations.as_ref().unwrap().read_only_hint, Some(true));
         assert_eq!(q.annotations.as_ref().unwrap().open_world_hint, Some(true));
         let writable = tool_definitions(false);

@@ -492,3 +492,42 @@ async fn each_fetch_more_call_leaves_one_audit_event() {
     assert!(!text.contains(&cursor), "the cursor is not logged");
     sandbox.shutdown().await;
 }
+
+/// The payload of a cursor (opaque to clients; decoded here to check its bounds).
+fn payload(cursor: &str) -> Value {
+    use base64::Engine as _;
+    let body = cursor.split('.').next().unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+#[tokio::test]
+async fn a_cursor_never_outlives_the_credential_its_query_ran_under() {
+    // A cursor lifetime of ten days: the credential (a 60-minute vend, used until
+    // `credential_expiry_margin_secs` before its end) is what bounds the cursor.
+    let env = start(|c| c.limits.cursor_ttl_secs = 10 * 24 * 3600).await;
+    let margin = env.config.limits.credential_expiry_margin_secs;
+    let vend_secs = u64::from(env.config.immuta.as_ref().unwrap().ttl_minutes) * 60;
+    let alice = env.connect(ALICE).await;
+    for platform in [Platform::Snowflake, Platform::Databricks] {
+        let now = immuta_mcp::cursor::unix_secs(std::time::SystemTime::now());
+        let (first, cursor) = first_page(&alice, platform, 3).await;
+        let p = payload(&cursor);
+        assert_eq!(p["s"], structured(&first)["statement_id"]);
+        let expires = p["e"].as_u64().unwrap();
+        assert!(
+            expires <= now + vend_secs - margin + 5,
+            "{platform}: expires {} s from now",
+            expires - now
+        );
+        assert!(expires > now + 60, "{platform}: {p}");
+        assert!(
+            !p.to_string().contains(ALICE),
+            "the user is not readable: {p}"
+        );
+    }
+    close(alice).await;
+    env.shutdown().await;
+}
