@@ -531,3 +531,72 @@ async fn a_cursor_never_outlives_the_credential_its_query_ran_under() {
     close(alice).await;
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_configured_cursor_key_outlives_the_process_a_random_one_does_not() {
+    use immuta_mcp::config::SecretRef;
+    let sandbox = Sandbox::start(options()).await.unwrap();
+    let mut cfg = sandbox.client_config();
+    let too_short = {
+        let mut c = cfg.clone();
+        c.server.cursor_key = Some(SecretRef::Value("short".into()));
+        c
+    };
+    let err = app::build_platforms(&too_short)
+        .err()
+        .expect("a short key is refused");
+    assert!(err.to_string().contains("cursor_key"), "{err}");
+    assert!(!err.to_string().contains("short\""), "{err}");
+
+    cfg.server.cursor_key = Some(SecretRef::Value("0123456789abcdef".repeat(4)));
+    let alice = verified(ALICE);
+    let server_for = |cfg: &Config| {
+        let platforms = app::build_platforms(cfg).unwrap();
+        app::build_server(cfg, &platforms, UserSource::Fixed(alice.clone()))
+    };
+    let first = server_for(&cfg);
+    let result = first
+        .call(
+            &alice,
+            "query_snowflake",
+            json!({"sql": sql(Platform::Snowflake), "max_rows": 3}),
+            CallContext::new(ALICE, "t"),
+        )
+        .await
+        .unwrap();
+    let cursor = result.structured_content.unwrap()["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = |r: rmcp::model::CallToolResult| text_of(&r);
+    // "After a restart" with the same key: the cursor is authentic, but the new
+    // process holds no credential of alice's, so it asks for the query again.
+    let restarted = server_for(&cfg);
+    let again = restarted
+        .call(
+            &alice,
+            "fetch_more",
+            json!({"cursor": cursor}),
+            CallContext::new(ALICE, "t"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.is_error, Some(true));
+    let message = text(again);
+    assert!(message.contains("expired or was replaced"), "{message}");
+    // Without a configured key, another process refuses the cursor outright.
+    cfg.server.cursor_key = None;
+    let random = server_for(&cfg);
+    let refused = random
+        .call(
+            &alice,
+            "fetch_more",
+            json!({"cursor": cursor}),
+            CallContext::new(ALICE, "t"),
+        )
+        .await
+        .unwrap();
+    let message = text(refused);
+    assert!(message.contains("integrity check"), "{message}");
+    sandbox.shutdown().await;
+}

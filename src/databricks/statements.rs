@@ -673,6 +673,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn row_limit_keeps_continuation_rows_with_max_rows_plus_one_as_floor() {
+        assert_eq!(
+            row_limit(3, 0),
+            4,
+            "no continuation: only the cut is detectable"
+        );
+        assert_eq!(row_limit(3, 10_000), 10_000);
+        assert_eq!(row_limit(50_000, 10_000), 50_001);
+        assert_eq!(row_limit(usize::MAX, 0), u64::MAX);
+    }
+
+    #[test]
     fn wait_timeout_values_follow_the_api() {
         for ok in ["0s", "5s", "10s", "50s"] {
             assert!(validate_wait_timeout(ok).is_ok(), "{ok}");
