@@ -319,7 +319,9 @@ impl GovernedServer {
     ) -> Option<String> {
         let position = rs.next_position?;
         let credential = facts.credential.as_ref()?;
-        let ttl_end = SystemTime::now() + Duration::from_secs(self.inner.limits.cursor_ttl_secs);
+        let ttl_end = SystemTime::now()
+            .checked_add(Duration::from_secs(self.inner.limits.cursor_ttl_secs))
+            .unwrap_or(credential.usable_until);
         let expires_at = unix_secs(ttl_end.min(credential.usable_until));
         let cursor = Cursor {
             platform: rs.platform,
@@ -709,7 +711,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
             format!(
                 "Run one SQL statement on Snowflake for the current user. {governed} {mode} Results come back as \
                  typed columns and rows (structuredContent) and as a text table; `truncated` says more rows exist \
-                 than `max_rows`."
+                 than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
             ),
             schema_for_type::<SnowflakeQueryArgs>(),
         )
@@ -721,7 +723,7 @@ fn tool_definitions(read_only: bool) -> Vec<Tool> {
             format!(
                 "Run one SQL statement on Databricks (Unity Catalog) for the current user. {governed} {mode} Results \
                  come back as typed columns and rows (structuredContent) and as a text table; `truncated` says more \
-                 rows exist than `max_rows`."
+                 rows exist than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
             ),
             schema_for_type::<DatabricksQueryArgs>(),
         )
