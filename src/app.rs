@@ -6,6 +6,7 @@
 
 use crate::allowlist::AllowList;
 use crate::config::{Config, IdentityConfig, OAuthConfig};
+use crate::cursor::CursorCodec;
 use crate::databricks::DatabricksGoverned;
 use crate::guard::SqlGuard;
 use crate::http::{HttpSettings, ServeLimits, app, serve};
@@ -52,6 +53,22 @@ pub struct Platforms {
     pub immuta: Option<ImmutaClient>,
     pub snowflake: Option<Arc<SnowflakeGoverned>>,
     pub databricks: Option<Arc<DatabricksGoverned>>,
+    /// Seals and opens `fetch_more` cursors (`server.cursor_key`, else a per-process key).
+    pub cursors: CursorCodec,
+}
+
+/// The cursor codec `server.cursor_key` names, or a random per-process one.
+fn cursor_codec(cfg: &Config) -> Result<CursorCodec, AppError> {
+    let Some(key) = &cfg.server.cursor_key else {
+        tracing::info!(
+            "server.cursor_key is not set: fetch_more cursors use a per-process key and die with the process"
+        );
+        return Ok(CursorCodec::random());
+    };
+    let secret = key
+        .resolve("server.cursor_key")
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    CursorCodec::from_secret(&secret).map_err(|e| AppError::Config(e.to_string()))
 }
 
 /// Build the Immuta client and the platform paths the configuration names.
@@ -64,11 +81,13 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
         max_attempts: cfg.limits.retry_attempts,
         ..RetryPolicy::default()
     };
+    let cursors = cursor_codec(cfg)?;
     let Some(immuta_cfg) = &cfg.immuta else {
         return Ok(Platforms {
             immuta: None,
             snowflake: None,
             databricks: None,
+            cursors,
         });
     };
     let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
@@ -88,6 +107,7 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
         immuta: Some(immuta),
         snowflake,
         databricks,
+        cursors,
     })
 }
 
@@ -109,6 +129,7 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
         cfg.limits.clone(),
         users,
     )
+    .with_cursors(platforms.cursors.clone())
 }
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {

@@ -167,6 +167,22 @@ where
         Ok(Lease::take(entry, &self.clock))
     }
 
+    /// The cached value for `key` if it is still fresh, leased; never mints
+    /// (a `fetch_more` page uses only the credential its statement ran under).
+    pub async fn lease_fresh(&self, key: &K) -> Option<Lease<V>> {
+        let slot = self.slot(key);
+        let guard = slot.lock().await;
+        guard
+            .as_ref()
+            .filter(|entry| is_fresh(entry.expires_at, self.margin))
+            .map(|entry| Lease::take(entry, &self.clock))
+    }
+
+    /// How long before its expiry a value stops being handed out.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
     /// Drop the entry for `key` if `is_same` says it is the value the caller saw fail.
     /// Returns the dropped value. A newer value minted meanwhile is kept.
     pub async fn invalidate_if(&self, key: &K, is_same: impl Fn(&V) -> bool) -> Option<V> {
@@ -287,6 +303,27 @@ mod tests {
             assert_eq!(t.await.unwrap(), 1);
         }
         assert_eq!(mints.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn lease_fresh_never_mints_and_skips_values_inside_the_margin() {
+        let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
+        assert!(cache.lease_fresh(&"k").await.is_none(), "nothing cached");
+        cache
+            .get_or_mint("k", |_| async { Ok::<_, ()>((1, in_secs(3600))) })
+            .await
+            .unwrap();
+        assert_eq!(cache.lease_fresh(&"k").await.map(|l| *l), Some(1));
+        assert!(cache.lease_fresh(&"other").await.is_none());
+        cache
+            .get_or_mint("s", |_| async { Ok::<_, ()>((2, in_secs(30))) })
+            .await
+            .unwrap();
+        assert!(
+            cache.lease_fresh(&"s").await.is_none(),
+            "a value inside the margin is not handed out"
+        );
+        assert_eq!(cache.margin(), Duration::from_secs(60));
     }
 
     #[tokio::test]

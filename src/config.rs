@@ -177,6 +177,11 @@ pub struct ServerConfig {
     /// Live MCP sessions over all users (stateful mode).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Key authenticating `fetch_more` cursors (a secret reference, at least 32 bytes).
+    /// Unset: a random key per process, so cursors die with the process (and are not
+    /// accepted by another replica).
+    #[serde(default)]
+    pub cursor_key: Option<SecretRef>,
 }
 
 impl Default for ServerConfig {
@@ -191,6 +196,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             max_sessions_per_user: default_max_sessions_per_user(),
             max_sessions: default_max_sessions(),
+            cursor_key: None,
         }
     }
 }
@@ -535,6 +541,14 @@ pub struct Limits {
     /// Per upstream request timeout, seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Rows Databricks keeps per statement so `fetch_more` can continue a truncated
+    /// result (the submit's `row_limit`; at least `max_rows + 1`). 0: no continuation.
+    #[serde(default = "default_continuation_rows")]
+    pub max_continuation_rows: u64,
+    /// A `next_cursor` is valid this long at most, seconds (never past the expiry of the
+    /// credential its query ran under). 0 issues cursors that have already expired.
+    #[serde(default = "default_cursor_ttl")]
+    pub cursor_ttl_secs: u64,
 }
 
 fn default_rows() -> usize {
@@ -561,6 +575,12 @@ fn default_margin() -> u64 {
 fn default_request_timeout() -> u64 {
     60
 }
+fn default_continuation_rows() -> u64 {
+    10_000
+}
+fn default_cursor_ttl() -> u64 {
+    3600
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -573,6 +593,8 @@ impl Default for Limits {
             retry_attempts: default_attempts(),
             credential_expiry_margin_secs: default_margin(),
             request_timeout_secs: default_request_timeout(),
+            max_continuation_rows: default_continuation_rows(),
+            cursor_ttl_secs: default_cursor_ttl(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod broker;
 pub mod config;
+pub mod cursor;
 pub mod databricks;
 pub mod guard;
 pub mod http;

@@ -7,8 +7,10 @@
 //! chosen by the model: the user is set by the transport from an
 //! authenticated source.
 
+use crate::cursor::PagePosition;
 use crate::result::{Platform, ResultSet};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 /// What the tool asks a platform to run.
@@ -28,6 +30,31 @@ pub struct QueryRequest {
     /// API `parameters`). Only the Databricks path sends them; a request for Snowflake
     /// must leave this empty.
     pub parameters: Vec<QueryParameter>,
+}
+
+/// What `fetch_more` asks a platform for: the next page of a finished
+/// statement's result, read with the credential the statement ran under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    /// Snowflake statement handle / Databricks statement id.
+    pub statement_id: String,
+    /// Where the page starts.
+    pub position: PagePosition,
+    /// [`crate::cursor::credential_fingerprint`] of the credential the statement
+    /// ran under; the page is read only if the user's cached credential is still that one.
+    pub credential: String,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+/// The credential a call's statement ran under (no secret: an identifier and its expiry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialBinding {
+    /// [`crate::cursor::credential_fingerprint`] of the Snowflake PAT's token name /
+    /// the Databricks vend id.
+    pub fingerprint: String,
+    /// When the cached credential stops being used (its expiry less the margin).
+    pub usable_until: SystemTime,
 }
 
 /// One named `STRING` parameter of a [`QueryRequest`].
@@ -50,6 +77,8 @@ pub struct CallFacts {
     pub statement_id: Option<String>,
     /// Upstream HTTP requests this call made (vend, token, statement, polls).
     pub upstream_requests: u32,
+    /// The credential the statement ran under (for a continuation cursor).
+    pub credential: Option<CredentialBinding>,
 }
 
 /// Everything about a call that does not come from the model.
@@ -87,6 +116,10 @@ impl CallContext {
 
     pub fn set_statement_id(&self, id: &str) {
         self.facts.lock().expect("facts lock").statement_id = Some(id.to_string());
+    }
+
+    pub fn set_credential(&self, credential: CredentialBinding) {
+        self.facts.lock().expect("facts lock").credential = Some(credential);
     }
 
     pub fn count_upstream_request(&self) {
@@ -150,6 +183,11 @@ pub enum QueryError {
     /// The platform is not configured on this server.
     #[error("{0} is not configured on this server")]
     NotConfigured(Platform),
+    /// A `fetch_more` page cannot be read (the credential the result was read
+    /// with is gone, or the platform no longer holds the result); the message
+    /// says to run the query again.
+    #[error("{0}")]
+    ContinuationRefused(String),
 }
 
 fn code_suffix(code: &Option<String>, sql_state: &Option<String>) -> String {
@@ -244,6 +282,7 @@ impl QueryError {
             QueryError::Unavailable { .. } => "unavailable",
             QueryError::Protocol { .. } => "protocol_error",
             QueryError::NotConfigured(_) => "not_configured",
+            QueryError::ContinuationRefused(_) => "cursor_refused",
         }
     }
 }
@@ -260,6 +299,22 @@ pub trait GovernedQuery: Send + Sync {
         ctx: &CallContext,
         request: &QueryRequest,
     ) -> Result<ResultSet, QueryError>;
+
+    /// Read the next page of a finished statement's result (`fetch_more`) with
+    /// the caller's cached credential, only if it is still the one named in
+    /// `page`; never vends or mints for a page. The result's `next_position`
+    /// says where the following page starts.
+    async fn fetch_page(
+        &self,
+        ctx: &CallContext,
+        page: &PageRequest,
+    ) -> Result<ResultSet, QueryError> {
+        let _ = (ctx, page);
+        Err(QueryError::ContinuationRefused(format!(
+            "{} results cannot be continued on this server; run the query again with a larger max_rows",
+            self.platform().display_name()
+        )))
+    }
 }
 
 #[cfg(test)]

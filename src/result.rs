@@ -2,7 +2,8 @@
 //!
 //! A [`ResultSet`] carries typed columns, rows of JSON values, the row count,
 //! whether the platform had more rows than were returned (`truncated`), and
-//! the platform's statement id. It is what the MCP tools return as
+//! the platform's statement id, and (when the platform holds more rows)
+//! `next_cursor` for `fetch_more`. It is what the MCP tools return as
 //! `structuredContent`, and [`ResultSet::render_text`] gives the compact text
 //! table that goes next to it for the model.
 //!
@@ -15,6 +16,7 @@
 //! - json (VARIANT/OBJECT/ARRAY/MAP/STRUCT) → the parsed JSON value
 //! - binary → lower-case hex text; NULL → `null`
 
+use crate::cursor::PagePosition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -101,6 +103,16 @@ pub struct ResultSet {
     /// Total rows the platform reported for the statement, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_row_count: Option<u64>,
+    /// When the result is truncated and the platform still holds the rest: pass it to
+    /// `fetch_more` for the next page (same columns). Absent on the last page. Opaque;
+    /// valid only for the same user, and only until the credential the query ran under expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Where the platform's result continues after these rows (filled by the
+    /// platform path; the server turns it into `next_cursor`). Never serialized.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub next_position: Option<PagePosition>,
 }
 
 impl ResultSet {
@@ -114,6 +126,8 @@ impl ResultSet {
             row_count: 0,
             truncated: false,
             total_row_count: None,
+            next_cursor: None,
+            next_position: None,
         }
     }
 
@@ -198,6 +212,8 @@ impl ResultSet {
             row_count,
             truncated,
             total_row_count,
+            next_cursor,
+            next_position: _,
         } = self;
         let mut map = serde_json::Map::new();
         map.insert(
@@ -217,6 +233,9 @@ impl ResultSet {
         map.insert("truncated".into(), Value::Bool(truncated));
         if let Some(total) = total_row_count {
             map.insert("total_row_count".into(), Value::from(total));
+        }
+        if let Some(cursor) = next_cursor {
+            map.insert("next_cursor".into(), Value::String(cursor));
         }
         Value::Object(map)
     }
@@ -346,9 +365,13 @@ mod tests {
         );
         rs.extend_limited((0..4).map(|i| vec![json!(format!("{i}.50"))]), 3);
         rs.total_row_count = Some(4);
+        rs.next_cursor = Some("opaque.cursor".into());
+        rs.next_position = Some(PagePosition::START);
         let moved = rs.clone().into_json();
         assert_eq!(moved, serde_json::to_value(&rs).unwrap());
         assert_eq!(moved["total_row_count"], 4);
+        assert_eq!(moved["next_cursor"], "opaque.cursor");
+        assert!(moved.get("next_position").is_none());
         assert_eq!(moved["truncated"], true);
         assert_eq!(moved["columns"][0]["type"], "decimal");
     }

@@ -7,14 +7,21 @@
 //! path → `structuredContent` + text → one audit event. No tool takes a user
 //! argument; the user comes from the transport (stdio configuration or the
 //! HTTP request's verified bearer token).
+//!
+//! A truncated result whose rest the platform still holds gets a `next_cursor`
+//! (sealed by [`CursorCodec`], bound to the user, statement, position and the
+//! credential the statement ran under); `fetch_more` opens it before any
+//! upstream request and reads the next page with that same cached credential.
 
 use crate::allowlist::AllowList;
 use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
+use crate::cursor::{Cursor, CursorCodec, unix_secs};
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
 use crate::query::{
-    CallContext, GovernedQuery, ProgressSink, QueryError, QueryParameter, QueryRequest,
+    CallContext, CallFacts, GovernedQuery, PageRequest, ProgressSink, QueryError, QueryParameter,
+    QueryRequest,
 };
 use crate::result::{Platform, ResultSet};
 use crate::tool_schema;
@@ -30,17 +37,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 pub const QUERY_SNOWFLAKE: &str = "query_snowflake";
 pub const QUERY_DATABRICKS: &str = "query_databricks";
 pub const LIST_TABLES: &str = "list_tables";
 pub const DESCRIBE_TABLE: &str = "describe_table";
 pub const WHOAMI: &str = "whoami";
+pub const FETCH_MORE: &str = "fetch_more";
 /// Every tool this server offers.
 pub const TOOL_NAMES: &[&str] = &[
     QUERY_SNOWFLAKE,
     QUERY_DATABRICKS,
+    FETCH_MORE,
     LIST_TABLES,
     DESCRIBE_TABLE,
     WHOAMI,
@@ -98,6 +107,16 @@ pub struct DescribeTableArgs {
     pub table: String,
 }
 
+/// Arguments of `fetch_more`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchMoreArgs {
+    /// The `next_cursor` of a previous result, exactly as returned.
+    pub cursor: String,
+    /// Most rows to return in this page; more rows give another `next_cursor`.
+    pub max_rows: Option<u64>,
+}
+
 /// Arguments of `whoami` (none).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +161,7 @@ struct Inner {
     limits: Limits,
     users: UserSource,
     tools: Vec<Tool>,
+    cursors: CursorCodec,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -169,8 +189,21 @@ impl GovernedServer {
                 limits,
                 users,
                 tools,
+                cursors: CursorCodec::random(),
             }),
         }
+    }
+
+    /// Seal and open `fetch_more` cursors with `codec` (default: a random key
+    /// for this process). Call before the server is cloned.
+    pub fn with_cursors(mut self, codec: CursorCodec) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.cursors = codec,
+            None => tracing::warn!(
+                "with_cursors called on a shared server; keeping the per-process cursor key"
+            ),
+        }
+        self
     }
 
     /// The tools this server lists.
@@ -222,8 +255,9 @@ impl GovernedServer {
         let started = Instant::now();
         let outcome = self.dispatch(user, tool, arguments, &call).await;
         let (result, platform, rows, kind, error) = match outcome {
-            Ok(Dispatched::Rows(platform, rs)) => {
+            Ok(Dispatched::Rows(platform, mut rs)) => {
                 let rows = rs.row_count;
+                rs.next_cursor = self.next_cursor(user, &rs, &call.facts());
                 (self.render(rs), platform.as_str(), Some(rows), "ok", None)
             }
             Ok(Dispatched::WhoAmI(who)) => {
@@ -287,11 +321,41 @@ impl GovernedServer {
         Ok(result)
     }
 
+    /// The cursor of the page after `rs`, when the platform holds more rows and
+    /// the statement's credential is known; it expires after
+    /// `limits.cursor_ttl_secs`, and never after the credential stops being used.
+    fn next_cursor(
+        &self,
+        user: &VerifiedUser,
+        rs: &ResultSet,
+        facts: &CallFacts,
+    ) -> Option<String> {
+        let position = rs.next_position?;
+        let credential = facts.credential.as_ref()?;
+        let ttl_end = SystemTime::now()
+            .checked_add(Duration::from_secs(self.inner.limits.cursor_ttl_secs))
+            .unwrap_or(credential.usable_until);
+        let expires_at = unix_secs(ttl_end.min(credential.usable_until));
+        let cursor = Cursor {
+            platform: rs.platform,
+            statement_id: rs.statement_id.clone(),
+            position,
+            credential: credential.fingerprint.clone(),
+            expires_at,
+        };
+        Some(self.inner.cursors.seal(&user.user_id, &cursor))
+    }
+
     /// Text table first, then `structuredContent` built by moving the rows,
     /// so the rows are never held twice. (`CallToolResult::structured` would
     /// also serialize the whole value into a throw-away text block.)
     fn render(&self, rs: ResultSet) -> CallToolResult {
-        let text = rs.render_text(self.inner.limits.max_text_chars);
+        let mut text = rs.render_text(self.inner.limits.max_text_chars);
+        if let Some(cursor) = &rs.next_cursor {
+            text.push_str(&format!(
+                "\n(more rows: call fetch_more with cursor {cursor})"
+            ));
+        }
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(rs.into_json());
         result
@@ -376,6 +440,11 @@ impl GovernedServer {
                 )
                 .await
             }
+            FETCH_MORE => {
+                let a: FetchMoreArgs = parse_args(tool, arguments)?;
+                let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
+                self.fetch_more(user, &a.cursor, max_rows, call).await
+            }
             WHOAMI => {
                 let _: NoArgs = parse_args(tool, arguments)?;
                 Ok(Dispatched::WhoAmI(WhoAmI {
@@ -396,6 +465,50 @@ impl GovernedServer {
                 format!("unknown tool {other:?}; call tools/list for the available tools"),
                 None,
             ))),
+        }
+    }
+
+    /// `fetch_more`: open the cursor (no upstream request when it is refused),
+    /// then read the page with the user's cached credential.
+    async fn fetch_more(
+        &self,
+        user: &VerifiedUser,
+        cursor: &str,
+        max_rows: usize,
+        call: &CallContext,
+    ) -> Result<Dispatched, Failure> {
+        let cursor = self
+            .inner
+            .cursors
+            .open(&user.user_id, cursor.trim(), SystemTime::now())
+            .map_err(|e| Failure::Tool {
+                platform: "-",
+                kind: "cursor_refused",
+                message: format!("fetch_more refused: {e}"),
+            })?;
+        let platform = cursor.platform;
+        call.set_statement_id(&cursor.statement_id);
+        let Some(path) = self.platform(platform) else {
+            return Err(Failure::Tool {
+                platform: platform.as_str(),
+                kind: "not_configured",
+                message: QueryError::NotConfigured(platform).to_string(),
+            });
+        };
+        let page = PageRequest {
+            statement_id: cursor.statement_id,
+            position: cursor.position,
+            credential: cursor.credential,
+            max_rows,
+            max_bytes: self.inner.limits.max_result_bytes,
+        };
+        match path.fetch_page(call, &page).await {
+            Ok(rs) => Ok(Dispatched::Rows(platform, rs)),
+            Err(e) => Err(Failure::Tool {
+                platform: platform.as_str(),
+                kind: e.outcome(),
+                message: format!("fetch_more: {e}"),
+            }),
         }
     }
 
@@ -667,7 +780,7 @@ pub(crate) fn tool_definitions(read_only: bool) -> Vec<Tool> {
             format!(
                 "Run one SQL statement on Snowflake for the current user. {governed} {mode} Results come back as \
                  typed columns and rows (structuredContent) and as a text table; `truncated` says more rows exist \
-                 than `max_rows`."
+                 than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
             ),
             tool_schema::input::<SnowflakeQueryArgs>(),
         )
@@ -679,7 +792,7 @@ pub(crate) fn tool_definitions(read_only: bool) -> Vec<Tool> {
             format!(
                 "Run one SQL statement on Databricks (Unity Catalog) for the current user. {governed} {mode} Results \
                  come back as typed columns and rows (structuredContent) and as a text table; `truncated` says more \
-                 rows exist than `max_rows`."
+                 rows exist than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
             ),
             tool_schema::input::<DatabricksQueryArgs>(),
         )
@@ -701,8 +814,20 @@ pub(crate) fn tool_definitions(read_only: bool) -> Vec<Tool> {
             tool_schema::input::<DescribeTableArgs>(),
         )
         .with_title("Describe a table")
-        .with_raw_output_schema(result_schema)
-        .with_annotations(catalog_annotations),
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(catalog_annotations.clone()),
+        Tool::new(
+            FETCH_MORE,
+            "Read the next page of a truncated query result: pass the `next_cursor` of a previous result of \
+             query_snowflake, query_databricks or list_tables (or of fetch_more). Returns the same columns and \
+             result shape, with its own `next_cursor` until the last page. The platform is not queried again: \
+             the page is read from the finished statement as the same user. A cursor works only for the user \
+             who ran the query and until that user's credential expires; if it is refused, run the query again.",
+            tool_schema::input::<FetchMoreArgs>(),
+        )
+        .with_title("Fetch more rows of a result")
+        .with_raw_output_schema(result_schema.clone())
+        .with_annotations(catalog_annotations.clone()),
         Tool::new(
             WHOAMI,
             "Report which end user this server acts for and which platforms are configured. Never returns secrets.",
@@ -753,6 +878,7 @@ fn tool_name(name: &str) -> &'static str {
         LIST_TABLES => LIST_TABLES,
         DESCRIBE_TABLE => DESCRIBE_TABLE,
         WHOAMI => WHOAMI,
+        FETCH_MORE => FETCH_MORE,
         _ => "unknown",
     }
 }
@@ -879,6 +1005,7 @@ mod tests {
                 QUERY_DATABRICKS,
                 LIST_TABLES,
                 DESCRIBE_TABLE,
+                FETCH_MORE,
                 WHOAMI
             ]
         );
@@ -891,6 +1018,15 @@ mod tests {
             );
         }
         let q = &tools[0];
+        let output = q.output_schema.as_ref().unwrap();
+        assert!(
+            output["properties"].get("next_cursor").is_some(),
+            "the result schema names next_cursor: {output:?}"
+        );
+        let fetch = tools.iter().find(|t| t.name == FETCH_MORE).unwrap();
+        assert_eq!(fetch.output_schema, q.output_schema, "same result shape");
+        let fetch_props = fetch.input_schema["properties"].as_object().unwrap();
+        assert!(fetch_props.contains_key("cursor") && fetch_props.contains_key("max_rows"));
         assert_eq!(q.annotations.as_ref().unwrap().read_only_hint, Some(true));
         assert_eq!(q.annotations.as_ref().unwrap().open_world_hint, Some(true));
         let writable = tool_definitions(false);

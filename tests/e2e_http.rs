@@ -410,6 +410,7 @@ async fn tools_whoami_catalog_and_protocol_errors_over_http() {
         names,
         [
             "describe_table",
+            "fetch_more",
             "list_tables",
             "query_databricks",
             "query_snowflake",

@@ -78,6 +78,7 @@ async fn tools_whoami_and_protocol_errors_over_stdio() {
         names,
         [
             "describe_table",
+            "fetch_more",
             "list_tables",
             "query_databricks",
             "query_snowflake",

@@ -9,6 +9,12 @@
 //! and the vend expiry; concurrent cold calls share one vend and one token.
 //! If Databricks rejects the token when the statement is submitted, the
 //! entry is dropped and the call re-vends and retries exactly once.
+//!
+//! `fetch_more` pages ([`GovernedQuery::fetch_page`]) are read from the
+//! finished statement's chunks with the user's cached group token, only if it
+//! is still the one the statement ran under (same vend): no vend, no token
+//! request, no resubmit. The submit keeps `limits.max_continuation_rows` rows
+//! on the platform for them (see [`statements::row_limit`]).
 
 pub mod decode;
 pub mod oauth;
@@ -17,14 +23,17 @@ pub mod wire;
 
 use crate::broker::CredentialCache;
 use crate::config::{DatabricksConfig, Limits};
+use crate::cursor::credential_fingerprint;
 use crate::immuta::client::ImmutaClient;
-use crate::query::{CallContext, GovernedQuery, QueryError, QueryRequest};
+use crate::query::{
+    CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryRequest,
+};
 use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use oauth::{GroupId, TokenClient};
 use statements::{RunError, StatementSettings, StatementsClient};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Why the Databricks path cannot be set up or checked.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +51,8 @@ struct GroupCredential {
     group_name: String,
     vend_id: String,
     access_token: Secret,
+    /// The earlier of the token's and the vend's expiry.
+    expires_at: SystemTime,
 }
 
 /// Runs governed SQL on Databricks as the caller's vended exclusive group.
@@ -137,6 +148,7 @@ impl DatabricksGoverned {
                 statement_timeout: Duration::from_secs(cfg.statement_timeout_secs.max(1)),
                 poll_initial: Duration::from_millis(250),
                 poll_max: Duration::from_secs(5),
+                continuation_rows: limits.max_continuation_rows,
             },
         );
         Ok(Self {
@@ -280,11 +292,24 @@ impl DatabricksGoverned {
                         group_name: group.role_name,
                         vend_id: vend.id,
                         access_token: token.access_token,
+                        expires_at,
                     },
                     expires_at,
                 ))
             })
             .await
+    }
+
+    /// What a continuation cursor binds of `credential`: its vend (each vend gets
+    /// its own token) and the time the cache stops using it.
+    fn binding(&self, credential: &GroupCredential) -> CredentialBinding {
+        CredentialBinding {
+            fingerprint: credential_fingerprint(&credential.vend_id),
+            usable_until: credential
+                .expires_at
+                .checked_sub(self.cache.margin())
+                .unwrap_or(std::time::UNIX_EPOCH),
+        }
     }
 
     fn with_defaults(&self, request: &QueryRequest) -> QueryRequest {
@@ -322,6 +347,7 @@ impl GovernedQuery for DatabricksGoverned {
             }
             let credential = self.credential(ctx).await?;
             ctx.set_vended_role(&credential.group_name);
+            ctx.set_credential(self.binding(&credential));
             // A call cancelled while the shared vend/token was minted sends no SQL.
             if ctx.cancel.is_cancelled() {
                 return Err(QueryError::Cancelled {
@@ -368,6 +394,60 @@ impl GovernedQuery for DatabricksGoverned {
             }
         }
     }
+
+    async fn fetch_page(
+        &self,
+        ctx: &CallContext,
+        page: &PageRequest,
+    ) -> Result<ResultSet, QueryError> {
+        let id = &page.statement_id;
+        // Only the group token the statement ran under, still cached for this
+        // user: no vend and no token request for a page.
+        let credential = match self.cache.lease_fresh(&ctx.user).await {
+            Some(c) if credential_fingerprint(&c.vend_id) == page.credential => c,
+            _ => {
+                return Err(QueryError::ContinuationRefused(format!(
+                    "the Databricks credential statement {id} ran under has expired or was replaced, so the rest of its result cannot be read; run the query again"
+                )));
+            }
+        };
+        ctx.set_vended_role(&credential.group_name);
+        ctx.set_statement_id(id);
+        ctx.set_credential(self.binding(&credential));
+        match self
+            .statements
+            .fetch_page(
+                &credential.access_token,
+                ctx,
+                id,
+                page.position,
+                page.max_rows,
+                page.max_bytes,
+            )
+            .await
+        {
+            Ok(result) => Ok(result),
+            Err(RunError::Query(QueryError::Statement {
+                code: Some(code),
+                message,
+                ..
+            })) if code == "RESOURCE_DOES_NOT_EXIST" => {
+                Err(QueryError::ContinuationRefused(format!(
+                    "Databricks no longer holds the result of statement {id} ({message}); run the query again"
+                )))
+            }
+            Err(RunError::Query(e)) => Err(e),
+            Err(RunError::TokenRejected { message, .. }) => {
+                self.cache
+                    .invalidate_if(&ctx.user, |c| c.access_token == credential.access_token)
+                    .await;
+                Err(QueryError::ContinuationRefused(format!(
+                    "Databricks no longer accepts the token of vended group {} that statement {id} ran under ({message}); run the query again",
+                    credential.group_name
+                )))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -395,6 +475,7 @@ mod tests {
             group_name: "immuta_obo_1".into(),
             vend_id: "v".into(),
             access_token: Secret::new("dapi-secret-token"),
+            expires_at: SystemTime::now(),
         };
         assert!(!format!("{c:?}").contains("dapi-secret-token"));
     }

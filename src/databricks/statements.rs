@@ -1,8 +1,9 @@
 //! Client of the Databricks SQL Statement Execution API 2.0.
 //!
 //! [`StatementsClient::run`] submits one statement with a group-scoped token
-//! (`INLINE` disposition, `JSON_ARRAY` format, `row_limit = max_rows + 1` so a
-//! cut is detectable, `byte_limit = max_bytes`), polls it with backoff while
+//! (`INLINE` disposition, `JSON_ARRAY` format, `row_limit` the larger of
+//! `max_rows + 1` (so a cut is detectable) and the rows kept for `fetch_more`
+//! (see [`row_limit`]), `byte_limit = max_bytes`), polls it with backoff while
 //! it is `PENDING`/`RUNNING` (reporting progress, honouring the caller's
 //! cancellation and the statement timeout, cancelling the statement on
 //! either and saying whether Databricks acknowledged the cancel: no
@@ -24,6 +25,7 @@ use super::wire::{
     ApiErrorBody, ExecuteStatementRequest, QueryTag, ResultData, STATEMENTS_PATH,
     StatementResponse, StatementState,
 };
+use crate::cursor::PagePosition;
 use crate::query::{CallContext, QueryError, QueryRequest};
 use crate::result::{Platform, ResultSet};
 use crate::retry::{Idempotency, RetryPolicy, UpstreamResponse};
@@ -79,6 +81,28 @@ pub struct StatementSettings {
     pub poll_initial: Duration,
     /// Longest pause between status polls.
     pub poll_max: Duration,
+    /// Rows Databricks keeps for `fetch_more` (`limits.max_continuation_rows`):
+    /// the submit's `row_limit` is the larger of this and `max_rows + 1`. 0 keeps
+    /// only `max_rows + 1` (no continuation). See [`row_limit`].
+    pub continuation_rows: u64,
+}
+
+/// The submit's `row_limit`.
+///
+/// Databricks applies `row_limit` to the statement's result and marks it
+/// `truncated`; rows past it are never kept (databricks-sdk-go
+/// `service/sql/model.go`, `ExecuteStatementRequest.RowLimit`). So with
+/// `row_limit = max_rows + 1` nothing is left to continue from. Instead the
+/// platform keeps up to `continuation_rows` rows, in INLINE chunks fetched one
+/// at a time (`GET .../result/chunks/{n}`, following `next_chunk_index`), while
+/// the first page still returns only `max_rows`. The kept rows stay bounded
+/// by `byte_limit` as well (`max_result_bytes`, at most the 25 MiB beyond which
+/// an INLINE statement is aborted with no result at all, model.go
+/// `ExecuteStatementRequest.Disposition`), so the extra rows cost the
+/// warehouse at most that much per statement. `max_rows + 1` stays the floor
+/// so a cut is always detectable.
+pub fn row_limit(max_rows: usize, continuation_rows: u64) -> u64 {
+    (max_rows as u64).saturating_add(1).max(continuation_rows)
 }
 
 /// Why a statement run produced no result.
@@ -165,7 +189,7 @@ impl StatementsClient {
             on_wait_timeout: "CONTINUE".into(),
             disposition: "INLINE".into(),
             format: "JSON_ARRAY".into(),
-            row_limit: Some(request.max_rows as u64 + 1),
+            row_limit: Some(row_limit(request.max_rows, self.settings.continuation_rows)),
             byte_limit: (max_bytes > 0).then_some(max_bytes as u64),
             query_tags: query_tags(ctx),
             parameters: request
@@ -250,7 +274,14 @@ impl StatementsClient {
         }
 
         match statement.status.state {
-            StatementState::Succeeded => self.collect(token, ctx, request, statement).await,
+            StatementState::Succeeded => {
+                let mut result = self.collect(token, ctx, request, statement).await?;
+                if self.settings.continuation_rows == 0 {
+                    // Only the one row proving the cut was kept: nothing to continue.
+                    result.next_position = None;
+                }
+                Ok(result)
+            }
             StatementState::Canceled if ctx.cancel.is_cancelled() => Err(QueryError::Cancelled {
                 platform: Platform::Databricks,
                 statement_id: Some(id),
@@ -288,6 +319,64 @@ impl StatementsClient {
         request: &QueryRequest,
         statement: StatementResponse,
     ) -> Result<ResultSet, RunError> {
+        self.collect_from(
+            token,
+            ctx,
+            statement,
+            PagePosition::START,
+            request.max_rows,
+            request.max_bytes,
+        )
+        .await
+    }
+
+    /// Read the page of finished statement `id` that starts at `start`
+    /// (`fetch_more`) with the token the statement ran under: the manifest
+    /// (schema, chunk count) comes from `GET /api/2.0/sql/statements/{id}`,
+    /// which also carries chunk 0; another chunk from
+    /// `GET .../result/chunks/{n}` (databricks-sdk-go `service/sql/model.go`,
+    /// `GetStatementResultChunkNRequest`; chunks are followed through
+    /// `next_chunk_index`). Nothing is submitted.
+    pub async fn fetch_page(
+        &self,
+        token: &Secret,
+        ctx: &CallContext,
+        id: &str,
+        start: PagePosition,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<ResultSet, RunError> {
+        let mut statement = self.status(token, ctx, id).await?;
+        match statement.status.state {
+            StatementState::Succeeded => {}
+            state => {
+                return Err(QueryError::ContinuationRefused(format!(
+                    "Databricks statement {id} is {} and no longer holds its result; run the query again",
+                    state.as_str()
+                ))
+                .into());
+            }
+        }
+        if start.index > 0 {
+            // Only chunk 0 comes with the statement: read the cursor's chunk.
+            statement.result = Some(self.chunk(token, ctx, id, start.index).await?);
+        }
+        self.collect_from(token, ctx, statement, start, max_rows, max_bytes)
+            .await
+    }
+
+    /// Decode from `start` (`statement.result` holds that chunk, or chunk 0 is
+    /// fetched) and follow `next_chunk_index` while under the limits;
+    /// `next_position` says where the rows were cut, if they were.
+    async fn collect_from(
+        &self,
+        token: &Secret,
+        ctx: &CallContext,
+        statement: StatementResponse,
+        start: PagePosition,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<ResultSet, RunError> {
         let id = statement.statement_id;
         let protocol = |message: String| QueryError::Protocol {
             service: SERVICE,
@@ -312,11 +401,14 @@ impl StatementsClient {
             None if chunk_count > 0 => Some(self.chunk(token, ctx, &id, 0).await?),
             None => None,
         };
-        let max_bytes = request.max_bytes;
+        let first_page = start == PagePosition::START;
         let mut bytes = 0usize;
-        let mut rows_seen = 0u64;
-        let mut expected_chunk = 0u64;
-        let mut cut = false;
+        // Absolute row number of the next row; a continuation page learns it
+        // from its first chunk's `row_offset`.
+        let mut rows_seen: Option<u64> = first_page.then_some(0);
+        let mut expected_chunk = start.index;
+        let mut skip = start.row_offset as usize;
+        let mut cut: Option<PagePosition> = None;
         while let Some(data) = current.take() {
             if data.external_links.is_some() {
                 return Err(protocol("result uses EXTERNAL_LINKS, expected INLINE".into()).into());
@@ -329,45 +421,61 @@ impl StatementsClient {
                 ))
                 .into());
             }
-            if let Some(offset) = data.row_offset
-                && offset != rows_seen
-            {
-                return Err(protocol(format!(
-                    "chunk {expected_chunk} starts at row {offset}, expected row {rows_seen}"
-                ))
-                .into());
+            // Default-valued fields are left out of answers: no offset means 0.
+            let offset = data.row_offset.unwrap_or(0);
+            match rows_seen {
+                Some(seen) if data.row_offset.is_some() && offset != seen => {
+                    return Err(protocol(format!(
+                        "chunk {expected_chunk} starts at row {offset}, expected row {seen}"
+                    ))
+                    .into());
+                }
+                Some(_) => {}
+                None => rows_seen = Some(offset),
             }
-            for raw in data.data_array.unwrap_or_default() {
-                if result.rows.len() >= request.max_rows {
-                    cut = true;
-                    break;
+            let mut seen = rows_seen.unwrap_or(0);
+            for (i, raw) in data.data_array.unwrap_or_default().into_iter().enumerate() {
+                if i < skip {
+                    seen += 1;
+                    continue;
                 }
                 let size: usize = raw.iter().map(value_bytes).sum();
-                if max_bytes > 0 && bytes + size > max_bytes {
-                    cut = true;
+                // A page always makes progress: its first row is kept whatever its size.
+                if result.rows.len() >= max_rows
+                    || (max_bytes > 0 && !result.rows.is_empty() && bytes + size > max_bytes)
+                {
+                    cut = Some(PagePosition {
+                        index: expected_chunk,
+                        row_offset: i as u64,
+                    });
                     break;
                 }
                 let row = decoder
-                    .decode(rows_seen as usize, &raw)
+                    .decode(seen as usize, &raw)
                     .map_err(|e| protocol(format!("cannot decode the result: {e}")))?;
                 bytes += size;
-                rows_seen += 1;
+                seen += 1;
                 result.rows.push(row);
             }
-            if cut {
+            rows_seen = Some(seen);
+            skip = 0;
+            if cut.is_some() {
                 break;
             }
             if let Some(next) = data.next_chunk_index {
-                if result.rows.len() >= request.max_rows {
-                    // Another chunk means more rows: the limit cuts here, no need to fetch it.
-                    cut = true;
-                    break;
-                }
                 if next <= expected_chunk {
                     return Err(protocol(format!(
                         "chunk {expected_chunk} points back to chunk {next}"
                     ))
                     .into());
+                }
+                if result.rows.len() >= max_rows || (max_bytes > 0 && bytes >= max_bytes) {
+                    // Another chunk means more rows: the limit cuts here, no need to fetch it.
+                    cut = Some(PagePosition {
+                        index: next,
+                        row_offset: 0,
+                    });
+                    break;
                 }
                 if ctx.cancel.is_cancelled() {
                     // The statement has finished: only the chunk fetch stops.
@@ -383,11 +491,16 @@ impl StatementsClient {
             }
         }
         result.row_count = result.rows.len();
-        result.truncated = cut || manifest.truncated;
+        // `manifest.truncated`: the platform itself cut the result at `row_limit` /
+        // `byte_limit`; those rows are gone, so no cursor points past them.
+        result.truncated = cut.is_some() || manifest.truncated;
+        result.next_position = cut;
         result.total_row_count = if result.truncated {
             None
-        } else {
+        } else if first_page {
             Some(manifest.total_row_count.unwrap_or(result.row_count as u64))
+        } else {
+            manifest.total_row_count
         };
         Ok(result)
     }
@@ -560,6 +673,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn row_limit_keeps_continuation_rows_with_max_rows_plus_one_as_floor() {
+        assert_eq!(
+            row_limit(3, 0),
+            4,
+            "no continuation: only the cut is detectable"
+        );
+        assert_eq!(row_limit(3, 10_000), 10_000);
+        assert_eq!(row_limit(50_000, 10_000), 50_001);
+        assert_eq!(row_limit(usize::MAX, 0), u64::MAX);
+    }
+
+    #[test]
     fn wait_timeout_values_follow_the_api() {
         for ok in ["0s", "5s", "10s", "50s"] {
             assert!(validate_wait_timeout(ok).is_ok(), "{ok}");
@@ -623,6 +748,7 @@ mod tests {
                 statement_timeout: Duration::from_secs(30),
                 poll_initial: Duration::from_millis(5),
                 poll_max: Duration::from_millis(20),
+                continuation_rows: 0,
             },
         )
     }

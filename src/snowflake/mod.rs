@@ -17,6 +17,11 @@
 //! statement (while polling or fetching partitions), the statement may have
 //! run, so the PAT is discarded and the call fails with a credential error
 //! naming the statement instead of running it twice.
+//!
+//! `fetch_more` pages ([`GovernedQuery::fetch_page`]) are read from the
+//! finished statement's partitions with the user's cached PAT, only if it is
+//! still the one the statement ran under: no vend, no mint, no resubmit; a
+//! refused PAT is discarded and the page fails with "run the query again".
 
 pub mod decode;
 pub mod host;
@@ -26,8 +31,11 @@ pub mod pat;
 pub mod sql_api;
 
 use crate::config::{Limits, SnowflakeConfig};
+use crate::cursor::credential_fingerprint;
 use crate::immuta::client::ImmutaClient;
-use crate::query::{CallContext, GovernedQuery, QueryError, QueryRequest};
+use crate::query::{
+    CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryRequest,
+};
 use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
 use keypair::{AgentKey, KeyError, KeyPairJwt};
@@ -188,6 +196,18 @@ impl SnowflakeGoverned {
         self.pats.remove_all().await;
     }
 
+    /// What a continuation cursor binds of `session`: its PAT (by token name) and
+    /// the time the cache stops using it.
+    fn binding(&self, session: &pat::PatSession) -> CredentialBinding {
+        CredentialBinding {
+            fingerprint: credential_fingerprint(&session.token_name),
+            usable_until: session
+                .expires_at
+                .checked_sub(self.pats.margin())
+                .unwrap_or(std::time::UNIX_EPOCH),
+        }
+    }
+
     fn query_tag(ctx: &CallContext) -> String {
         let user: String = ctx.user.chars().take(512).collect();
         serde_json::json!({ "app": "immuta-mcp", "end_user": user, "tool": ctx.tool }).to_string()
@@ -232,6 +252,7 @@ impl GovernedQuery for SnowflakeGoverned {
             // it is never evicted to make room for another user's PAT.
             let session = self.pats.session(ctx).await?;
             ctx.set_vended_role(&session.role);
+            ctx.set_credential(self.binding(&session));
             // The mint is shared and runs to completion even when this call is
             // cancelled; a call cancelled meanwhile must not send its SQL.
             if ctx.cancel.is_cancelled() {
@@ -281,6 +302,52 @@ impl GovernedQuery for SnowflakeGoverned {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    async fn fetch_page(
+        &self,
+        ctx: &CallContext,
+        page: &PageRequest,
+    ) -> Result<ResultSet, QueryError> {
+        let handle = &page.statement_id;
+        // Only the PAT the statement ran under, still cached for this user: no
+        // vend and no mint for a page, and never another user's or the agent's credential.
+        let session = match self.pats.existing_session(&ctx.user).await {
+            Some(s) if credential_fingerprint(&s.token_name) == page.credential => s,
+            _ => {
+                return Err(QueryError::ContinuationRefused(format!(
+                    "the Snowflake credential statement {handle} ran under has expired or was replaced, so the rest of its result cannot be read; run the query again"
+                )));
+            }
+        };
+        ctx.set_vended_role(&session.role);
+        ctx.set_statement_id(handle);
+        ctx.set_credential(self.binding(&session));
+        let limits = FetchLimits {
+            max_rows: page.max_rows,
+            max_bytes: page.max_bytes,
+        };
+        let auth = Auth::Pat(session.pat.clone());
+        match self
+            .api
+            .fetch_page(ctx, &session.base_url, &auth, handle, page.position, limits)
+            .await
+        {
+            Ok(result) => Ok(result),
+            Err(e) if e.is_credential_rejected() => {
+                tracing::info!(user = %ctx.user, role = %session.role, statement = %handle, error = %e, "PAT rejected while reading a result page");
+                self.pats.reject(ctx, &session).await;
+                Err(QueryError::ContinuationRefused(format!(
+                    "Snowflake no longer accepts the credential statement {handle} ran under ({e}); run the query again"
+                )))
+            }
+            Err(SqlApiError::NotFound { message }) => {
+                Err(QueryError::ContinuationRefused(format!(
+                    "Snowflake no longer holds the result of statement {handle} ({message}); run the query again"
+                )))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -200,6 +200,17 @@ impl PatManager {
             .await
     }
 
+    /// The user's cached session if it is still fresh, leased; never vends or
+    /// mints (a `fetch_more` page is read only with the PAT its statement ran under).
+    pub async fn existing_session(&self, user: &str) -> Option<SessionLease> {
+        self.cache.lease_fresh(&user.to_string()).await
+    }
+
+    /// Sessions stop being used this long before they expire.
+    pub fn margin(&self) -> Duration {
+        self.settings.margin
+    }
+
     /// The platform rejected `session`'s PAT: forget it (unless already
     /// replaced) and remove the token, best effort.
     pub async fn reject(&self, ctx: &CallContext, session: &PatSession) {

@@ -22,6 +22,7 @@
 //! statements say whether Snowflake acknowledged the cancel request.
 
 use super::decode::{Decoder, RowTypeField, wire_row_bytes};
+use crate::cursor::PagePosition;
 use crate::query::{CallContext, QueryError};
 use crate::result::{Platform, ResultSet};
 use crate::retry::{RetryError, RetryPolicy, UpstreamResponse};
@@ -647,7 +648,7 @@ impl SqlApiClient {
         auth: &Auth,
         first: StatementAnswer,
         limits: FetchLimits,
-        mut step: u32,
+        step: u32,
     ) -> Result<ResultSet, SqlApiError> {
         let handle = first
             .statement_handle
@@ -661,6 +662,121 @@ impl SqlApiClient {
             .ok_or_else(|| SqlApiError::Protocol {
                 message: format!("result of statement {handle} has no resultSetMetaData"),
             })?;
+        let data = first.data.unwrap_or_default();
+        self.collect_from(
+            ctx,
+            base,
+            auth,
+            &handle,
+            meta,
+            data,
+            PagePosition::START,
+            limits,
+            step,
+        )
+        .await
+    }
+
+    /// Read the page of finished statement `handle` that starts at `start`
+    /// (`fetch_more`): the result's metadata comes from
+    /// `GET /api/v2/statements/{handle}` (which also carries partition 0), any
+    /// other partition from `?partition=N`. The SQL API keeps a finished
+    /// statement's partitions fetchable this way for the result's lifetime
+    /// (snowflakedb/snowflake-rest-api-specs `specifications/sqlapi.yaml`,
+    /// `GetStatementStatus`: "returns the requested partition of the result set").
+    /// Nothing is submitted; a refused credential is reported as such (the
+    /// caller must not re-vend for a page).
+    pub async fn fetch_page(
+        &self,
+        ctx: &CallContext,
+        base_url: &str,
+        auth: &Auth,
+        handle: &str,
+        start: PagePosition,
+        limits: FetchLimits,
+    ) -> Result<ResultSet, SqlApiError> {
+        let base = base_url.trim_end_matches('/');
+        let answer = match interpret(
+            self.send_get(ctx, &handle_url(base, handle, None), auth)
+                .await?,
+        )? {
+            Outcome::Done(answer) => answer,
+            Outcome::Running(_) => {
+                return Err(SqlApiError::Protocol {
+                    message: format!("statement {handle} answered 202 although it had finished"),
+                });
+            }
+        };
+        let meta = answer
+            .result_set_meta_data
+            .ok_or_else(|| SqlApiError::Protocol {
+                message: format!("result of statement {handle} has no resultSetMetaData"),
+            })?;
+        let partitions = meta.partition_info.len().max(1) as u64;
+        if start.index >= partitions {
+            return Err(SqlApiError::Protocol {
+                message: format!(
+                    "statement {handle} has {partitions} partition(s); the cursor points at partition {}",
+                    start.index
+                ),
+            });
+        }
+        let data = if start.index == 0 {
+            answer.data.unwrap_or_default()
+        } else {
+            self.partition(ctx, base, auth, handle, start.index as usize)
+                .await?
+        };
+        self.collect_from(ctx, base, auth, handle, meta, data, start, limits, 0)
+            .await
+    }
+
+    /// `GET ?partition=N` of a finished statement.
+    async fn partition(
+        &self,
+        ctx: &CallContext,
+        base: &str,
+        auth: &Auth,
+        handle: &str,
+        partition: usize,
+    ) -> Result<Vec<Value>, SqlApiError> {
+        let url = handle_url(base, handle, Some(partition));
+        let resp = tokio::select! {
+            r = self.send_get(ctx, &url, auth) => r?,
+            _ = ctx.cancel.cancelled() => {
+                // The statement has finished: only the fetch is abandoned.
+                return Err(SqlApiError::Cancelled { statement_handle: Some(handle.to_string()), cancel_confirmed: true });
+            }
+        };
+        let answer = match interpret(resp).map_err(|e| after_acceptance(e, handle))? {
+            Outcome::Done(a) => a,
+            Outcome::Running(_) => {
+                return Err(SqlApiError::Protocol {
+                    message: format!("partition {partition} of statement {handle} answered 202"),
+                });
+            }
+        };
+        answer.data.ok_or_else(|| SqlApiError::Protocol {
+            message: format!("partition {partition} of statement {handle} has no data"),
+        })
+    }
+
+    /// Decode from `start` (whose partition's rows are `data`) and fetch
+    /// further partitions while under the limits; `next_position` says where
+    /// the rows were cut, if they were.
+    #[allow(clippy::too_many_arguments)]
+    async fn collect_from(
+        &self,
+        ctx: &CallContext,
+        base: &str,
+        auth: &Auth,
+        handle: &str,
+        meta: ResultSetMetaData,
+        data: Vec<Value>,
+        start: PagePosition,
+        limits: FetchLimits,
+        mut step: u32,
+    ) -> Result<ResultSet, SqlApiError> {
         if let Some(format) = &meta.format
             && !format.eq_ignore_ascii_case("jsonv2")
         {
@@ -671,7 +787,7 @@ impl SqlApiClient {
         let decoder = Decoder::new(&meta.row_type);
         let mut result = ResultSet::new(
             Platform::Snowflake,
-            handle.clone(),
+            handle.to_string(),
             decoder.columns().to_vec(),
         );
         result.total_row_count = meta.num_rows;
@@ -680,14 +796,24 @@ impl SqlApiClient {
             limits,
             bytes: 0,
             seen: 0,
-            full: false,
+            cut: None,
         };
-        state.add(&mut result, first.data.unwrap_or_default(), &handle)?;
+        let mut partition = start.index as usize;
+        state.add(
+            &mut result,
+            data,
+            partition,
+            start.row_offset as usize,
+            handle,
+        )?;
         let partitions = meta.partition_info.len().max(1);
-        let mut partition = 1;
-        while partition < partitions && !state.full {
+        partition += 1;
+        while partition < partitions && state.cut.is_none() {
             if result.rows.len() >= limits.max_rows || state.bytes >= limits.max_bytes {
-                state.full = true;
+                state.cut = Some(PagePosition {
+                    index: partition as u64,
+                    row_offset: 0,
+                });
                 break;
             }
             step += 1;
@@ -698,34 +824,17 @@ impl SqlApiClient {
                     partition + 1
                 ),
             );
-            let url = handle_url(base, &handle, Some(partition));
-            let resp = tokio::select! {
-                r = self.send_get(ctx, &url, auth) => r?,
-                _ = ctx.cancel.cancelled() => {
-                    // The statement has finished: only the fetch is abandoned.
-                    return Err(SqlApiError::Cancelled { statement_handle: Some(handle), cancel_confirmed: true });
-                }
-            };
-            let answer = match interpret(resp).map_err(|e| after_acceptance(e, &handle))? {
-                Outcome::Done(a) => a,
-                Outcome::Running(_) => {
-                    return Err(SqlApiError::Protocol {
-                        message: format!(
-                            "partition {partition} of statement {handle} answered 202"
-                        ),
-                    });
-                }
-            };
-            let data = answer.data.ok_or_else(|| SqlApiError::Protocol {
-                message: format!("partition {partition} of statement {handle} has no data"),
-            })?;
-            state.add(&mut result, data, &handle)?;
+            let data = self.partition(ctx, base, auth, handle, partition).await?;
+            state.add(&mut result, data, partition, 0, handle)?;
             partition += 1;
         }
         result.row_count = result.rows.len();
-        let known_more = meta.num_rows.is_some_and(|n| n > result.row_count as u64);
-        result.truncated = state.full || partition < partitions || known_more;
-        if result.total_row_count.is_none() && !result.truncated {
+        // Only the first page can compare its rows with the statement's total.
+        let known_more = start == PagePosition::START
+            && meta.num_rows.is_some_and(|n| n > result.row_count as u64);
+        result.truncated = state.cut.is_some() || known_more;
+        result.next_position = state.cut;
+        if result.total_row_count.is_none() && !result.truncated && start == PagePosition::START {
             result.total_row_count = Some(result.row_count as u64);
         }
         Ok(result)
@@ -736,30 +845,38 @@ struct Accumulator<'a> {
     decoder: &'a Decoder,
     limits: FetchLimits,
     bytes: usize,
+    /// Rows decoded so far (for error messages).
     seen: usize,
-    full: bool,
+    /// Where the limits cut the result (partition, row within it).
+    cut: Option<PagePosition>,
 }
 
 impl Accumulator<'_> {
+    /// Add the rows of `partition` from row `skip` on, until a limit cuts.
     fn add(
         &mut self,
         result: &mut ResultSet,
         data: Vec<Value>,
+        partition: usize,
+        skip: usize,
         handle: &str,
     ) -> Result<(), SqlApiError> {
-        for row in data {
-            let index = self.seen;
-            self.seen += 1;
-            if self.full {
-                continue;
+        for (i, row) in data.into_iter().enumerate().skip(skip) {
+            if self.cut.is_some() {
+                break;
             }
             let size = wire_row_bytes(&row);
             if result.rows.len() >= self.limits.max_rows
                 || (!result.rows.is_empty() && self.bytes + size > self.limits.max_bytes)
             {
-                self.full = true;
-                continue;
+                self.cut = Some(PagePosition {
+                    index: partition as u64,
+                    row_offset: i as u64,
+                });
+                break;
             }
+            let index = self.seen;
+            self.seen += 1;
             let decoded =
                 self.decoder
                     .decode_row(index, &row)
