@@ -36,6 +36,7 @@ pub fn record(event: &AuditEvent<'_>) {
         rows = event.rows.map(|r| r as i64).unwrap_or(-1),
         duration_ms = event.duration.as_millis() as u64,
         upstream_requests = event.facts.upstream_requests,
+        applied_identity = event.facts.applied_identity.as_deref().unwrap_or("-"),
         outcome = event.outcome,
         error = event.error.unwrap_or(""),
         "tool call"

@@ -482,6 +482,11 @@ pub struct SnowflakeConfig {
     /// Statement timeout sent to Snowflake, seconds.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_secs: u64,
+    /// Before a PAT's first user statement, ask Snowflake which role and user it
+    /// runs as (`CURRENT_ROLE()`, `CURRENT_USER()`) and fail closed unless the
+    /// role is the vended one. Default true.
+    #[serde(default = "default_true")]
+    pub verify_identity: bool,
 }
 
 fn default_statement_timeout() -> u64 {
@@ -507,6 +512,11 @@ pub struct DatabricksConfig {
     /// How long one submit waits for the answer before polling: "0s" or "5s".."50s".
     #[serde(default = "default_wait_timeout")]
     pub wait_timeout: String,
+    /// Before a token's first user statement, ask Databricks who it runs as
+    /// (`current_user()`, `is_account_group_member(<vended group>)`) and fail
+    /// closed unless it is a member of the vended group. Default true.
+    #[serde(default = "default_true")]
+    pub verify_identity: bool,
 }
 
 fn default_wait_timeout() -> String {
@@ -717,6 +727,7 @@ impl Config {
                 default_schema: None,
                 statement_timeout_secs: default_statement_timeout(),
                 wait_timeout: default_wait_timeout(),
+                verify_identity: true,
             });
         }
         if let Some(sf) = &mut self.snowflake {
@@ -1091,6 +1102,7 @@ warehouse_id = "abc123"
                         default_schema: None,
                         pat_expiry_clause: PatExpiryClause::default(),
                         statement_timeout_secs: 300,
+                        verify_identity: true,
                     })
                 }),
             ),

@@ -79,6 +79,9 @@ pub struct CallFacts {
     pub upstream_requests: u32,
     /// The credential the statement ran under (for a continuation cursor).
     pub credential: Option<CredentialBinding>,
+    /// What the platform said it applied to the credential, checked once per
+    /// credential (Snowflake `role=… user=…`, Databricks `user=… group=…`).
+    pub applied_identity: Option<String>,
 }
 
 /// Everything about a call that does not come from the model.
@@ -114,6 +117,10 @@ impl CallContext {
         self.facts.lock().expect("facts lock").vended_role = Some(role.to_string());
     }
 
+    pub fn set_applied_identity(&self, identity: &str) {
+        self.facts.lock().expect("facts lock").applied_identity = Some(identity.to_string());
+    }
+
     pub fn set_statement_id(&self, id: &str) {
         self.facts.lock().expect("facts lock").statement_id = Some(id.to_string());
     }
@@ -140,6 +147,10 @@ pub enum QueryError {
     /// The scoped credential (PAT / OAuth token) could not be obtained: no SQL ran.
     #[error("could not obtain a credential scoped to the vended role: {0}")]
     Credential(String),
+    /// The platform did not apply the vended role or group to the credential
+    /// (checked before any user SQL): the deployment is misconfigured.
+    #[error("{0}")]
+    IdentityMismatch(String),
     /// The platform ran the statement and reported an error.
     #[error("{platform} error{}: {message}", code_suffix(.code, .sql_state))]
     Statement {
@@ -276,6 +287,7 @@ impl QueryError {
         match self {
             QueryError::Vend(_) => "vend_failed",
             QueryError::Credential(_) => "credential_failed",
+            QueryError::IdentityMismatch(_) => "identity_mismatch",
             QueryError::Statement { .. } => "statement_failed",
             QueryError::Cancelled { .. } => "cancelled",
             QueryError::Timeout { .. } => "timeout",

@@ -54,6 +54,9 @@ async fn env_with_fixture(
         .await
         .expect("sandbox starts");
     let mut cfg = sandbox.client_config();
+    // The identity probe is off here: these tests count the requests and
+    // statements of the other steps; it has its own tests (tests/identity_proof.rs).
+    cfg.snowflake.as_mut().unwrap().verify_identity = false;
     tweak(&mut cfg);
     let http = immuta_mcp::http_client::build_for(&cfg).expect("http client");
     let immuta = ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry())

@@ -26,7 +26,8 @@ use crate::config::{DatabricksConfig, Limits};
 use crate::cursor::credential_fingerprint;
 use crate::immuta::client::ImmutaClient;
 use crate::query::{
-    CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryRequest,
+    CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryParameter,
+    QueryRequest,
 };
 use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
@@ -53,7 +54,17 @@ struct GroupCredential {
     access_token: Secret,
     /// The earlier of the token's and the vend's expiry.
     expires_at: SystemTime,
+    /// What Databricks reported it applies to this token (`user=… group=…`),
+    /// asked once per token before its first user statement.
+    applied_identity: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
+
+/// Asked once per token before its first user statement (see
+/// [`DatabricksGoverned::applied_identity`]): who the token acts as, and
+/// whether that identity is a member of the vended exclusive group (by name,
+/// bound as a named parameter).
+const IDENTITY_PROBE: &str =
+    "SELECT current_user() AS user, is_account_group_member(:group) AS member";
 
 /// Runs governed SQL on Databricks as the caller's vended exclusive group.
 pub struct DatabricksGoverned {
@@ -65,6 +76,8 @@ pub struct DatabricksGoverned {
     cache: CredentialCache<String, GroupCredential>,
     default_catalog: Option<String>,
     default_schema: Option<String>,
+    /// Ask who each new token acts as before its first user statement.
+    verify_identity: bool,
 }
 
 impl std::fmt::Debug for DatabricksGoverned {
@@ -160,7 +173,58 @@ impl DatabricksGoverned {
             cache: CredentialCache::new(limits.credential_margin()),
             default_catalog: cfg.default_catalog.clone(),
             default_schema: cfg.default_schema.clone(),
+            verify_identity: cfg.verify_identity,
         })
+    }
+
+    /// Who Databricks says `credential`'s token acts as, asked once per token:
+    /// a deployment where `assume_group` is not honoured would run statements
+    /// as the service principal itself and still answer 200, so the token must
+    /// be a member of the vended group before any user SQL runs.
+    async fn applied_identity(
+        &self,
+        ctx: &CallContext,
+        credential: &GroupCredential,
+    ) -> Result<String, RunError> {
+        credential
+            .applied_identity
+            .get_or_try_init(|| async {
+                let probe = QueryRequest {
+                    sql: IDENTITY_PROBE.into(),
+                    database: None,
+                    schema: None,
+                    warehouse: None,
+                    max_rows: 1,
+                    max_bytes: 64 * 1024,
+                    parameters: vec![QueryParameter {
+                        name: "group".into(),
+                        value: credential.group_name.clone(),
+                    }],
+                };
+                let rs = self
+                    .statements
+                    .run(&credential.access_token, ctx, &probe)
+                    .await?;
+                let row = rs.rows.first();
+                let user = row
+                    .and_then(|r| r.first())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let member = row.and_then(|r| r.get(1)).and_then(|v| v.as_bool()) == Some(true);
+                if !member {
+                    tracing::error!(user = ?ctx.user, group = %credential.group_name, applied_user = %user, "Databricks does not apply the vended group to the token; no SQL runs");
+                    return Err(RunError::Query(QueryError::IdentityMismatch(format!(
+                        "Databricks runs this user's token as {user:?}, which is not a member of the vended group {}: \
+                         assume_group is not in force, so no SQL was run. Check that the exclusive-group feature \
+                         is enabled for the workspace and the service principal",
+                        credential.group_name
+                    ))));
+                }
+                Ok(format!("user={user} group={}", credential.group_name))
+            })
+            .await
+            .cloned()
     }
 
     /// Use `retry` for token and statement requests (default: `limits.retry_attempts` attempts).
@@ -293,6 +357,7 @@ impl DatabricksGoverned {
                         vend_id: vend.id,
                         access_token: token.access_token,
                         expires_at,
+                        applied_identity: Default::default(),
                     },
                     expires_at,
                 ))
@@ -356,11 +421,33 @@ impl GovernedQuery for DatabricksGoverned {
                     cancel_confirmed: true,
                 });
             }
-            match self
-                .statements
-                .run(&credential.access_token, ctx, &request)
-                .await
-            {
+            let outcome = if self.verify_identity {
+                self.applied_identity(ctx, &credential)
+                    .await
+                    .map(|applied| {
+                        ctx.set_applied_identity(&applied);
+                    })
+            } else {
+                Ok(())
+            };
+            let outcome = match outcome {
+                Ok(()) => {
+                    self.statements
+                        .run(&credential.access_token, ctx, &request)
+                        .await
+                }
+                Err(RunError::Query(e @ QueryError::IdentityMismatch(_))) => {
+                    // Never use this token again.
+                    self.cache
+                        .invalidate_if(&ctx.user, |c| c.access_token == credential.access_token)
+                        .await;
+                    return Err(e);
+                }
+                // A token refused while asked who it is: handled as for any
+                // statement refused before submit (refresh once).
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(result) => return Ok(result),
                 Err(RunError::Query(e)) => return Err(e),
                 Err(RunError::TokenRejected {
@@ -476,6 +563,7 @@ mod tests {
             vend_id: "v".into(),
             access_token: Secret::new("dapi-secret-token"),
             expires_at: SystemTime::now(),
+            applied_identity: Default::default(),
         };
         assert!(!format!("{c:?}").contains("dapi-secret-token"));
     }

@@ -41,9 +41,9 @@
 mod params;
 
 use crate::result::Platform;
-use crate::sandbox::engine::{EngineError, EngineResult, Namespace};
+use crate::sandbox::engine::{AGENT_IDENTITY, EngineError, EngineResult, Namespace, Session};
 use crate::sandbox::faults::{Endpoint, on};
-use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
+use crate::sandbox::state::{AGENT_DATABRICKS_GROUP, Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{DatabricksEncoded, encode_databricks};
 use axum::Router;
 use axum::body::Bytes;
@@ -482,6 +482,13 @@ impl Emulator {
     /// The group a statement call runs as: the token's assumed group, still live.
     fn statement_group(&self, headers: &HeaderMap) -> Result<(String, String), ApiError> {
         let grant = self.authenticate(headers)?;
+        if self.state.settings.ignore_obo_restriction {
+            // Fault: `assume_group` is ignored; the token acts as the service principal itself.
+            return Ok((
+                AGENT_DATABRICKS_GROUP.to_string(),
+                AGENT_IDENTITY.to_string(),
+            ));
+        }
         let Some(group) = grant.group else {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -540,10 +547,24 @@ impl Emulator {
         let engine = self.state.engine.clone();
         let chunk_rows = self.state.settings.databricks_chunk_rows;
         let group = statement.group.clone();
+        // current_user() is the service principal (its application id); the
+        // session is a member of the group it assumed (by the group's name).
+        let session = Session {
+            login_user: Some(self.state.creds.databricks_client_id.clone()),
+            groups: if group == AGENT_DATABRICKS_GROUP {
+                Vec::new()
+            } else {
+                vec![
+                    engine
+                        .role_name(Platform::Databricks, &group)
+                        .unwrap_or_else(|| group.clone()),
+                ]
+            },
+        };
         tokio::spawn(async move {
             let work = tokio::task::spawn_blocking(move || {
                 let result = engine
-                    .execute(Platform::Databricks, &group, &sql, &namespace)
+                    .execute_as(Platform::Databricks, &group, &sql, &namespace, &session)
                     .map_err(StatementError::from_engine)?;
                 build_result(result, limits, chunk_rows)
             });

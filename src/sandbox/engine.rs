@@ -65,6 +65,10 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+/// The user id the agent's own identity is bound as (never a fixture user id:
+/// fixture ids are e-mail addresses or names without parentheses).
+pub const AGENT_IDENTITY: &str = "(agent)";
+
 /// Default database/schema the engine falls back to on Databricks.
 const DATABRICKS_DEFAULT_CATALOG: &str = "main";
 const DATABRICKS_DEFAULT_SCHEMA: &str = "default";
@@ -74,6 +78,18 @@ const DATABRICKS_DEFAULT_SCHEMA: &str = "default";
 pub struct Namespace {
     pub database: Option<String>,
     pub schema: Option<String>,
+}
+
+/// Who a platform session is, as the session functions report it: Snowflake
+/// `CURRENT_USER()`, Databricks `current_user()` and `is_account_group_member(g)`
+/// / `is_member(g)`. (`CURRENT_ROLE()` is the role the statement runs as.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    /// The login user (the Snowflake user owning the PAT, the Databricks
+    /// service principal's application id); NULL when unset.
+    pub login_user: Option<String>,
+    /// Groups the session is a member of (Databricks).
+    pub groups: Vec<String>,
 }
 
 /// Rows of one statement.
@@ -149,6 +165,8 @@ struct Inner {
     conn: Mutex<Connection>,
     catalog: Catalog,
     bindings: Mutex<HashMap<(Platform, String), Binding>>,
+    /// Display names of roles (Databricks group names), by role.
+    role_names: Mutex<HashMap<(Platform, String), String>>,
 }
 
 #[derive(Clone, Copy)]
@@ -374,6 +392,46 @@ fn rewrite_expr(expr: &mut Expr, platform: Platform, role: Option<&str>, ns: &Na
     }
 }
 
+/// The session functions, answered from `session` as constants:
+/// Snowflake `CURRENT_USER()`; Databricks `current_user()`, `session_user()`,
+/// and `is_account_group_member('g')` / `is_member('g')` (true when `g` is
+/// one of the session's groups; a non-literal argument is never a member).
+fn rewrite_session_function(expr: &mut Expr, platform: Platform, session: &Session) {
+    let Expr::Function(f) = expr else {
+        return;
+    };
+    let name = f.name.to_string().to_lowercase();
+    let replacement = match (platform, name.as_str()) {
+        (Platform::Snowflake, "current_user")
+        | (Platform::Databricks, "current_user" | "session_user") => match &session.login_user {
+            Some(u) => Expr::value(Value::SingleQuotedString(u.clone())),
+            None => Expr::value(Value::Null),
+        },
+        (Platform::Databricks, "is_account_group_member" | "is_member") => {
+            let group = match &f.args {
+                sqlparser::ast::FunctionArguments::List(list) => match list.args.as_slice() {
+                    [
+                        sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::Expr(Expr::Value(v)),
+                        ),
+                    ] => match &v.value {
+                        Value::SingleQuotedString(g) | Value::DoubleQuotedString(g) => {
+                            Some(g.clone())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            let member = group.is_some_and(|g| session.groups.contains(&g));
+            Expr::value(Value::Boolean(member))
+        }
+        _ => return,
+    };
+    *expr = replacement;
+}
+
 /// Replaces every table reference of a query with the role's policy view.
 ///
 /// CTE names are renamed too (`cte$<n>$<name>`), so a reference that is not
@@ -384,6 +442,7 @@ struct Rewriter<'a> {
     user: usize,
     role: &'a str,
     ns: &'a Namespace,
+    session: &'a Session,
     /// Lower-cased CTE name → its mangled SQLite name.
     ctes: HashMap<String, String>,
 }
@@ -460,6 +519,7 @@ impl VisitorMut for Rewriter<'_> {
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<EngineError> {
         rewrite_expr(expr, self.platform, Some(self.role), self.ns);
+        rewrite_session_function(expr, self.platform, self.session);
         ControlFlow::Continue(())
     }
 }
@@ -595,6 +655,11 @@ impl Engine {
                 views,
             });
         }
+        // The agent's own identity: no grants at all (see `bind_agent_role`).
+        users.push(UserEntry {
+            id: AGENT_IDENTITY.to_string(),
+            views: HashMap::new(),
+        });
         let mut catalogs: HashMap<Platform, Vec<String>> = HashMap::new();
         let mut schemas = HashSet::new();
         let mut by_name = HashMap::new();
@@ -626,8 +691,35 @@ impl Engine {
                     created_on,
                 },
                 bindings: Mutex::new(HashMap::new()),
+                role_names: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Bind `role` to the agent's own identity, which has no grants: what a
+    /// platform runs as when it ignores the on-behalf-of restriction.
+    pub fn bind_agent_role(&self, platform: Platform, role: &str) {
+        let agent = self.inner.catalog.users.len() - 1;
+        lock(&self.inner.bindings).insert(
+            role_key(platform, role),
+            Binding {
+                user: agent,
+                expires_at: SystemTime::now() + std::time::Duration::from_secs(100 * 365 * 86_400),
+            },
+        );
+    }
+
+    /// Remember the display name of `role` (a Databricks group's name; the
+    /// role itself is the group id).
+    pub fn name_role(&self, platform: Platform, role: &str, name: &str) {
+        lock(&self.inner.role_names).insert(role_key(platform, role), name.to_string());
+    }
+
+    /// The display name given with [`name_role`](Self::name_role), if any.
+    pub fn role_name(&self, platform: Platform, role: &str) -> Option<String> {
+        lock(&self.inner.role_names)
+            .get(&role_key(platform, role))
+            .cloned()
     }
 
     /// Ids of the fixture's users, in fixture order.
@@ -636,6 +728,7 @@ impl Engine {
             .catalog
             .users
             .iter()
+            .filter(|u| u.id != AGENT_IDENTITY)
             .map(|u| u.id.clone())
             .collect()
     }
@@ -717,6 +810,18 @@ impl Engine {
         sql: &str,
         ns: &Namespace,
     ) -> Result<EngineResult, EngineError> {
+        self.execute_as(platform, role, sql, ns, &Session::default())
+    }
+
+    /// [`execute`](Self::execute) in a session whose identity functions answer from `session`.
+    pub fn execute_as(
+        &self,
+        platform: Platform,
+        role: &str,
+        sql: &str,
+        ns: &Namespace,
+        session: &Session,
+    ) -> Result<EngineResult, EngineError> {
         let binding = self
             .inner
             .live_binding(platform, role)
@@ -725,7 +830,8 @@ impl Engine {
             database: ns.database.as_deref().map(|d| canon_ns(platform, d)),
             schema: ns.schema.as_deref().map(|s| canon_ns(platform, s)),
         };
-        self.inner.execute(platform, binding.user, role, sql, &ns)
+        self.inner
+            .execute(platform, binding.user, role, sql, &ns, session)
     }
 }
 
@@ -914,6 +1020,7 @@ impl Inner {
         role: &str,
         sql: &str,
         ns: &Namespace,
+        session: &Session,
     ) -> Result<EngineResult, EngineError> {
         let d = dialect(platform);
         if let Some(target) = describe_target(d.as_ref(), sql) {
@@ -933,7 +1040,7 @@ impl Inner {
         }
         let mut statement = statements.remove(0);
         match &mut statement {
-            Statement::Query(query) => self.query(platform, user, role, query, ns),
+            Statement::Query(query) => self.query(platform, user, role, query, ns, session),
             Statement::ShowTables { show_options, .. } => {
                 let scope = self.show_scope(platform, show_options.show_in.as_ref(), ns)?;
                 let pattern = match &show_options.filter_position {
@@ -1137,6 +1244,7 @@ impl Inner {
         role: &str,
         query: &mut Query,
         ns: &Namespace,
+        session: &Session,
     ) -> Result<EngineResult, EngineError> {
         let env = self.type_env(platform, user, query, ns);
         let translated = dialect::translate(platform, query, env).map_err(|e| match e {
@@ -1149,6 +1257,7 @@ impl Inner {
             user,
             role,
             ns,
+            session,
             ctes: HashMap::new(),
         };
         if let ControlFlow::Break(e) = query.visit(&mut rewriter) {

@@ -302,6 +302,7 @@ impl ImmutaEmulator {
         }
         if let Some(db) = &vend.roles.databricks {
             bind(Platform::Databricks, &db.native_role_id);
+            engine.name_role(Platform::Databricks, &db.native_role_id, &db.role_name);
         }
     }
 

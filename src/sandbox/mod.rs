@@ -32,8 +32,8 @@ pub use engine::{Engine, EngineError, Namespace};
 pub use faults::{Endpoint, Fault, Faults};
 pub use fixture::Fixture;
 pub use state::{
-    Counter, ExecutedStatement, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
-    SeenRequest,
+    AGENT_DATABRICKS_GROUP, AGENT_SNOWFLAKE_ROLE, Counter, ExecutedStatement, SandboxCredentials,
+    SandboxSettings, SandboxState, SandboxUrls, SeenRequest,
 };
 pub use variants::SandboxVariants;
 
@@ -266,6 +266,7 @@ impl Sandbox {
                 default_schema: Some("PUBLIC".into()),
                 pat_expiry_clause: Default::default(),
                 statement_timeout_secs: 300,
+                verify_identity: true,
             }),
             databricks: Some(DatabricksConfig {
                 host: self.databricks_url.clone(),
@@ -276,6 +277,7 @@ impl Sandbox {
                 default_schema: None,
                 statement_timeout_secs: 300,
                 wait_timeout: "10s".into(),
+                verify_identity: true,
             }),
             network: NetworkConfig {
                 resolve: vec![self.snowflake_resolve()],

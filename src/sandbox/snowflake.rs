@@ -42,9 +42,11 @@ mod bindings;
 mod pat_sql;
 
 use crate::result::Platform;
-use crate::sandbox::engine::{EngineColumn, EngineError, EngineResult, EngineValue, Namespace};
+use crate::sandbox::engine::{
+    AGENT_IDENTITY, EngineColumn, EngineError, EngineResult, EngineValue, Namespace, Session,
+};
 use crate::sandbox::faults::{Endpoint, on};
-use crate::sandbox::state::{Counter, ExecutedStatement, SandboxState};
+use crate::sandbox::state::{AGENT_SNOWFLAKE_ROLE, Counter, ExecutedStatement, SandboxState};
 use crate::sandbox::types::{SnowflakeEncoded, encode_snowflake};
 use crate::sandbox::variants::PatExpiryVariant;
 use auth::{AddPatOutcome, AuthError, KeyPairVerifier, NewPat, PatRegistry};
@@ -483,6 +485,14 @@ impl Emulator {
                     ),
                 )
             })?;
+        if self.state.settings.ignore_obo_restriction {
+            // Fault: the restriction is ignored; the PAT acts as the agent user's own role.
+            return Ok(Principal::Pat {
+                token_name: pat.name,
+                role: AGENT_SNOWFLAKE_ROLE.to_string(),
+                user: AGENT_IDENTITY.to_string(),
+            });
+        }
         Ok(Principal::Pat {
             token_name: pat.name,
             role: pat.role_restriction,
@@ -534,6 +544,11 @@ impl Emulator {
         let engine = self.state.engine.clone();
         let partition_rows = self.state.settings.partition_rows;
         let delay = self.state.settings.snowflake_statement_delay;
+        // A PAT session's CURRENT_USER() is the user owning the PAT: the agent.
+        let session = Session {
+            login_user: Some(self.state.creds.snowflake_user.to_ascii_uppercase()),
+            groups: Vec::new(),
+        };
         tokio::spawn(async move {
             // A slow warehouse: the statement takes `delay` before it runs
             // (counted against its timeout, like real execution time).
@@ -543,7 +558,7 @@ impl Emulator {
                 }
                 tokio::task::spawn_blocking(move || {
                     let result = engine
-                        .execute(Platform::Snowflake, &role, &sql, &namespace)
+                        .execute_as(Platform::Snowflake, &role, &sql, &namespace, &session)
                         .map_err(SqlError::from_engine)?;
                     encode_result(result, partition_rows)
                 })
@@ -997,6 +1012,7 @@ async fn submit(
         ) => {
             if let Some(asked) = &body.role
                 && asked != role
+                && !emu.state.settings.ignore_obo_restriction
             {
                 statement.finish(Outcome::Failed(SqlError::new(
                     "390189",

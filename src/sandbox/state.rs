@@ -183,7 +183,19 @@ pub struct SandboxSettings {
     /// engine runs it, counted against its `timeout` (default 0): a slow
     /// warehouse, to play the 408 statement timeout.
     pub snowflake_statement_delay: Duration,
+    /// Fault: the platforms ignore the on-behalf-of restriction (a
+    /// misconfigured deployment that still answers 200). Snowflake runs a PAT's
+    /// statements as the agent's own role [`AGENT_SNOWFLAKE_ROLE`] despite its
+    /// `ROLE_RESTRICTION`; Databricks runs a token's statements as the service
+    /// principal itself ([`AGENT_DATABRICKS_GROUP`], no group membership)
+    /// despite `assume_group`. The agent's identity has no grants. Default false.
+    pub ignore_obo_restriction: bool,
 }
+
+/// The Snowflake role the agent user runs as when a PAT's restriction is ignored.
+pub const AGENT_SNOWFLAKE_ROLE: &str = "IMMUTA_AGENT_ROLE";
+/// The engine role of the Databricks service principal acting as itself.
+pub const AGENT_DATABRICKS_GROUP: &str = "service-principal";
 
 impl Default for SandboxSettings {
     fn default() -> Self {
@@ -197,6 +209,7 @@ impl Default for SandboxSettings {
             immuta_token_lifetime: Duration::from_secs(3600),
             snowflake_expired_jwts: 0,
             snowflake_statement_delay: Duration::ZERO,
+            ignore_obo_restriction: false,
         }
     }
 }
@@ -236,6 +249,8 @@ impl SandboxState {
         settings: SandboxSettings,
         urls: SandboxUrls,
     ) -> SandboxState {
+        engine.bind_agent_role(Platform::Snowflake, AGENT_SNOWFLAKE_ROLE);
+        engine.bind_agent_role(Platform::Databricks, AGENT_DATABRICKS_GROUP);
         SandboxState {
             engine,
             faults: Faults::default(),

@@ -39,7 +39,7 @@ use crate::query::{
 use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
 use keypair::{AgentKey, KeyError, KeyPairJwt};
-use pat::{PatManager, PatSettings};
+use pat::{PatManager, PatSession, PatSettings};
 use sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
 use std::time::Duration;
 
@@ -64,7 +64,12 @@ pub struct SnowflakeGoverned {
     default_warehouse: Option<String>,
     account: Option<String>,
     base_url: Option<String>,
+    verify_identity: bool,
 }
+
+/// Asked once per PAT before its first user statement (see
+/// [`SnowflakeGoverned::applied_identity`]).
+const IDENTITY_PROBE: &str = "SELECT CURRENT_ROLE() AS ROLE, CURRENT_USER() AS USER_NAME";
 
 impl std::fmt::Debug for SnowflakeGoverned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,7 +135,63 @@ impl SnowflakeGoverned {
             default_warehouse,
             account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
             base_url: cfg.base_url.clone(),
+            verify_identity: cfg.verify_identity,
         })
+    }
+
+    /// Which role and user Snowflake applies to `session`'s PAT, asked once
+    /// per PAT: a misconfigured on-behalf-of setup can run statements as
+    /// another role and still answer 200, so the answer must be the vended
+    /// role before any user SQL runs (fail closed otherwise).
+    async fn applied_identity(
+        &self,
+        ctx: &CallContext,
+        session: &PatSession,
+        warehouse: &Option<String>,
+    ) -> Result<String, QueryError> {
+        session
+            .applied_identity
+            .get_or_try_init(|| async {
+                let probe = StatementRequest {
+                    statement: IDENTITY_PROBE.into(),
+                    timeout_secs: self.statement_timeout_secs.min(60),
+                    database: None,
+                    schema: None,
+                    warehouse: warehouse.clone(),
+                    role: Some(session.role.clone()),
+                    query_tag: Some(Self::query_tag(ctx)),
+                };
+                let limits = FetchLimits {
+                    max_rows: 1,
+                    max_bytes: 64 * 1024,
+                };
+                let auth = Auth::Pat(session.pat.clone());
+                let rs = self
+                    .api
+                    .execute(ctx, &session.base_url, &auth, &probe, limits)
+                    .await?;
+                let cell = |i: usize| {
+                    rs.rows
+                        .first()
+                        .and_then(|row| row.get(i))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let (role, user) = (cell(0), cell(1));
+                if role != session.role {
+                    tracing::error!(user = ?ctx.user, vended_role = %session.role, applied_role = %role, "Snowflake does not apply the vended role to the PAT; no SQL runs");
+                    return Err(QueryError::IdentityMismatch(format!(
+                        "Snowflake runs this user's PAT as role {role:?} (user {user:?}), not as the vended role {}: \
+                         the PAT's ROLE_RESTRICTION is not in force, so no SQL was run. Check the agent user's \
+                         role grants and that Snowflake enforces ROLE_RESTRICTION for programmatic access tokens",
+                        session.role
+                    )));
+                }
+                Ok(format!("role={role} user={user}"))
+            })
+            .await
+            .cloned()
     }
 
     /// Replace the retry policy (tests use short backoffs).
@@ -261,6 +322,17 @@ impl GovernedQuery for SnowflakeGoverned {
                     statement_id: None,
                     cancel_confirmed: true,
                 });
+            }
+            if self.verify_identity {
+                match self.applied_identity(ctx, &session, &warehouse).await {
+                    Ok(applied) => ctx.set_applied_identity(&applied),
+                    Err(e @ QueryError::IdentityMismatch(_)) => {
+                        // The PAT is not what it must be: never use it again.
+                        self.pats.reject(ctx, &session).await;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let statement = StatementRequest {
                 statement: request.sql.clone(),

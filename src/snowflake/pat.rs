@@ -74,6 +74,9 @@ pub struct PatSession {
     pub pat: Secret,
     /// `min(vend expiry, PAT expiry)`.
     pub expires_at: SystemTime,
+    /// What Snowflake reported it applies to this PAT (`role=… user=…`),
+    /// asked once per PAT before its first user statement.
+    pub applied_identity: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// A token this process created, remembered so it can be cleaned up.
@@ -367,6 +370,7 @@ impl PatManager {
             token_name,
             pat: secret,
             expires_at,
+            applied_identity: Arc::default(),
         };
         Ok((session, expires_at))
     }

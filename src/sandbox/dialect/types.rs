@@ -653,15 +653,16 @@ fn function_type(platform: Platform, f: &sqlparser::ast::Function, env: &Env) ->
             Ty::Fixed(p, s)
         }
         "to_double" | "try_to_double" | "double" => Ty::Real,
-        "to_boolean" | "try_to_boolean" => Ty::Bool,
+        "to_boolean" | "try_to_boolean" | "is_account_group_member" | "is_member" => Ty::Bool,
         // Strings.
         "split_part" | "initcap" | "concat" | "concat_ws" | "upper" | "lower" | "ucase"
         | "lcase" | "lpad" | "rpad" | "reverse" | "repeat" | "left" | "right" | "substr"
         | "substring" | "replace" | "translate" | "trim" | "ltrim" | "rtrim" | "regexp_substr"
         | "regexp_replace" | "regexp_extract" | "get_json_object" | "to_json" | "md5" | "sha2"
-        | "sha1" | "base64" | "hex" | "current_role" | "current_user" | "current_database"
-        | "current_schema" | "current_catalog" | "current_warehouse" | "typeof" | "string"
-        | "lpad_string" | "soundex" | "space" | "char" | "chr" | "editdistance" => {
+        | "sha1" | "base64" | "hex" | "current_role" | "current_user" | "session_user"
+        | "current_database" | "current_schema" | "current_catalog" | "current_warehouse"
+        | "typeof" | "string" | "lpad_string" | "soundex" | "space" | "char" | "chr"
+        | "editdistance" => {
             if matches!(name.as_str(), "editdistance") {
                 int_type(platform)
             } else {
