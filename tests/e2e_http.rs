@@ -209,7 +209,10 @@ async fn write_statements_are_refused_with_no_upstream_request() {
         env.sandbox.state.executed().len(),
         env.counter(Counter::VendsCreated),
     );
-    assert_eq!(before.1, 2);
+    assert_eq!(
+        before.1, 4,
+        "two reads, each after its credential's identity probe"
+    );
 
     let writes = [
         (

@@ -182,11 +182,14 @@ async fn write_statements_are_refused_before_any_upstream_request_over_stdio() {
         control.contains("outcome=\"ok\"") || control.contains("outcome=ok"),
         "{control}"
     );
-    assert!(requests >= 3, "vend, mint and statement: {control}");
+    assert!(
+        requests >= 4,
+        "vend, mint, identity probe and statement: {control}"
+    );
     assert_eq!(
         stderr.matches("sandbox statement executed").count(),
-        1,
-        "the read ran once and the log shows it:\n{}",
+        2,
+        "the identity probe and the read ran once each, and the log shows it:\n{}",
         lines_with(&stderr, "sandbox statement executed")
     );
     for line in refused {

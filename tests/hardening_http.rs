@@ -544,7 +544,15 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
         .await;
     assert_eq!(r["result"]["isError"], json!(false), "{r}");
     assert!(h.upstream_requests() > before, "the read went upstream");
-    assert_eq!(h.sandbox.state.executed().len(), 1);
+    let ran: Vec<String> = h
+        .sandbox
+        .state
+        .executed()
+        .into_iter()
+        .map(|s| s.sql)
+        .collect();
+    assert_eq!(ran.len(), 2, "the identity probe, then the read: {ran:?}");
+    assert!(ran[1].starts_with("WITH a AS"), "{ran:?}");
 }
 
 #[tokio::test]

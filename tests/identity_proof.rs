@@ -100,7 +100,7 @@ fn text(result: &CallToolResult) -> String {
 }
 
 #[tokio::test]
-async fn each_credential_is_asked_once_who_it_runs_as_and_the_audit_says() {
+async fn each_credential_is_asked_once_and_a_platform_ignoring_the_restriction_runs_no_sql() {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -167,9 +167,12 @@ async fn each_credential_is_asked_once_who_it_runs_as_and_the_audit_says() {
         }
     }
     sandbox.shutdown().await;
+    a_platform_that_ignores_the_restriction_runs_no_user_sql().await;
 }
 
-#[tokio::test]
+/// Part of the test above: one test per binary, because the audit capture
+/// uses a thread-scoped subscriber, and tracing's per-callsite interest cache
+/// can miss events while another test thread runs without one.
 async fn a_platform_that_ignores_the_restriction_runs_no_user_sql() {
     let settings = SandboxSettings {
         ignore_obo_restriction: true,

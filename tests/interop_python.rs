@@ -3,7 +3,8 @@
 //! `scripts/test.sh` into `target/interop-venv`) drives the server over stdio
 //! (the `sandbox` binary) and over streamable HTTP with a bearer token:
 //! initialize, list tools, a query on each platform (the SDK validates every
-//! `structuredContent` against the tool's `outputSchema`), a refused write, a
+//! `structuredContent` against the tool's `outputSchema`), `fetch_more` on a
+//! truncated result, a refused write, a
 //! cancelled call that reaches Snowflake as a cancel, and session termination
 //! (the SDK warns unless DELETE is answered 200/204). Without the client the
 //! tests fail, naming the setup step.

@@ -23,7 +23,7 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
-EXPECTED_TOOLS = {"query_snowflake", "query_databricks", "list_tables", "describe_table", "whoami"}
+EXPECTED_TOOLS = {"query_snowflake", "query_databricks", "fetch_more", "list_tables", "describe_table", "whoami"}
 
 
 class Collect(logging.Handler):
@@ -65,6 +65,19 @@ async def exercise(session: ClientSession, user: str):
     check(rs["row_count"] == 3 and rs["truncated"] is True, f"snowflake page: {rs}")
     check([c["name"] for c in rs["columns"]] == ["ORDER_ID", "EMAIL"], f"columns: {rs['columns']}")
     print(f"SNOWFLAKE rows={rs['row_count']} statement={rs['statement_id']}", flush=True)
+
+    # The rest of the truncated result, without running the query again.
+    cursor = rs.get("next_cursor")
+    check(isinstance(cursor, str) and cursor, f"a truncated result carries next_cursor: {rs}")
+    more = await session.call_tool("fetch_more", {"cursor": cursor, "max_rows": 100})
+    check(not more.isError, f"fetch_more: {more.content}")
+    page = more.structuredContent
+    check(page["statement_id"] == rs["statement_id"], f"same statement: {page}")
+    first_ids = [r[0] for r in rs["rows"]]
+    next_ids = [r[0] for r in page["rows"]]
+    check(next_ids and min(next_ids) > max(first_ids), f"the next rows follow: {first_ids} then {next_ids}")
+    check(page.get("next_cursor") is None, f"the last page has no cursor: {page}")
+    print(f"FETCH_MORE rows={page['row_count']}", flush=True)
 
     db = await session.call_tool(
         "query_databricks", {"sql": "SELECT order_id FROM main.sales.orders ORDER BY order_id"}
