@@ -9,8 +9,6 @@ use immuta_mcp::query::CallContext;
 use immuta_mcp::sandbox::{Sandbox, SandboxOptions};
 use immuta_mcp::server::UserSource;
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn check_reports_each_upstream_and_names_a_bad_key() {
@@ -48,19 +46,6 @@ async fn check_reports_each_upstream_and_names_a_bad_key() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn every_tool_call_leaves_exactly_one_audit_event() {
     let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
@@ -74,7 +59,7 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
         scopes: Vec::new(),
     };
     let server = app::build_server(&cfg, &platforms, UserSource::Fixed(alice.clone()));
-    let buffer = Buffer::default();
+    let buffer = common::LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -118,7 +103,7 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
             .expect("a tool result");
         received.push(sandbox.state.total_requests() - before);
     }
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let events: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

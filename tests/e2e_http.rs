@@ -21,7 +21,6 @@ use common::*;
 use immuta_mcp::sandbox::{Counter, Endpoint, Fault};
 use rmcp::model::ErrorCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SF_ORDERS: &str = "SELECT ORDER_ID, REGION, EMAIL FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
@@ -567,26 +566,6 @@ async fn a_foreign_origin_gets_403() {
     assert_eq!(response.status(), 200);
     assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
-}
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
 }
 
 /// A whole HTTP session with TRACE logging into a buffer: no secret in any log line or result.

@@ -10,33 +10,12 @@
 
 mod common;
 
-use common::{ALICE, BOB, HttpEnv, bounded, call_ok, close, text_of};
+use common::{ALICE, BOB, HttpEnv, LogBuffer, bounded, call_ok, close, text_of};
 use immuta_mcp::app::{self, LocalIssuer};
 use immuta_mcp::sandbox::variants::PatExpiryVariant;
 use immuta_mcp::sandbox::{Counter, Fixture, Sandbox, SandboxOptions, SandboxSettings};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
 
 const FALLBACK_WARNING: &str = "Snowflake refused MINS_TO_EXPIRY";
 

@@ -20,8 +20,7 @@ use immuta_mcp::sandbox::state::{Counter, SandboxSettings};
 use immuta_mcp::sandbox::{Endpoint, Sandbox, SandboxOptions};
 use immuta_mcp::server::UserSource;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const SF_TABLE: &str = "BENCH.PUBLIC.EVENTS";
 const DB_TABLE: &str = "main.bench.events";
@@ -412,19 +411,6 @@ async fn emulators_refuse_another_users_credential_for_a_finished_result() {
     sandbox.shutdown().await;
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn each_fetch_more_call_leaves_one_audit_event() {
     let sandbox = Sandbox::start(options()).await.unwrap();
@@ -432,7 +418,7 @@ async fn each_fetch_more_call_leaves_one_audit_event() {
     let platforms = app::build_platforms(&cfg).unwrap();
     let alice = verified(ALICE);
     let server = app::build_server(&cfg, &platforms, UserSource::Fixed(alice.clone()));
-    let buffer = Buffer::default();
+    let buffer = common::LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -470,7 +456,7 @@ async fn each_fetch_more_call_leaves_one_audit_event() {
         .unwrap();
     assert_eq!(refused.is_error, Some(true));
 
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let events: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

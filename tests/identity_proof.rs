@@ -7,6 +7,9 @@
 //! `ignore_obo_restriction` fault plays a misconfigured platform that answers
 //! 200 as the agent's own identity.
 
+mod common;
+
+use common::LogBuffer;
 use immuta_mcp::app;
 use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
 use immuta_mcp::query::CallContext;
@@ -16,39 +19,12 @@ use immuta_mcp::sandbox::{
 };
 use immuta_mcp::server::{GovernedServer, UserSource};
 use rmcp::model::CallToolResult;
-use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use serde_json::json;
 
 const SF_PROBE: &str = "SELECT CURRENT_ROLE() AS ROLE, CURRENT_USER() AS USER_NAME";
 const DB_PROBE_START: &str = "SELECT current_user() AS user, is_account_group_member(";
 const SF_SQL: &str = "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
 const DB_SQL: &str = "SELECT order_id FROM main.sales.orders ORDER BY order_id";
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// The `fields` of every audit event logged so far.
-    fn audit_events(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["target"] == "immuta_mcp::audit")
-            .map(|v| v["fields"].clone())
-            .collect()
-    }
-}
 
 async fn server(settings: SandboxSettings) -> (Sandbox, GovernedServer, VerifiedUser) {
     let sandbox = Sandbox::start(SandboxOptions {
@@ -101,7 +77,7 @@ fn text(result: &CallToolResult) -> String {
 
 #[tokio::test]
 async fn each_credential_is_asked_once_and_a_platform_ignoring_the_restriction_runs_no_sql() {
-    let logs = Logs::default();
+    let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()

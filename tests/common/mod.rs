@@ -8,8 +8,11 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 mod leak;
+mod logs;
 #[allow(unused_imports)] // not every test binary checks for leaks
 pub use leak::*;
+#[allow(unused_imports)] // not every test binary reads logs
+pub use logs::LogBuffer;
 
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
 use immuta_mcp::config::Config;
