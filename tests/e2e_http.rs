@@ -765,3 +765,43 @@ fn hex_run_finder_finds_runs() {
     let token = "f0".repeat(32);
     assert_eq!(hex_run(&format!("token={token}!"), 64), Some(token));
 }
+
+/// Over MCP: a platform that ignores the on-behalf-of restriction (the
+/// sandbox's `ignore_obo_restriction`) gets no user SQL; the tool error says
+/// which identity the platform applied instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_ignoring_the_vended_identity_gets_no_user_sql_over_mcp() {
+    let options = immuta_mcp::sandbox::SandboxOptions {
+        settings: immuta_mcp::sandbox::SandboxSettings {
+            ignore_obo_restriction: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let env = HttpEnv::start_with_options(options, |_| {}).await;
+    let bob = env.connect(BOB).await;
+    let sf = call_err(&bob, "query_snowflake", json!({"sql": SF_ORDERS})).await;
+    assert!(
+        sf.contains(immuta_mcp::sandbox::AGENT_SNOWFLAKE_ROLE) && sf.contains("no SQL was run"),
+        "{sf}"
+    );
+    let db = call_err(&bob, "query_databricks", json!({"sql": DB_EMPLOYEES})).await;
+    assert!(
+        db.contains("not a member of the vended group") && db.contains("no SQL was run"),
+        "{db}"
+    );
+    let ran: Vec<String> = env
+        .sandbox
+        .state
+        .executed()
+        .into_iter()
+        .map(|s| s.sql)
+        .collect();
+    assert!(
+        !ran.iter().any(|s| s == SF_ORDERS || s == DB_EMPLOYEES),
+        "no user SQL ran: {ran:?}"
+    );
+    assert_eq!(ran.len(), 2, "only the two identity probes ran: {ran:?}");
+    close(bob).await;
+    env.shutdown().await;
+}
