@@ -12,8 +12,10 @@
 #   scripts/mutants.sh --summary [MODULE...]  print the scores of the last run, run nothing
 #
 # Each mutant is tested with only the test targets that exercise its module, in two stages: the
-# fast targets first, then the mutants those missed (or that timed out) again with the slower
-# integration targets too (`cargo mutants --iterate`). A mutant is caught when any target fails.
+# fast ones first (the module's own unit tests, or its one integration target), then the mutants
+# those missed (or that timed out) again with every relevant target: all the library's unit tests
+# and the slower integration targets (`cargo mutants --iterate`). A mutant is caught when any
+# test fails.
 # Results go to mutants.out/<module>/mutants.out (stage 2) and mutants.out.old (stage 1); the
 # per-module score merges both. Survivors that are equivalent are listed with the reason in
 # docs/mutants-equivalent.md. Exit status: 0 when no mutant was missed, 2 when some were, 1 on
@@ -51,6 +53,16 @@ fast_targets_of() {
     audit) echo "--test=check_and_audit" ;;
     immuta) echo "--test=immuta_client" ;;
     *) echo "--lib" ;;
+  esac
+}
+# Stage 1 runs only the module's own unit tests of the library (a test-name filter), stage 2 all.
+fast_filter_of() {
+  case "$1" in
+    identity) echo "identity::" ;;
+    keypair) echo "snowflake::keypair::" ;;
+    oauth) echo "databricks::oauth::" ;;
+    pat) echo "snowflake::pat::" ;;
+    broker) echo "broker::" ;;
   esac
 }
 full_targets_of() {
@@ -123,8 +135,8 @@ fi
 
 deadline=$(( $(date +%s) + BUDGET_MIN * 60 ))
 status=0
-run_stage() { # module, stage (1|2), targets...
-  local module="$1" stage="$2"; shift 2
+run_stage() { # module, stage (1|2), test-name filter (or ""), targets...
+  local module="$1" stage="$2" filter="$3"; shift 3
   local left=$(( deadline - $(date +%s) ))
   if [ "$left" -le 30 ]; then
     echo "mutants.sh: budget of ${BUDGET_MIN} min spent before $module stage $stage" >&2
@@ -132,9 +144,10 @@ run_stage() { # module, stage (1|2), targets...
   fi
   local args=(--no-shuffle --timeout "$TEST_TIMEOUT" --build-timeout 900 -o "$OUT_ROOT/$module"
     "${in_place[@]}" "${in_diff[@]}")
-  [ "$stage" = 2 ] && args+=(--iterate)
+  if [ "$stage" = 2 ]; then args+=(--iterate); fi
   for f in $(files_of "$module"); do args+=(-f "$f"); done
   for t in "$@"; do args+=(-C "$t"); done
+  if [ -n "$filter" ]; then args+=(-- -- "$filter"); fi
   echo "== $module stage $stage: cargo mutants ${args[*]}"
   # SIGINT lets cargo-mutants restore the source tree (--in-place) and write its results.
   local rc=0
@@ -149,22 +162,22 @@ for module in "${modules[@]}"; do
   # cargo-mutants exits 0 (all caught), 2 (missed), 3 (timeouts), 4 (baseline failed).
   rc=0
   # shellcheck disable=SC2046
-  run_stage "$module" 1 $(fast_targets_of "$module") || rc=$?
+  run_stage "$module" 1 "$(fast_filter_of "$module")" $(fast_targets_of "$module") || rc=$?
   if [ "$rc" = 2 ] || [ "$rc" = 3 ]; then
-    if [ "$(fast_targets_of "$module")" != "$(full_targets_of "$module")" ]; then
+    if [ "$(fast_targets_of "$module") $(fast_filter_of "$module")" != "$(full_targets_of "$module") " ]; then
       rc=0
       # shellcheck disable=SC2046
-      run_stage "$module" 2 $(full_targets_of "$module") || rc=$?
+      run_stage "$module" 2 "" $(full_targets_of "$module") || rc=$?
     fi
   fi
   case "$rc" in
     0) ;;
-    2 | 3) [ "$status" = 0 ] && status=2 ;;
+    2 | 3) if [ "$status" = 0 ]; then status=2; fi ;;
     *) status=1 ;;
   esac
   echo "== $module: $(( $(date +%s) - started )) s (cargo-mutants exit $rc)"
   summary "$module"
-  [ "$rc" = 124 ] && break
+  if [ "$rc" = 124 ]; then break; fi
 done
 
 echo "== scores"

@@ -1130,6 +1130,65 @@ mod tests {
             StatementKind::Describe
         );
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    #[test]
+    fn sql_of_exactly_the_limit_passes_one_byte_more_is_refused() {
+        assert_eq!(
+            SqlGuard::new(true, 8).check(SF, "SELECT 1"),
+            Ok(StatementKind::Select)
+        );
+        assert_eq!(
+            SqlGuard::new(true, 8).check(SF, "SELECT 12"),
+            Err(GuardError::TooLong { len: 9, max: 8 })
+        );
+    }
+
+    #[test]
+    fn only_writes_are_not_reads_and_the_mode_is_reported() {
+        for p in [SF, DB] {
+            for sql in ["SELECT 1", "SHOW SCHEMAS", "DESC t", "EXPLAIN SELECT 1"] {
+                assert!(ro().check(p, sql).unwrap().is_read(), "{sql} on {p}");
+            }
+            let write = rw().check(p, "INSERT INTO t VALUES (1)").unwrap();
+            assert!(!write.is_read(), "{write:?} on {p}");
+        }
+        assert!(ro().read_only());
+        assert!(!rw().read_only());
+    }
+
+    #[test]
+    fn non_ascii_text_in_comments_is_fine_but_not_next_to_them() {
+        for p in [SF, DB] {
+            for sql in [
+                "SELECT 1 -- café ✓\nFROM t",
+                "SELECT /* größe */ 1",
+                "SELECT 1 /* ü */",
+            ] {
+                assert_eq!(
+                    ro().check(p, sql),
+                    Ok(StatementKind::Select),
+                    "{sql} on {p}"
+                );
+            }
+            let msg = refused(&ro(), p, "SELECT /* ü */ ü FROM t");
+            assert!(
+                msg.contains("U+00FC") && msg.contains("character 16"),
+                "{msg}"
+            );
+            // Positions are tracked across lines: literals on later lines are still literals.
+            assert_eq!(
+                ro().check(p, "SELECT 'a',\n  'é',\n\n 'ü' AS x\nFROM t -- ✓"),
+                Ok(StatementKind::Select)
+            );
+            let msg = refused(&ro(), p, "SELECT 'é',\nü FROM t");
+            assert!(
+                msg.contains("U+00FC") && msg.contains("character 13"),
+                "{msg}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
