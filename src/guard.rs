@@ -1189,6 +1189,60 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn invisible_characters_are_reported_at_their_position() {
+        let msg = refused(&ro(), SF, "SELECT 1\u{200B}");
+        assert!(msg.contains("U+200B at character 9"), "{msg}");
+    }
+
+    #[test]
+    fn every_role_switch_is_found_by_the_naive_scan_inside_strings_and_comments() {
+        for p in [SF, DB] {
+            for (sql, what) in [
+                (
+                    "SELECT 'use secondary roles all' AS x",
+                    "USE SECONDARY ROLES",
+                ),
+                ("SELECT 1 -- set role admin", "SET ROLE"),
+                (
+                    "SELECT 1 /* set session_authorization bob */",
+                    "SET SESSION AUTHORIZATION",
+                ),
+                ("SELECT 'alter user me set x = 1' AS x", "ALTER USER"),
+            ] {
+                let msg = refused(&rw(), p, sql);
+                assert!(
+                    msg.contains(what) && msg.contains("never allowed"),
+                    "{sql}: {msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unparsed_show_or_describe_admits_create_only_right_after_show() {
+        for (p, sql) in [
+            (SF, "SHOW TABLES CREATE TABLE t"),
+            (DB, "DESCRIBE HISTORY t CREATE TABLE u"),
+        ] {
+            let msg = refused(&ro(), p, sql);
+            assert!(
+                msg.contains("could not be parsed") || msg.contains("only read-only"),
+                "{sql}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_flow_operator_rule_is_snowflakes_only() {
+        let msg = refused(&ro(), SF, "SELECT a ->> 'b' FROM t");
+        assert!(msg.contains("flow operator"), "{msg}");
+        match ro().check(DB, "SELECT a ->> 'b' FROM t") {
+            Ok(kind) => assert_eq!(kind, StatementKind::Select),
+            Err(e) => assert!(!e.to_string().contains("flow operator"), "{e}"),
+        }
+    }
 }
 
 #[cfg(test)]
