@@ -1235,6 +1235,34 @@ mod tests {
     }
 
     #[test]
+    fn the_token_scan_names_dynamic_sql_the_naive_scan_and_parser_cannot_see() {
+        // A comment splits the words for the naive scan; the tokens still pair them.
+        for sql in [
+            "EXECUTE /* c */ IMMEDIATE 'SELECT 1'",
+            "SELECT 1; EXECUTE /* c */ IMMEDIATE 'x'",
+            "SELECT 1; SELECT 2; ALTER /* c */ USER me SET x = 1",
+        ] {
+            let msg = refused(&rw(), SF, sql);
+            assert!(msg.contains("never allowed"), "{sql}: {msg}");
+        }
+        // ALTER of anything but a user is an ordinary write.
+        assert_eq!(
+            rw().check(SF, "ALTER TABLE t ADD COLUMN c INT"),
+            Ok(StatementKind::Other("ALTER TABLE".into()))
+        );
+    }
+
+    #[test]
+    fn a_quoted_keyword_is_a_name_not_a_show_or_describe() {
+        for p in [SF, DB] {
+            for sql in ["\"SHOW\" TABLES", "\"DESC\" t"] {
+                let msg = refused(&ro(), p, sql);
+                assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+            }
+        }
+    }
+
+    #[test]
     fn the_flow_operator_rule_is_snowflakes_only() {
         let msg = refused(&ro(), SF, "SELECT a ->> 'b' FROM t");
         assert!(msg.contains("flow operator"), "{msg}");

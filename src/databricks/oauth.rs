@@ -451,4 +451,29 @@ mod tests {
         );
         assert!(!shown.contains("sp-secret-value"));
     }
+
+    #[tokio::test]
+    async fn set_retry_replaces_the_policy_used_for_the_next_request() {
+        let host = answering(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "temporarily_unavailable"}),
+        )
+        .await;
+        let mut c = client(&host, "sp-secret");
+        c.set_retry(RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        });
+        let ctx = CallContext::new("alice@example.com", "test");
+        let _ = c
+            .token_for_group(&GroupId::new("42").unwrap(), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ctx.facts().upstream_requests,
+            3,
+            "two retries after the 503"
+        );
+    }
 }
