@@ -78,6 +78,10 @@ full_targets_of() {
 
 summary() {
   local module="$1" dir="$OUT_ROOT/$1"
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "$module: see $dir/mutants.out*/outcomes.json (python3 is needed for the score)"
+    return 0
+  fi
   python3 - "$module" "$dir" <<'EOF'
 import json, os, sys
 module, d = sys.argv[1], sys.argv[2]
