@@ -1263,6 +1263,41 @@ mod tests {
     }
 
     #[test]
+    fn words_at_the_very_end_of_the_text_are_scanned_too() {
+        for p in [SF, DB] {
+            let msg = refused(&rw(), p, "SELECT 1 -- use role");
+            assert!(msg.contains("USE ROLE"), "{msg}");
+            let msg = refused(&ro(), p, "SELECT 1 -- system$cancel_all_queries");
+            assert!(msg.contains("SYSTEM$"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn set_session_or_local_alone_is_not_a_role_switch() {
+        for p in [SF, DB] {
+            if let Err(e) = rw().check(p, "SET LOCAL x = 1") {
+                assert!(!matches!(e, GuardError::RoleSwitch { .. }), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn commas_and_parentheses_only_inside_the_one_list_of_an_unparsed_show() {
+        for (p, sql) in [
+            (DB, "DESCRIBE HISTORY a, b"),
+            (SF, "DESC FUNCTION f)"),
+            (SF, "DESC FUNCTION f(NUMBER))"),
+        ] {
+            let msg = refused(&ro(), p, sql);
+            assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+        }
+        assert_eq!(
+            ro().check(SF, "DESC FUNCTION f(NUMBER, VARCHAR)"),
+            Ok(StatementKind::Describe)
+        );
+    }
+
+    #[test]
     fn the_flow_operator_rule_is_snowflakes_only() {
         let msg = refused(&ro(), SF, "SELECT a ->> 'b' FROM t");
         assert!(msg.contains("flow operator"), "{msg}");
