@@ -465,4 +465,51 @@ mod tests {
         assert_eq!(minting.await.unwrap(), Ok(3));
         assert_eq!(cache.evict_idle_lru(&"x", |_| true), Some(("m", 3)));
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    #[tokio::test]
+    async fn a_lease_debug_prints_the_value_as_its_own_debug_does_so_secrets_stay_redacted() {
+        // What the cache holds in production: a scoped credential whose secret part is a Secret.
+        let cache =
+            CredentialCache::<&str, (String, crate::secret::Secret)>::new(Duration::from_secs(60));
+        let lease = cache
+            .lease_or_mint("alice", |_| async {
+                Ok::<_, ()>((
+                    ("IMMUTA_OBO_ROLE".to_string(), "pat-secret-value".into()),
+                    in_secs(3600),
+                ))
+            })
+            .await
+            .unwrap();
+        let shown = format!("{lease:?}");
+        assert_eq!(shown, r#"Lease(("IMMUTA_OBO_ROLE", Secret(<redacted>)))"#);
+        assert!(!shown.contains("pat-secret-value"));
+    }
+
+    #[tokio::test]
+    async fn clear_forgets_every_credential_so_the_next_call_mints_afresh() {
+        let cache = CredentialCache::<&str, u32>::new(Duration::from_secs(60));
+        assert!(cache.is_empty());
+        for (k, v) in [("alice", 1), ("bob", 2)] {
+            cache
+                .get_or_mint(k, |_| async move { Ok::<_, ()>((v, in_secs(3600))) })
+                .await
+                .unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        assert!(!cache.is_empty());
+        cache.clear().await;
+        assert!(cache.is_empty());
+        let v = cache
+            .get_or_mint("alice", |prev| async move {
+                assert_eq!(
+                    prev, None,
+                    "a cleared credential is not handed to the minter"
+                );
+                Ok::<_, ()>((10, in_secs(3600)))
+            })
+            .await;
+        assert_eq!(v, Ok(10), "the cleared value is not reused");
+    }
 }

@@ -1130,6 +1130,182 @@ mod tests {
             StatementKind::Describe
         );
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    #[test]
+    fn sql_of_exactly_the_limit_passes_one_byte_more_is_refused() {
+        assert_eq!(
+            SqlGuard::new(true, 8).check(SF, "SELECT 1"),
+            Ok(StatementKind::Select)
+        );
+        assert_eq!(
+            SqlGuard::new(true, 8).check(SF, "SELECT 12"),
+            Err(GuardError::TooLong { len: 9, max: 8 })
+        );
+    }
+
+    #[test]
+    fn only_writes_are_not_reads_and_the_mode_is_reported() {
+        for p in [SF, DB] {
+            for sql in ["SELECT 1", "SHOW SCHEMAS", "DESC t", "EXPLAIN SELECT 1"] {
+                assert!(ro().check(p, sql).unwrap().is_read(), "{sql} on {p}");
+            }
+            let write = rw().check(p, "INSERT INTO t VALUES (1)").unwrap();
+            assert!(!write.is_read(), "{write:?} on {p}");
+        }
+        assert!(ro().read_only());
+        assert!(!rw().read_only());
+    }
+
+    #[test]
+    fn non_ascii_text_in_comments_is_fine_but_not_next_to_them() {
+        for p in [SF, DB] {
+            for sql in [
+                "SELECT 1 -- café ✓\nFROM t",
+                "SELECT /* größe */ 1",
+                "SELECT 1 /* ü */",
+            ] {
+                assert_eq!(
+                    ro().check(p, sql),
+                    Ok(StatementKind::Select),
+                    "{sql} on {p}"
+                );
+            }
+            let msg = refused(&ro(), p, "SELECT /* ü */ ü FROM t");
+            assert!(
+                msg.contains("U+00FC") && msg.contains("character 16"),
+                "{msg}"
+            );
+            // Positions are tracked across lines: literals on later lines are still literals.
+            assert_eq!(
+                ro().check(p, "SELECT 'a',\n  'é',\n\n 'ü' AS x\nFROM t -- ✓"),
+                Ok(StatementKind::Select)
+            );
+            let msg = refused(&ro(), p, "SELECT 'é',\nü FROM t");
+            assert!(
+                msg.contains("U+00FC") && msg.contains("character 13"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_reported_at_their_position() {
+        let msg = refused(&ro(), SF, "SELECT 1\u{200B}");
+        assert!(msg.contains("U+200B at character 9"), "{msg}");
+    }
+
+    #[test]
+    fn every_role_switch_is_found_by_the_naive_scan_inside_strings_and_comments() {
+        for p in [SF, DB] {
+            for (sql, what) in [
+                (
+                    "SELECT 'use secondary roles all' AS x",
+                    "USE SECONDARY ROLES",
+                ),
+                ("SELECT 1 -- set role admin", "SET ROLE"),
+                (
+                    "SELECT 1 /* set session_authorization bob */",
+                    "SET SESSION AUTHORIZATION",
+                ),
+                ("SELECT 'alter user me set x = 1' AS x", "ALTER USER"),
+            ] {
+                let msg = refused(&rw(), p, sql);
+                assert!(
+                    msg.contains(what) && msg.contains("never allowed"),
+                    "{sql}: {msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unparsed_show_or_describe_admits_create_only_right_after_show() {
+        for (p, sql) in [
+            (SF, "SHOW TABLES CREATE TABLE t"),
+            (DB, "DESCRIBE HISTORY t CREATE TABLE u"),
+        ] {
+            let msg = refused(&ro(), p, sql);
+            assert!(
+                msg.contains("could not be parsed") || msg.contains("only read-only"),
+                "{sql}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_scan_names_dynamic_sql_the_naive_scan_and_parser_cannot_see() {
+        // A comment splits the words for the naive scan; the tokens still pair them.
+        for sql in [
+            "EXECUTE /* c */ IMMEDIATE 'SELECT 1'",
+            "SELECT 1; EXECUTE /* c */ IMMEDIATE 'x'",
+            "SELECT 1; SELECT 2; ALTER /* c */ USER me SET x = 1",
+        ] {
+            let msg = refused(&rw(), SF, sql);
+            assert!(msg.contains("never allowed"), "{sql}: {msg}");
+        }
+        // ALTER of anything but a user is an ordinary write.
+        assert_eq!(
+            rw().check(SF, "ALTER TABLE t ADD COLUMN c INT"),
+            Ok(StatementKind::Other("ALTER TABLE".into()))
+        );
+    }
+
+    #[test]
+    fn a_quoted_keyword_is_a_name_not_a_show_or_describe() {
+        for p in [SF, DB] {
+            for sql in ["\"SHOW\" TABLES", "\"DESC\" t"] {
+                let msg = refused(&ro(), p, sql);
+                assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn words_at_the_very_end_of_the_text_are_scanned_too() {
+        for p in [SF, DB] {
+            let msg = refused(&rw(), p, "SELECT 1 -- use role");
+            assert!(msg.contains("USE ROLE"), "{msg}");
+            let msg = refused(&ro(), p, "SELECT 1 -- system$cancel_all_queries");
+            assert!(msg.contains("SYSTEM$"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn set_session_or_local_alone_is_not_a_role_switch() {
+        for p in [SF, DB] {
+            if let Err(e) = rw().check(p, "SET LOCAL x = 1") {
+                assert!(!matches!(e, GuardError::RoleSwitch { .. }), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn commas_and_parentheses_only_inside_the_one_list_of_an_unparsed_show() {
+        for (p, sql) in [
+            (DB, "DESCRIBE HISTORY a, b"),
+            (SF, "DESC FUNCTION f)"),
+            (SF, "DESC FUNCTION f(NUMBER))"),
+        ] {
+            let msg = refused(&ro(), p, sql);
+            assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+        }
+        assert_eq!(
+            ro().check(SF, "DESC FUNCTION f(NUMBER, VARCHAR)"),
+            Ok(StatementKind::Describe)
+        );
+    }
+
+    #[test]
+    fn the_flow_operator_rule_is_snowflakes_only() {
+        let msg = refused(&ro(), SF, "SELECT a ->> 'b' FROM t");
+        assert!(msg.contains("flow operator"), "{msg}");
+        match ro().check(DB, "SELECT a ->> 'b' FROM t") {
+            Ok(kind) => assert_eq!(kind, StatementKind::Select),
+            Err(e) => assert!(!e.to_string().contains("flow operator"), "{e}"),
+        }
+    }
 }
 
 #[cfg(test)]

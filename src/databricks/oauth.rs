@@ -377,4 +377,103 @@ mod tests {
         );
         assert!(matches!(QueryError::from(e), QueryError::Credential(_)));
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    /// A token endpoint that always answers `status` with `body`.
+    async fn answering(status: StatusCode, body: serde_json::Value) -> String {
+        let app = Router::new().route(
+            TOKEN_PATH,
+            post(move || {
+                let body = body.clone();
+                async move { (status, axum::Json(body)).into_response() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    async fn refusal(status: StatusCode, body: serde_json::Value) -> OAuthError {
+        let host = answering(status, body).await;
+        let ctx = CallContext::new("alice@example.com", "test");
+        client(&host, "sp-secret")
+            .token_for_group(&GroupId::new("42").unwrap(), &ctx)
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn invalid_client_is_recognised_by_status_or_by_error_code_alone() {
+        // RFC 6749 5.2: invalid_client may come as 400; a 401 may carry another code.
+        let e = refusal(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "invalid_client"}),
+        )
+        .await;
+        assert!(
+            matches!(e, OAuthError::InvalidClient { status: 400, .. }),
+            "{e}"
+        );
+        let e = refusal(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "unauthorized"}),
+        )
+        .await;
+        assert!(
+            matches!(e, OAuthError::InvalidClient { status: 401, .. }),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_error_description_adds_nothing_to_the_message() {
+        let e = refusal(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "invalid_request", "error_description": ""}),
+        )
+        .await;
+        assert_eq!(
+            e.to_string(),
+            "Databricks refused a token assuming vended group 42 (HTTP 400 invalid_request)"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_endpoint_and_client_id_never_the_secret() {
+        let c = client("http://127.0.0.1:9", "sp-secret-value");
+        assert_eq!(c.token_url(), "http://127.0.0.1:9/oidc/v1/token");
+        let shown = format!("{c:?}");
+        assert_eq!(
+            shown,
+            "TokenClient { token_url: \"http://127.0.0.1:9/oidc/v1/token\", client_id: \"sp-id\", .. }"
+        );
+        assert!(!shown.contains("sp-secret-value"));
+    }
+
+    #[tokio::test]
+    async fn set_retry_replaces_the_policy_used_for_the_next_request() {
+        let host = answering(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "temporarily_unavailable"}),
+        )
+        .await;
+        let mut c = client(&host, "sp-secret");
+        c.set_retry(RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        });
+        let ctx = CallContext::new("alice@example.com", "test");
+        let _ = c
+            .token_for_group(&GroupId::new("42").unwrap(), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ctx.facts().upstream_requests,
+            3,
+            "two retries after the 503"
+        );
+    }
 }

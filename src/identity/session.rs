@@ -360,4 +360,46 @@ mod tests {
         assert!(owners.reserve("alice").unwrap().bind("s4"));
         assert_eq!(owners.reserve("dave").err(), Some(SessionLimit::Global(3)));
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    #[test]
+    fn a_closed_session_frees_one_slot_of_its_owner_and_no_more() {
+        let owners = SessionOwners::new("http://x/.well-known/oauth-protected-resource", 2, 10);
+        assert!(owners.is_empty());
+        for (s, u) in [("s1", "alice"), ("s2", "alice"), ("s3", "bob")] {
+            owners.created(s);
+            assert!(owners.reserve(u).unwrap().bind(s));
+        }
+        assert!(!owners.is_empty());
+        assert_eq!(owners.sessions_of("alice"), 2);
+        assert_eq!(owners.sessions_of("bob"), 1);
+        assert_eq!(owners.sessions_of("carol"), 0);
+        owners.closed("s1");
+        owners.created("s4");
+        assert!(owners.reserve("alice").unwrap().bind("s4"));
+        // Back at the per-user cap: closing one session freed exactly one slot.
+        assert_eq!(
+            owners.reserve("alice").err(),
+            Some(SessionLimit::PerUser(2))
+        );
+        for s in ["s2", "s3", "s4"] {
+            owners.closed(s);
+        }
+        assert!(owners.is_empty());
+        assert_eq!(owners.len(), 0);
+    }
+
+    #[test]
+    fn a_bound_session_cannot_be_bound_again_by_another_user() {
+        let owners = SessionOwners::new("http://x/.well-known/oauth-protected-resource", 5, 5);
+        owners.created("s1");
+        assert!(owners.reserve("alice").unwrap().bind("s1"));
+        assert!(
+            !owners.reserve("mallory").unwrap().bind("s1"),
+            "a second initialize cannot take over a live session"
+        );
+        assert_eq!(owners.owner("s1").as_deref(), Some("alice"));
+        assert_eq!(owners.sessions_of("mallory"), 0);
+    }
 }

@@ -401,4 +401,70 @@ n31fIXYcmOHRUIKI2fb7Fewi2/mKPXDOpV0jFUk6odVm
         assert_eq!(jwt_account("xy12345.us-east-1.aws"), "XY12345");
         assert_eq!(jwt_account("myorg-acct"), "MYORG-ACCT");
     }
+
+    // Tests added for surviving mutants (scripts/mutants.sh).
+
+    fn aes_jwt() -> KeyPairJwt {
+        let key =
+            AgentKey::from_pem(&Secret::new(AES_PEM), Some(&Secret::new(PASSPHRASE))).unwrap();
+        KeyPairJwt::new(key, " immuta_agent ")
+    }
+
+    /// A whole second, as JWT `iat`/`exp` are: the renewal boundary is then exact.
+    fn whole_second_now() -> SystemTime {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_token_is_renewed_exactly_when_only_the_margin_is_left() {
+        let jwt = aes_jwt();
+        let t0 = whole_second_now();
+        let first = jwt.token_at("acct", t0).unwrap();
+        // Expires at t0 + 59 min; reused while more than 5 min are left.
+        let just_before = t0 + Duration::from_secs(54 * 60 - 1);
+        assert_eq!(jwt.token_at("acct", just_before).unwrap(), first);
+        let at_margin = t0 + Duration::from_secs(54 * 60);
+        let renewed = jwt.token_at("acct", at_margin).unwrap();
+        assert_ne!(renewed, first, "exactly the margin left is not enough");
+        let claims = verify(
+            &renewed,
+            &RsaPrivateKey::from_pkcs8_encrypted_pem(AES_PEM, PASSPHRASE).unwrap(),
+        );
+        assert_eq!(
+            UNIX_EPOCH + Duration::from_secs(claims.iat),
+            at_margin,
+            "the renewed token is issued now"
+        );
+    }
+
+    #[test]
+    fn forget_makes_the_next_call_sign_a_new_token() {
+        let jwt = aes_jwt();
+        let t0 = whole_second_now();
+        let first = jwt.token_at("acct", t0).unwrap();
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(jwt.token_at("acct", later).unwrap(), first);
+        jwt.forget();
+        assert_ne!(jwt.token_at("acct", later).unwrap(), first);
+    }
+
+    #[test]
+    fn debug_output_names_user_and_fingerprint_but_no_key_or_token() {
+        let jwt = aes_jwt();
+        let token = jwt.token("acct").unwrap();
+        let shown = format!("{jwt:?}");
+        assert_eq!(
+            shown,
+            format!(
+                "KeyPairJwt {{ user: \"IMMUTA_AGENT\", key: AgentKey {{ fingerprint: \"{OPENSSL_FINGERPRINT}\", .. }}, .. }}"
+            )
+        );
+        assert!(!shown.contains(token.expose()));
+        assert_eq!(jwt.subject("xy12345.eu-west-1"), "XY12345.IMMUTA_AGENT");
+        assert_eq!(jwt.fingerprint(), OPENSSL_FINGERPRINT);
+    }
 }

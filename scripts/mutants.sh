@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Mutation testing (cargo-mutants) of the modules where a silent bug is a security or correctness
+# incident: the SQL guard, identity and session binding, the credential cache, the Immuta client,
+# PAT / key-pair / OAuth token handling, and the audit event.
+#
+#   scripts/mutants.sh                        every module, 120 minutes in all
+#   scripts/mutants.sh guard audit            some modules
+#   MUTANTS_BUDGET_MIN=30 scripts/mutants.sh  another wall-clock budget (minutes, all modules)
+#   scripts/mutants.sh --in-diff my.diff      only mutants in lines the diff touches
+#   scripts/mutants.sh --in-place guard       mutate the working tree itself (faster: no copy and
+#                                             no rebuild of this crate; do not edit while it runs)
+#   scripts/mutants.sh --summary [MODULE...]  print the scores of the last run, run nothing
+#
+# Each mutant is tested with only the test targets that exercise its module, in two stages: the
+# fast ones first (the module's own unit tests, or its one integration target), then the mutants
+# those missed (or that timed out) again with every relevant target: all the library's unit tests
+# and the slower integration targets (`cargo mutants --iterate`). A mutant is caught when any
+# test fails.
+# Results go to mutants.out/<module>/mutants.out (stage 2) and mutants.out.old (stage 1); the
+# per-module score merges both. Survivors that are equivalent are listed with the reason in
+# docs/mutants-equivalent.md. Exit status: 0 when no mutant was missed, 2 when some were, 1 on
+# error or when the budget ran out before every module was tested.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL_MODULES=(guard audit identity immuta keypair oauth pat broker)
+BUDGET_MIN="${MUTANTS_BUDGET_MIN:-120}"
+OUT_ROOT="${MUTANTS_OUT:-mutants.out}"
+# Per-mutant test timeout (seconds): generous against the slowest target (~30 s on 2 cores) so a
+# slow machine is not mistaken for a mutant that hangs.
+TEST_TIMEOUT="${MUTANTS_TIMEOUT:-120}"
+# Reuse the compiled dependencies: only this crate is rebuilt in cargo-mutants' scratch copy.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+files_of() {
+  case "$1" in
+    guard) echo "src/guard.rs" ;;
+    audit) echo "src/audit.rs" ;;
+    identity) echo "src/identity/mod.rs src/identity/jwt.rs src/identity/http.rs src/identity/session.rs" ;;
+    immuta) echo "src/immuta/client.rs" ;;
+    keypair) echo "src/snowflake/keypair.rs" ;;
+    oauth) echo "src/databricks/oauth.rs" ;;
+    pat) echo "src/snowflake/pat.rs" ;;
+    broker) echo "src/broker.rs" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Stage 1: the quick targets. Stage 2: the mutants stage 1 did not catch, with more targets.
+fast_targets_of() {
+  case "$1" in
+    guard) echo "--test=guard_bypass" ;;
+    audit) echo "--test=check_and_audit" ;;
+    immuta) echo "--test=immuta_client" ;;
+    *) echo "--lib" ;;
+  esac
+}
+# Stage 1 runs only the module's own unit tests of the library (a test-name filter), stage 2 all.
+fast_filter_of() {
+  case "$1" in
+    identity) echo "identity::" ;;
+    keypair) echo "snowflake::keypair::" ;;
+    oauth) echo "databricks::oauth::" ;;
+    pat) echo "snowflake::pat::" ;;
+    broker) echo "broker::" ;;
+  esac
+}
+full_targets_of() {
+  case "$1" in
+    guard) echo "--lib --test=guard_bypass" ;;
+    audit) echo "--test=check_and_audit" ;;
+    identity) echo "--lib --test=hardening_http --test=hardening_limits --test=config_secrets" ;;
+    immuta) echo "--lib --test=immuta_client --test=snowflake_path --test=databricks_path" ;;
+    keypair | pat | broker) echo "--lib --test=snowflake_path" ;;
+    oauth) echo "--lib --test=databricks_path" ;;
+  esac
+}
+
+summary() {
+  local module="$1" dir="$OUT_ROOT/$1"
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "$module: see $dir/mutants.out*/outcomes.json (python3 is needed for the score)"
+    return 0
+  fi
+  python3 - "$module" "$dir" <<'EOF'
+import json, os, sys
+module, d = sys.argv[1], sys.argv[2]
+final = {}
+# Stage 1 first, then stage 2 (which re-ran the survivors) overrides.
+for sub in ("mutants.out.old", "mutants.out"):
+    p = os.path.join(d, sub, "outcomes.json")
+    if not os.path.exists(p):
+        continue
+    for o in json.load(open(p))["outcomes"]:
+        m = o["scenario"].get("Mutant") if isinstance(o["scenario"], dict) else None
+        if m:
+            final[m["name"]] = o["summary"]
+if not final:
+    print(f"{module:9} no results")
+    sys.exit(0)
+count = lambda s: sum(1 for v in final.values() if v == s)
+caught, missed, unviable, timeout = (count(s) for s in ("CaughtMutant", "MissedMutant", "Unviable", "Timeout"))
+viable = caught + missed + timeout
+score = 100.0 * (caught + timeout) / viable if viable else 100.0
+print(f"{module:9} tested {len(final):3}  caught {caught:3}  missed {missed:3}  unviable {unviable:3}  timeout {timeout:2}  score {score:5.1f}%")
+for name, s in sorted(final.items()):
+    if s == "MissedMutant":
+        print(f"          MISSED {name}")
+EOF
+}
+
+in_place=()
+in_diff=()
+summary_only=0
+modules=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --in-place) in_place=(--in-place) ;;
+    --in-diff) in_diff=(--in-diff "$2"); shift ;;
+    --summary) summary_only=1 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *)
+      files_of "$1" >/dev/null || { echo "mutants.sh: unknown module $1 (${ALL_MODULES[*]})" >&2; exit 1; }
+      modules+=("$1") ;;
+  esac
+  shift
+done
+[ "${#modules[@]}" -gt 0 ] || modules=("${ALL_MODULES[@]}")
+
+if [ "$summary_only" = 1 ]; then
+  for m in "${modules[@]}"; do summary "$m"; done
+  exit 0
+fi
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+  echo "mutants.sh: installing cargo-mutants" >&2
+  cargo install --locked cargo-mutants
+fi
+
+deadline=$(( $(date +%s) + BUDGET_MIN * 60 ))
+status=0
+run_stage() { # module, stage (1|2), test-name filter (or ""), targets...
+  local module="$1" stage="$2" filter="$3"; shift 3
+  local left=$(( deadline - $(date +%s) ))
+  if [ "$left" -le 30 ]; then
+    echo "mutants.sh: budget of ${BUDGET_MIN} min spent before $module stage $stage" >&2
+    return 124
+  fi
+  local args=(--no-shuffle --timeout "$TEST_TIMEOUT" --build-timeout 900 -o "$OUT_ROOT/$module"
+    "${in_place[@]}" "${in_diff[@]}")
+  if [ "$stage" = 2 ]; then args+=(--iterate); fi
+  for f in $(files_of "$module"); do args+=(-f "$f"); done
+  for t in "$@"; do args+=(-C "$t"); done
+  if [ -n "$filter" ]; then args+=(-- -- "$filter"); fi
+  echo "== $module stage $stage: cargo mutants ${args[*]}"
+  # SIGINT lets cargo-mutants restore the source tree (--in-place) and write its results.
+  local rc=0
+  timeout -s INT -k 60 "$left" cargo mutants "${args[@]}" || rc=$?
+  return "$rc"
+}
+
+for module in "${modules[@]}"; do
+  mkdir -p "$OUT_ROOT/$module"
+  rm -rf "$OUT_ROOT/$module/mutants.out" "$OUT_ROOT/$module/mutants.out.old"
+  started=$(date +%s)
+  # cargo-mutants exits 0 (all caught), 2 (missed), 3 (timeouts), 4 (baseline failed).
+  rc=0
+  # shellcheck disable=SC2046
+  run_stage "$module" 1 "$(fast_filter_of "$module")" $(fast_targets_of "$module") || rc=$?
+  if [ "$rc" = 2 ] || [ "$rc" = 3 ]; then
+    if [ "$(fast_targets_of "$module") $(fast_filter_of "$module")" != "$(full_targets_of "$module") " ]; then
+      rc=0
+      # shellcheck disable=SC2046
+      run_stage "$module" 2 "" $(full_targets_of "$module") || rc=$?
+    fi
+  fi
+  case "$rc" in
+    0) ;;
+    2 | 3) if [ "$status" = 0 ]; then status=2; fi ;;
+    *) status=1 ;;
+  esac
+  echo "== $module: $(( $(date +%s) - started )) s (cargo-mutants exit $rc)"
+  summary "$module"
+  if [ "$rc" = 124 ]; then break; fi
+done
+
+echo "== scores"
+for m in "${modules[@]}"; do summary "$m"; done
+exit "$status"
