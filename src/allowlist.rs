@@ -82,35 +82,29 @@ impl AllowList {
     /// The allow-lists of `cfg` (`[guard.allow]`), or an error naming the bad entry.
     pub fn from_config(cfg: &Config) -> Result<AllowList, String> {
         let allow = &cfg.guard.allow;
-        let snowflake = PlatformList {
-            entries: parse_entries(Platform::Snowflake, allow.snowflake.as_deref())?,
-            default_database: cfg
-                .snowflake
-                .as_ref()
-                .and_then(|s| s.default_database.as_deref())
-                .map(|d| canonical(Platform::Snowflake, d)),
-            default_schema: cfg
-                .snowflake
-                .as_ref()
-                .and_then(|s| s.default_schema.as_deref())
-                .map(|d| canonical(Platform::Snowflake, d)),
+        let list = |platform, entries: Option<&[String]>, database, schema| {
+            let canon = |name: Option<&String>| name.map(|n| canonical(platform, n));
+            Ok::<_, String>(PlatformList {
+                entries: parse_entries(platform, entries)?,
+                default_database: canon(database),
+                default_schema: canon(schema),
+            })
         };
-        let databricks = PlatformList {
-            entries: parse_entries(Platform::Databricks, allow.databricks.as_deref())?,
-            default_database: cfg
-                .databricks
-                .as_ref()
-                .and_then(|d| d.default_catalog.as_deref())
-                .map(|d| canonical(Platform::Databricks, d)),
-            default_schema: cfg
-                .databricks
-                .as_ref()
-                .and_then(|d| d.default_schema.as_deref())
-                .map(|d| canonical(Platform::Databricks, d)),
-        };
+        let sf = cfg.snowflake.as_ref();
+        let db = cfg.databricks.as_ref();
         Ok(AllowList {
-            snowflake,
-            databricks,
+            snowflake: list(
+                Platform::Snowflake,
+                allow.snowflake.as_deref(),
+                sf.and_then(|s| s.default_database.as_ref()),
+                sf.and_then(|s| s.default_schema.as_ref()),
+            )?,
+            databricks: list(
+                Platform::Databricks,
+                allow.databricks.as_deref(),
+                db.and_then(|d| d.default_catalog.as_ref()),
+                db.and_then(|d| d.default_schema.as_ref()),
+            )?,
         })
     }
 

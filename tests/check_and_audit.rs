@@ -4,7 +4,7 @@ mod common;
 
 use immuta_mcp::app;
 use immuta_mcp::config::SecretRef;
-use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
+use immuta_mcp::identity::VerifiedUser;
 use immuta_mcp::query::CallContext;
 use immuta_mcp::sandbox::{Sandbox, SandboxOptions};
 use immuta_mcp::server::UserSource;
@@ -51,13 +51,7 @@ async fn every_tool_call_leaves_exactly_one_audit_event() {
     let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
     let cfg = sandbox.client_config();
     let platforms = app::build_platforms(&cfg).unwrap();
-    let alice = VerifiedUser {
-        user_id: "alice@example.com".into(),
-        subject: "alice@example.com".into(),
-        issuer: CONFIG_ISSUER.into(),
-        source: IdentitySource::StdioConfig,
-        scopes: Vec::new(),
-    };
+    let alice = VerifiedUser::configured("alice@example.com");
     let server = app::build_server(&cfg, &platforms, UserSource::Fixed(alice.clone()));
     let buffer = common::LogBuffer::default();
     let writer = buffer.clone();

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use immuta_mcp::app;
 use immuta_mcp::config::Config;
-use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
+use immuta_mcp::identity::VerifiedUser;
 use immuta_mcp::query::{CallContext, GovernedQuery, PageRequest, QueryError, QueryRequest};
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::fixture::{Fixture, GrantSpec};
@@ -327,13 +327,7 @@ async fn a_credential_the_platform_dropped_ends_the_walk_without_a_new_vend() {
 }
 
 fn verified(user: &str) -> VerifiedUser {
-    VerifiedUser {
-        user_id: user.into(),
-        subject: user.into(),
-        issuer: CONFIG_ISSUER.into(),
-        source: IdentitySource::StdioConfig,
-        scopes: Vec::new(),
-    }
+    VerifiedUser::configured(user)
 }
 
 /// The emulators keep a finished statement's partitions/chunks for its owner

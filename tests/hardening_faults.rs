@@ -21,7 +21,7 @@ use common_hardening::{
 };
 use futures::StreamExt;
 use immuta_mcp::app;
-use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
+use immuta_mcp::identity::VerifiedUser;
 use immuta_mcp::query::{CallContext, ProgressSink};
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::{
@@ -626,13 +626,7 @@ fn matrix() -> Vec<Row> {
 }
 
 fn verified(user: &str) -> VerifiedUser {
-    VerifiedUser {
-        user_id: user.into(),
-        subject: user.into(),
-        issuer: CONFIG_ISSUER.into(),
-        source: IdentitySource::StdioConfig,
-        scopes: Vec::new(),
-    }
+    VerifiedUser::configured(user)
 }
 
 /// Expires every credential the first time a statement is reported running.

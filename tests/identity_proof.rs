@@ -11,7 +11,7 @@ mod common;
 
 use common::LogBuffer;
 use immuta_mcp::app;
-use immuta_mcp::identity::{CONFIG_ISSUER, IdentitySource, VerifiedUser};
+use immuta_mcp::identity::VerifiedUser;
 use immuta_mcp::query::CallContext;
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::{
@@ -43,13 +43,7 @@ async fn server(settings: SandboxSettings) -> (Sandbox, GovernedServer, Verified
         "on by default"
     );
     let platforms = app::build_platforms(&cfg).unwrap();
-    let bob = VerifiedUser {
-        user_id: "bob@example.com".into(),
-        subject: "bob@example.com".into(),
-        issuer: CONFIG_ISSUER.into(),
-        source: IdentitySource::StdioConfig,
-        scopes: Vec::new(),
-    };
+    let bob = VerifiedUser::configured("bob@example.com");
     let server = app::build_server(&cfg, &platforms, UserSource::Fixed(bob.clone()));
     (sandbox, server, bob)
 }

@@ -55,6 +55,19 @@ pub struct VerifiedUser {
     pub scopes: Vec<String>,
 }
 
+impl VerifiedUser {
+    /// The user named by the operator's configuration (stdio), with no token behind it.
+    pub fn configured(user: &str) -> VerifiedUser {
+        VerifiedUser {
+            user_id: user.to_string(),
+            subject: user.to_string(),
+            issuer: CONFIG_ISSUER.into(),
+            source: IdentitySource::StdioConfig,
+            scopes: Vec::new(),
+        }
+    }
+}
+
 /// Issuer recorded for users taken from the configuration file.
 pub const CONFIG_ISSUER: &str = "local-config";
 
@@ -149,13 +162,7 @@ pub async fn resolve_stdio_user(
         return Ok(user);
     }
     match configured {
-        Some(user) => Ok(VerifiedUser {
-            user_id: user.to_string(),
-            subject: user.to_string(),
-            issuer: CONFIG_ISSUER.into(),
-            source: IdentitySource::StdioConfig,
-            scopes: Vec::new(),
-        }),
+        Some(user) => Ok(VerifiedUser::configured(user)),
         None => Err(AuthError::NotConfigured(
             "no stdio user: set identity.stdio_user (or IMMUTA_MCP_USER), \
              optionally with identity.stdio_id_token"
