@@ -62,7 +62,13 @@ struct GroupCredential {
 /// Asked once per token before its first user statement (see
 /// [`DatabricksGoverned::applied_identity`]): who the token acts as, and
 /// whether that identity is a member of the vended exclusive group (by name,
-/// bound as a named parameter).
+/// bound as a named parameter). Databricks SQL reference,
+/// `is_account_group_member(group)`: "Returns true if the session (connected)
+/// user is a direct or indirect member of the specified group at the account
+/// level"; `current_user()` names the session user. How the private-preview
+/// exclusive-group token answers it is not public: should a workspace report
+/// `false` for an assumed group, `databricks.verify_identity = false` turns the
+/// check off (and the error says so).
 const IDENTITY_PROBE: &str =
     "SELECT current_user() AS user, is_account_group_member(:group) AS member";
 
@@ -217,7 +223,8 @@ impl DatabricksGoverned {
                     return Err(RunError::Query(QueryError::IdentityMismatch(format!(
                         "Databricks runs this user's token as {user:?}, which is not a member of the vended group {}: \
                          assume_group is not in force, so no SQL was run. Check that the exclusive-group feature \
-                         is enabled for the workspace and the service principal",
+                         is enabled for the workspace and the service principal (if it is and this check is \
+                         wrong for your workspace, databricks.verify_identity = false turns it off)",
                         credential.group_name
                     ))));
                 }

@@ -68,7 +68,10 @@ pub struct SnowflakeGoverned {
 }
 
 /// Asked once per PAT before its first user statement (see
-/// [`SnowflakeGoverned::applied_identity`]).
+/// [`SnowflakeGoverned::applied_identity`]). Snowflake's context functions:
+/// `CURRENT_ROLE()` is the session's primary role (for a PAT with
+/// `ROLE_RESTRICTION`, that role), `CURRENT_USER()` the user the PAT belongs
+/// to (the agent).
 const IDENTITY_PROBE: &str = "SELECT CURRENT_ROLE() AS ROLE, CURRENT_USER() AS USER_NAME";
 
 impl std::fmt::Debug for SnowflakeGoverned {
