@@ -14,13 +14,37 @@ use std::time::Duration;
 const SF_ORDERS: &str =
     "SELECT ORDER_ID, REGION, EMAIL, AMOUNT FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
 
-fn scoped(env: &HttpEnv, user: &str, scope: &str) -> String {
+/// A valid token for `user` whose scope claim `claim` (`scope` or `scp`) is `scopes`.
+fn scoped_as(env: &HttpEnv, user: &str, claim: &str, scopes: Value) -> String {
     let now = chrono::Utc::now().timestamp();
-    env.issuer.issuer.mint_claims(json!({
+    let mut claims = json!({
         "iss": env.issuer.issuer.issuer_url(), "sub": user, "aud": env.url(),
         "iat": now, "nbf": now, "exp": now + 300,
-        "email": user, "email_verified": true, "scope": scope,
-    }))
+        "email": user, "email_verified": true,
+    });
+    claims[claim] = scopes;
+    env.issuer.issuer.mint_claims(claims)
+}
+
+/// A valid token for `user` with the space-separated `scope` claim (RFC 9068).
+fn scoped(env: &HttpEnv, user: &str, scope: &str) -> String {
+    scoped_as(env, user, "scope", json!(scope))
+}
+
+/// The protected-resource metadata document.
+async fn metadata(env: &HttpEnv) -> Value {
+    env.http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            env.base()
+        ))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn post(
@@ -113,19 +137,7 @@ async fn tokens_without_the_required_or_tool_scopes_get_403_insufficient_scope()
     .await;
 
     // The metadata names every scope the server asks for.
-    let meta: Value = env
-        .http
-        .get(format!(
-            "{}/.well-known/oauth-protected-resource/mcp",
-            env.base()
-        ))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = metadata(&env).await;
     assert_eq!(meta["scopes_supported"], json!(["mcp", "sql:snowflake"]));
 
     // No `mcp` scope: refused at initialize.
@@ -177,12 +189,7 @@ async fn tokens_without_the_required_or_tool_scopes_get_403_insufficient_scope()
     );
 
     // With the tool's scope (here as an Entra-style `scp` list) the same call runs.
-    let now = chrono::Utc::now().timestamp();
-    let full = env.issuer.issuer.mint_claims(json!({
-        "iss": env.issuer.issuer.issuer_url(), "sub": ALICE, "aud": env.url(),
-        "iat": now, "nbf": now, "exp": now + 300,
-        "email": ALICE, "email_verified": true, "scp": ["mcp", "sql:snowflake"],
-    }));
+    let full = scoped_as(&env, ALICE, "scp", json!(["mcp", "sql:snowflake"]));
     let session = open_session(&env, &full).await;
     let (status, _, result) = post(
         &env,
@@ -201,18 +208,7 @@ async fn tokens_without_the_required_or_tool_scopes_get_403_insufficient_scope()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_configured_scopes_any_valid_token_works_and_none_are_advertised() {
     let env = HttpEnv::start().await;
-    let meta: Value = env
-        .http
-        .get(format!(
-            "{}/.well-known/oauth-protected-resource/mcp",
-            env.base()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = metadata(&env).await;
     assert!(meta.get("scopes_supported").is_none(), "{meta}");
     let token = env.token(BOB);
     let session = open_session(&env, &token).await;
