@@ -8,13 +8,17 @@
 use immuta_mcp::app;
 use immuta_mcp::config::{Config, ImmutaAuth, ImmutaPollId, SecretRef};
 use immuta_mcp::immuta::ImmutaClient;
+use immuta_mcp::immuta::ImmutaError;
+use immuta_mcp::immuta::wire::VendStatus;
 use immuta_mcp::query::CallContext;
+use immuta_mcp::query::ProgressSink;
 use immuta_mcp::retry::RetryPolicy;
 use immuta_mcp::sandbox::variants::{
     ImmutaAuthVariant, ImmutaPollVariant, SandboxVariants, VendAnswerVariant,
 };
 use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions, SandboxSettings};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
@@ -240,6 +244,7 @@ async fn every_vend_answer_spelling_is_understood_ready_or_pending() {
         VendAnswerVariant::Ttl,
         VendAnswerVariant::UpperStatus,
         VendAnswerVariant::NoStatus,
+        VendAnswerVariant::NoExpiresAt,
     ] {
         let sb = sandbox(SandboxVariants {
             vend_answer: answer,
@@ -330,4 +335,161 @@ async fn while_probing_a_403_moves_on_to_the_next_form_but_not_once_settled() {
     let err = client.vend(&ctx(ALICE)).await.unwrap_err().to_string();
     assert!(err.contains("HTTP 403"), "{err}");
     assert_eq!(client.auth_in_use(), ImmutaAuth::Exchange);
+}
+
+#[tokio::test]
+async fn without_expires_at_the_vend_lives_for_its_ttl_from_now() {
+    let sb = sandbox(SandboxVariants {
+        vend_answer: VendAnswerVariant::NoExpiresAt,
+        ..SandboxVariants::default()
+    })
+    .await;
+    let client = client_with(&sb, |c| c.ttl_minutes = 7);
+    let before = SystemTime::now();
+    let v = client.vend(&ctx(ALICE)).await.expect("vend");
+    let after = SystemTime::now();
+    let ttl = Duration::from_secs(7 * 60);
+    assert!(
+        v.expires_at >= before + ttl && v.expires_at <= after + ttl,
+        "expires_at {:?} is not 7 minutes after the vend ({before:?}..{after:?})",
+        v.expires_at
+    );
+}
+
+/// Records the progress steps a call reports.
+#[derive(Default)]
+struct Steps(Mutex<Vec<u32>>);
+
+impl ProgressSink for Steps {
+    fn progress(&self, step: u32, _message: &str) {
+        self.0.lock().unwrap().push(step);
+    }
+}
+
+#[tokio::test]
+async fn a_pending_vend_is_polled_with_growing_waits_and_numbered_progress() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |_| {});
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 2 });
+    let steps = Arc::new(Steps::default());
+    let mut call = ctx(ALICE);
+    call.progress = Some(steps.clone());
+    let started = Instant::now();
+    client.vend(&call).await.expect("vend");
+    // Three polls after waits of 200, 400 and 800 ms: Immuta is not hammered
+    // while it prepares the role. (A lower bound: sleeping never ends early.)
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "three polls in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sb.state.count(Endpoint::ImmutaStatus), 3);
+    assert_eq!(*steps.0.lock().unwrap(), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_vend_that_stays_pending_fails_after_pending_timeout_secs() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |c| c.pending_timeout_secs = 1);
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 1000 });
+    let err = tokio::time::timeout(Duration::from_secs(30), client.vend(&ctx(ALICE)))
+        .await
+        .expect("the pending timeout ends the wait")
+        .unwrap_err();
+    assert!(matches!(err, ImmutaError::StillPending { .. }), "{err}");
+    assert!(sb.state.count(Endpoint::ImmutaStatus) <= 4);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_waiting_for_a_pending_vend() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |c| c.pending_timeout_secs = 600);
+    sb.faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 1000 });
+    let call = ctx(ALICE);
+    let cancel = call.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let err = tokio::time::timeout(Duration::from_secs(30), client.vend(&call))
+        .await
+        .expect("cancellation ends the wait")
+        .unwrap_err();
+    assert!(matches!(err, ImmutaError::StillPending { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn drop_roles_deletes_the_vend_and_accepts_one_already_gone() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |_| {});
+    let v = client.vend(&ctx(ALICE)).await.expect("vend");
+    client.drop_roles(&v.id).await.expect("drop");
+    assert_eq!(sb.state.count(Endpoint::ImmutaDelete), 1);
+    let status = client.status(&v.id).await.expect("status");
+    assert_eq!(status.state(), VendStatus::Expired);
+    // A vend that is already gone (404) is what dropping wanted.
+    client
+        .drop_roles("no-such-vend")
+        .await
+        .expect("404 is fine");
+    // Any other refusal is an error.
+    sb.faults().add(
+        Endpoint::ImmutaDelete,
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let v = client.vend(&ctx(BOB)).await.expect("vend");
+    assert!(client.drop_roles(&v.id).await.is_err());
+}
+
+#[tokio::test]
+async fn unused_vends_are_dropped_in_the_background_only_when_configured() {
+    for drop in [true, false] {
+        let sb = sandbox(SandboxVariants::default()).await;
+        let client = client_with(&sb, |c| c.drop_unused_vends = drop);
+        let v = client.vend(&ctx(ALICE)).await.expect("vend");
+        client.drop_roles_in_background(&v.id, ALICE, "test");
+        client.drop_roles_in_background("  ", ALICE, "an empty id is never sent");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while drop && sb.state.count(Endpoint::ImmutaDelete) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !drop {
+            // Give a wrongly spawned drop the time to arrive.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(
+            sb.state.count(Endpoint::ImmutaDelete),
+            u64::from(drop),
+            "drop={drop}"
+        );
+        let status = client.status(&v.id).await.expect("status").state();
+        let expected = if drop {
+            VendStatus::Expired
+        } else {
+            VendStatus::Ready
+        };
+        assert_eq!(status, expected, "drop={drop}");
+    }
+}
+
+#[tokio::test]
+async fn debug_shows_the_tenant_and_never_the_key() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let mut cfg = sb.client_config().immuta.expect("immuta config");
+    cfg.url = "https://tenant.example.com/".into();
+    cfg.api_key = SecretRef::Value("key-that-must-not-show".into());
+    let http = immuta_mcp::http_client::build(&Default::default()).expect("http client");
+    let client = ImmutaClient::new(&cfg, http, RetryPolicy::default()).expect("client");
+    let shown = format!("{client:?}");
+    assert!(shown.contains("https://tenant.example.com"), "{shown}");
+    assert!(!shown.contains("key-that-must-not-show"), "{shown}");
+    assert_eq!(client.base_url(), "https://tenant.example.com");
+    assert_eq!(client.ttl_minutes(), cfg.ttl_minutes);
 }

@@ -701,7 +701,7 @@ async fn agent_id_polling_lists_the_agents_vends_and_a_vend_id_is_404() {
 #[tokio::test]
 async fn vend_answers_are_spelled_per_the_vend_answer_variant() {
     use VendAnswerVariant::*;
-    for variant in [Canonical, Ttl, UpperStatus, NoStatus] {
+    for variant in [Canonical, Ttl, UpperStatus, NoStatus, NoExpiresAt] {
         let (sb, http) = start_with(settings_with(|s| s.variants.vend_answer = variant)).await;
         let resp = vend(&sb, &http, ALICE, 10).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
@@ -719,6 +719,10 @@ async fn vend_answers_are_spelled_per_the_vend_answer_variant() {
             NoStatus => {
                 assert!(body.get("status").is_none(), "{body}");
                 assert!(body["roles"]["Snowflake"].is_object(), "{body}");
+            }
+            NoExpiresAt => {
+                assert!(body.get("expiresAt").is_none(), "{body}");
+                assert_eq!(body["ttlMinutes"], 10, "{body}");
             }
         }
         let parsed: VendResponse = serde_json::from_value(body).unwrap();

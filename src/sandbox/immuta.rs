@@ -152,6 +152,9 @@ impl Vend {
                     obj.insert("roles".into(), serde_json::json!({}));
                 }
             }
+            VendAnswerVariant::NoExpiresAt => {
+                obj.remove("expiresAt");
+            }
         }
         v
     }

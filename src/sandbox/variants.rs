@@ -11,7 +11,7 @@
 //! pat_expiry = "days_only"      # or "mins_and_days" (default)
 //! immuta_auth = "exchange"      # "any" (default), "raw_key", "bearer_key", "exchange"
 //! immuta_poll = "agent_id"      # or "vend_id" (default)
-//! vend_answer = "ttl"           # "canonical" (default), "ttl", "upper_status", "no_status"
+//! vend_answer = "ttl"           # "canonical" (default), "ttl", "upper_status", "no_status", "no_expires_at"
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -76,4 +76,6 @@ pub enum VendAnswerVariant {
     UpperStatus,
     /// No `status` field at all; a non-empty `roles` means ready.
     NoStatus,
+    /// No `expiresAt`: the lifetime is only `ttlMinutes`, counted from the answer.
+    NoExpiresAt,
 }
