@@ -222,6 +222,21 @@ async fn each_desktop_signs_in_as_its_user_and_holds_no_platform_secret() {
         }
         // The bridge's own tokens never reach its stdout or stderr.
         let tokens = stored(store);
+        // RFC 8707: the access token is for the shared server alone.
+        let payload = tokens["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        use base64::Engine as _;
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], env.url());
         let output = format!("{}\n{}", bridge.stdout(), bridge.stderr());
         for key in ["access_token", "refresh_token"] {
             let t = tokens[key].as_str().unwrap();
@@ -477,4 +492,285 @@ async fn logout_revokes_and_forgets_the_tokens() {
         .await
         .unwrap();
     assert_eq!(answer["error"], "invalid_grant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_cancellation_cross_the_bridge() {
+    use immuta_mcp::sandbox::{Counter, Endpoint, Fault};
+    let env = shared_server(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_bridge, alice) = signed_in(&env, &dir.path().join("store"), dir.path(), ALICE).await;
+    // Warm up: with the PAT cached, the faults below hold the user's own statement.
+    call_ok(&alice, "query_snowflake", json!({"sql": "SELECT 1"})).await;
+
+    // Server → client: progress notifications on the POST's event stream.
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pending { polls: 2 });
+    let handle = start_call(&alice, "query_snowflake", json!({"sql": SF_ORDERS})).await;
+    let token = handle.progress_token.clone();
+    let response = bounded("held call", handle.await_response()).await.unwrap();
+    assert!(matches!(
+        response,
+        rmcp::model::ServerResult::CallToolResult(_)
+    ));
+    eventually("progress notifications through the bridge", || {
+        alice.service().progress_for(&token).len() >= 2
+    })
+    .await;
+
+    // Client → server: cancelling the MCP request cancels the platform statement.
+    let statuses = env.sandbox.state.count(Endpoint::SnowflakeStatus);
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Pending { polls: 1_000_000 },
+    );
+    let handle = start_call(&alice, "query_snowflake", json!({"sql": SF_ORDERS})).await;
+    eventually("the statement is polled", || {
+        env.sandbox.state.count(Endpoint::SnowflakeStatus) > statuses
+    })
+    .await;
+    assert_eq!(env.counter(Counter::StatementsCancelled), 0);
+    bounded("cancel", handle.cancel(Some("stop".into())))
+        .await
+        .expect("cancellation sent");
+    eventually("the platform statement is cancelled", || {
+        env.counter(Counter::StatementsCancelled) == 1
+    })
+    .await;
+    let rows =
+        Rows::of(&call_ok(&alice, "query_snowflake", json!({"sql": "SELECT 1 AS one"})).await);
+    assert_eq!(rows.strings("one"), ["1"]);
+    close(alice).await;
+}
+
+/// A form POST to the authorization server; returns (status, JSON body).
+async fn post_form(url: String, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_server_refuses_what_a_real_one_refuses() {
+    let env = shared_server(Duration::from_secs(300)).await;
+    let authz = &env.issuer.authz;
+    let base = env.issuer.issuer.issuer_url().to_string();
+    let resource = env.url().to_string();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let authorize = |redirect: &str, method: &str| {
+        let mut u = url::Url::parse(&format!("{base}/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "immuta-mcp")
+            .append_pair("redirect_uri", redirect)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", method)
+            .append_pair("state", "s1")
+            .append_pair("resource", &resource);
+        u.to_string()
+    };
+    // RFC 8252: only IP loopback redirects; the error is shown, never redirected.
+    for bad in ["https://evil.example/cb", "http://localhost:9/cb"] {
+        let r = no_redirects
+            .get(authorize(bad, "S256"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.headers().get("location").is_none());
+    }
+    // PKCE plain is refused (redirected back with an error, since the redirect is valid).
+    let r = no_redirects
+        .get(authorize("http://127.0.0.1:9/cb", "plain"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(location.contains("error=invalid_request") && location.contains("state=s1"));
+
+    // A code is redeemed only with the right verifier, once.
+    let page = no_redirects
+        .get(authorize("http://127.0.0.1:9/cb", "S256"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let request_id = page
+        .split("name=request value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = no_redirects
+        .post(format!("{base}/authorize/decision"))
+        .form(&[
+            ("request", request_id.as_str()),
+            ("user", ALICE),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let redeem = |verifier: &'static str| {
+        let (base, code) = (base.clone(), code.clone());
+        async move {
+            post_form(
+                format!("{base}/token"),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1:9/cb"),
+                    ("code_verifier", verifier),
+                    ("client_id", "immuta-mcp"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = redeem("wrong-verifier-wrong-verifier-wrong-verifier-00").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = redeem("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").await;
+    assert_eq!(
+        status, 400,
+        "a code is single-use, even after a failed attempt"
+    );
+
+    // Device grant: unknown client, unregistered resource.
+    let (status, body) = post_form(
+        format!("{base}/device_authorization"),
+        &[("client_id", "someone-else"), ("resource", &resource)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (_, body) = post_form(
+        format!("{base}/device_authorization"),
+        &[
+            ("client_id", "immuta-mcp"),
+            ("resource", "https://other.example/mcp"),
+        ],
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_target");
+
+    // Pending, slow_down on a too-early poll, access_denied after a denial.
+    let device = |()| {
+        let (base, resource) = (base.clone(), resource.clone());
+        async move {
+            post_form(
+                format!("{base}/device_authorization"),
+                &[("client_id", "immuta-mcp"), ("resource", &resource)],
+            )
+            .await
+            .1
+        }
+    };
+    let poll = |device_code: String| {
+        let base = base.clone();
+        async move {
+            post_form(
+                format!("{base}/token"),
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &device_code),
+                    ("client_id", "immuta-mcp"),
+                ],
+            )
+            .await
+            .1["error"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    let d = device(()).await;
+    let dc = d["device_code"].as_str().unwrap().to_string();
+    assert_eq!(poll(dc.clone()).await, "authorization_pending");
+    assert_eq!(poll(dc.clone()).await, "slow_down");
+    authz.deny_device(d["user_code"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await; // interval 1 s + 5 s after slow_down
+    assert_eq!(poll(dc).await, "access_denied");
+
+    // expired_token once the code's lifetime is over.
+    authz.set_settings(AuthzSettings {
+        device_code_ttl: Duration::from_millis(200),
+        poll_interval_secs: 1,
+        ..AuthzSettings::default()
+    });
+    let d = device(()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        poll(d["device_code"].as_str().unwrap().to_string()).await,
+        "expired_token"
+    );
+
+    // Refresh rotation: a rotated token presented again revokes the family.
+    authz.set_settings(AuthzSettings {
+        poll_interval_secs: 1,
+        ..AuthzSettings::default()
+    });
+    let d = device(()).await;
+    authz
+        .approve_device(d["user_code"].as_str().unwrap(), BOB)
+        .unwrap();
+    let (status, tokens) = post_form(
+        format!("{base}/token"),
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", d["device_code"].as_str().unwrap()),
+            ("client_id", "immuta-mcp"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = |token: String| {
+        let base = base.clone();
+        async move {
+            post_form(
+                format!("{base}/token"),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", "immuta-mcp"),
+                ],
+            )
+            .await
+            .1
+        }
+    };
+    let first = tokens["refresh_token"].as_str().unwrap().to_string();
+    let rotated = refresh(first.clone()).await;
+    let second = rotated["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_eq!(refresh(first).await["error"], "invalid_grant");
+    assert_eq!(
+        refresh(second).await["error"],
+        "invalid_grant",
+        "the replay revoked the rotated token's family"
+    );
 }

@@ -498,7 +498,7 @@ mod tests {
         assert_ne!(p.verifier.expose(), Pkce::generate().verifier.expose());
         // RFC 7636 Appendix B.
         assert_eq!(
-            Pkce::challenge_of("dBjftJeZ4CVP-mJ92K9ekYO4y6IdKNh4HDMgWdSdNJ"),
+            Pkce::challenge_of("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }

@@ -1118,7 +1118,7 @@ mod tests {
     #[test]
     fn s256_matches_the_rfc_7636_appendix_b_example() {
         assert_eq!(
-            s256_challenge("dBjftJeZ4CVP-mJ92K9ekYO4y6IdKNh4HDMgWdSdNJ"),
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
