@@ -22,6 +22,8 @@ async fn shared_server(access_ttl: Duration) -> HttpEnv {
     let authz = &env.issuer.authz;
     authz.set_users(env.sandbox.state.engine.user_ids());
     authz.register_resource(env.url());
+    // With two resources the authorization server cannot guess: the bridge must name its own.
+    authz.register_resource("https://other.example/mcp");
     authz.set_settings(AuthzSettings {
         access_ttl,
         poll_interval_secs: 1,
