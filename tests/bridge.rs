@@ -674,7 +674,7 @@ async fn the_authorization_server_refuses_what_a_real_one_refuses() {
         format!("{base}/device_authorization"),
         &[
             ("client_id", "immuta-mcp"),
-            ("resource", "https://other.example/mcp"),
+            ("resource", "https://unregistered.example/mcp"),
         ],
     )
     .await;

@@ -1,7 +1,8 @@
 //! Finding the authorization server of an MCP server, as the MCP
-//! authorization spec (2025-06-18, "Authorization Server Discovery") asks:
-//! the Protected Resource Metadata (RFC 9728) names the authorization server,
-//! whose metadata (RFC 8414, or OpenID discovery) names the endpoints.
+//! authorization spec ("Authorization Server Discovery") asks: the
+//! Protected Resource Metadata (RFC 9728) — at the URL the server's 401
+//! challenge names, else at the well-known URLs — names the authorization
+//! server, whose metadata (RFC 8414, or OpenID discovery) names the endpoints.
 //!
 //! Both documents are checked the way the RFCs require: the PRM's `resource`
 //! must be the URL we connect to (RFC 9728 §3.3) and the AS metadata's
@@ -233,10 +234,52 @@ async fn get_first(
     Ok(None)
 }
 
-/// PRM → first authorization server → its metadata.
+/// The `resource_metadata` parameter of a `WWW-Authenticate: Bearer …` challenge (RFC 9728 §5.1).
+pub fn resource_metadata_param(challenge: &str) -> Option<String> {
+    let (scheme, params) = challenge.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let start = params.find("resource_metadata=")? + "resource_metadata=".len();
+    let rest = &params[start..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// Ask the server without a token: its 401 challenge names the metadata URL
+/// (the MCP spec's first discovery step). Any other answer names none.
+async fn challenged_metadata_url(http: &reqwest::Client, resource: &str) -> Option<String> {
+    let response = http
+        .get(resource)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .ok()?;
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    let url = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(resource_metadata_param)?;
+    check_secure_url("resource_metadata", &url).ok()?;
+    Some(url)
+}
+
+/// (challenge's metadata URL, then the well-known ones) → PRM → first authorization server → its metadata.
 pub async fn discover(http: &reqwest::Client, resource: &str) -> Result<Discovered, BridgeError> {
     check_secure_url("the MCP server URL", resource)?;
-    let (prm_url, body) = get_first(http, &prm_urls(resource)).await?.ok_or_else(|| {
+    let mut candidates = prm_urls(resource);
+    if let Some(url) = challenged_metadata_url(http, resource).await {
+        candidates.retain(|u| u != &url);
+        candidates.insert(0, url);
+    }
+    let (prm_url, body) = get_first(http, &candidates).await?.ok_or_else(|| {
         BridgeError::Discovery(format!(
             "{resource} publishes no protected resource metadata (RFC 9728); \
                  is it an immuta-mcp HTTP server with OAuth?"
@@ -263,6 +306,24 @@ pub async fn discover(http: &reqwest::Client, resource: &str) -> Result<Discover
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_challenge_names_the_metadata_url() {
+        assert_eq!(
+            resource_metadata_param(
+                r#"Bearer resource_metadata="https://a.example/.well-known/oauth-protected-resource/mcp", error="invalid_token""#
+            )
+            .as_deref(),
+            Some("https://a.example/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(
+            resource_metadata_param("bearer realm=x, resource_metadata=https://a.example/m")
+                .as_deref(),
+            Some("https://a.example/m")
+        );
+        assert_eq!(resource_metadata_param(r#"Basic realm="x""#), None);
+        assert_eq!(resource_metadata_param("Bearer realm=\"x\""), None);
+    }
 
     #[test]
     fn prm_is_looked_up_path_suffixed_then_at_the_root() {

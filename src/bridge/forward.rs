@@ -455,6 +455,251 @@ mod tests {
         assert!(p.push(b"retry: 10\n\n").is_empty());
     }
 
+    use crate::bridge::store::{StoredTokens, TokenStore};
+    use crate::bridge::{ConnectOptions, LoginMethod};
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    #[derive(Clone, Debug)]
+    struct Seen {
+        method: Method,
+        body: String,
+        authorization: Option<String>,
+        session: Option<String>,
+        version: Option<String>,
+    }
+
+    fn header(h: &HeaderMap, name: &str) -> Option<String> {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    fn sse(events: Vec<Value>, stay_open: bool) -> Response {
+        let frames: Vec<Result<Bytes, std::io::Error>> = events
+            .into_iter()
+            .map(|e| Ok(Bytes::from(format!("id: 1\ndata: {e}\n\n"))))
+            .collect();
+        let stream = futures::stream::iter(frames);
+        let body = if stay_open {
+            Body::from_stream(futures::StreamExt::chain(
+                stream,
+                futures::stream::pending(),
+            ))
+        } else {
+            Body::from_stream(stream)
+        };
+        ([("content-type", "text/event-stream")], body).into_response()
+    }
+
+    /// A minimal streamable HTTP MCP server recording what the bridge sends.
+    async fn fake_server() -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let resource = format!("{base}/mcp");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (b, r) = (base.clone(), resource.clone());
+        let record = seen.clone();
+        let app = axum::Router::new()
+            .route(
+                "/prm-from-challenge",
+                axum::routing::get(move || async move {
+                    axum::Json(json!({"resource": r, "authorization_servers": [b]}))
+                }),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                axum::routing::get({
+                    let b = base.clone();
+                    move || async move {
+                        axum::Json(json!({
+                            "issuer": b, "token_endpoint": format!("{b}/token"),
+                            "device_authorization_endpoint": format!("{b}/device"),
+                            "grant_types_supported": [crate::bridge::login::DEVICE_CODE_GRANT],
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/mcp",
+                axum::routing::any(move |method: Method, headers: HeaderMap, body: String| {
+                    let record = record.clone();
+                    async move {
+                        record.lock().unwrap().push(Seen {
+                            method: method.clone(),
+                            body: body.clone(),
+                            authorization: header(&headers, "authorization"),
+                            session: header(&headers, "mcp-session-id"),
+                            version: header(&headers, "mcp-protocol-version"),
+                        });
+                        if header(&headers, "authorization").is_none() {
+                            // The discovery probe: challenge with a metadata URL only it names.
+                            let challenge = format!(
+                                "Bearer resource_metadata=\"http://{}/prm-from-challenge\"",
+                                header(&headers, "host").unwrap_or_default()
+                            );
+                            return (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)])
+                                .into_response();
+                        }
+                        if method == Method::GET {
+                            // Server-initiated: a request to the client on the GET stream.
+                            return sse(
+                                vec![json!({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"})],
+                                true,
+                            );
+                        }
+                        if method == Method::DELETE {
+                            return StatusCode::OK.into_response();
+                        }
+                        let msg: Value = serde_json::from_str(&body).unwrap();
+                        match (msg.get("method").and_then(Value::as_str), msg.get("id")) {
+                            (Some("initialize"), Some(id)) => (
+                                [("mcp-session-id", "s1")],
+                                axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                                    "result": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                               "serverInfo": {"name": "fake", "version": "1"}}})),
+                            )
+                                .into_response(),
+                            (Some(_), Some(id)) => sse(
+                                vec![
+                                    json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                                           "params": {"progressToken": 7, "progress": 1}}),
+                                    json!({"jsonrpc": "2.0", "id": id, "result": {"ok": true}}),
+                                ],
+                                false,
+                            ),
+                            _ => StatusCode::ACCEPTED.into_response(),
+                        }
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (resource, seen)
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_message_crosses_both_ways_with_session_headers() {
+        let (resource, seen) = fake_server().await;
+        let issuer = resource.trim_end_matches("/mcp").to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let now = crate::bridge::login::now_secs();
+        store
+            .save(&StoredTokens {
+                resource: resource.clone(),
+                issuer,
+                client_id: "immuta-mcp".into(),
+                access_token: Secret::new("tok-1"),
+                refresh_token: None,
+                issued_at: now,
+                expires_at: now + 3600,
+            })
+            .unwrap();
+        let session = Session::new(ConnectOptions {
+            url: resource,
+            login: LoginMethod::Device,
+            client_id: "immuta-mcp".into(),
+            scope: None,
+            token_store: store,
+            ca_file: None,
+            login_timeout: Duration::from_secs(5),
+            open_browser: false,
+        })
+        .unwrap();
+        let (mut client_in, bridge_in) = tokio::io::duplex(1 << 16);
+        let (bridge_out, client_out) = tokio::io::duplex(1 << 16);
+        let bridge = tokio::spawn(run(Arc::new(session), bridge_in, bridge_out));
+        let mut lines = BufReader::new(client_out).lines();
+        let mut next = async || -> Value {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .expect("a frame within 10 s")
+                .unwrap()
+                .expect("stdout open");
+            serde_json::from_str(&line).expect("stdout carries JSON-RPC frames only")
+        };
+        let mut send = async |v: Value| {
+            client_in
+                .write_all(format!("{v}\n").as_bytes())
+                .await
+                .unwrap();
+        };
+
+        send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})).await;
+        assert_eq!(next().await["result"]["serverInfo"]["name"], "fake");
+        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        // The GET stream brings the server's request; the client's answer goes back.
+        let ping = next().await;
+        assert_eq!(
+            (ping["id"].as_str(), ping["method"].as_str()),
+            (Some("srv-1"), Some("ping"))
+        );
+        send(json!({"jsonrpc": "2.0", "id": "srv-1", "result": {}})).await;
+        send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {}})).await;
+        let progress = next().await;
+        assert_eq!(progress["method"], "notifications/progress");
+        assert_eq!(next().await["result"]["ok"], true);
+        send(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": 2}}),
+        )
+        .await;
+        client_in.write_all(b"not json\n").await.unwrap();
+        assert_eq!(next().await["error"]["code"], -32700);
+        drop(client_in);
+        tokio::time::timeout(Duration::from_secs(10), bridge)
+            .await
+            .expect("the bridge ends at stdin EOF")
+            .unwrap()
+            .unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        let posted: Vec<Value> = seen
+            .iter()
+            .filter(|s| s.method == Method::POST)
+            .map(|s| serde_json::from_str(&s.body).unwrap())
+            .collect();
+        let methods: Vec<_> = posted
+            .iter()
+            .map(|m| {
+                m.get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(response)")
+            })
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                "initialize",
+                "notifications/initialized",
+                "(response)",
+                "tools/call",
+                "notifications/cancelled"
+            ]
+        );
+        assert_eq!(posted[2]["id"], "srv-1");
+        // Discovery asked once without a token (and found the PRM the challenge named).
+        assert_eq!(seen[0].method, Method::GET);
+        assert_eq!(seen[0].authorization, None);
+        let seen = &seen[1..];
+        assert!(
+            seen.iter()
+                .all(|s| s.authorization.as_deref() == Some("Bearer tok-1"))
+        );
+        for s in seen.iter().skip(1) {
+            assert_eq!(s.session.as_deref(), Some("s1"), "{s:?}");
+            assert_eq!(s.version.as_deref(), Some("2025-06-18"), "{s:?}");
+        }
+        assert!(seen.iter().any(|s| s.method == Method::GET));
+        assert_eq!(
+            seen.last().unwrap().method,
+            Method::DELETE,
+            "the session is ended"
+        );
+    }
+
     #[test]
     fn messages_are_classified_by_method_and_id() {
         assert!(matches!(

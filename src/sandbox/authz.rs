@@ -672,6 +672,14 @@ impl AuthorizationServer {
         if issued.expires <= Instant::now() {
             return Err(oauth_error("invalid_grant", "the code has expired"));
         }
+        if let Some(r) = params.get("resource")
+            && r != &issued.resource
+        {
+            return Err(oauth_error(
+                "invalid_target",
+                "the code was issued for another resource",
+            ));
+        }
         if issued.client_id != client_id || issued.redirect_uri != redirect_uri {
             return Err(oauth_error(
                 "invalid_grant",
