@@ -72,6 +72,8 @@ struct Upstream {
     out: mpsc::UnboundedSender<String>,
     session_id: Mutex<Option<String>>,
     protocol_version: Mutex<Option<String>>,
+    /// Ids of requests the client cancelled (as JSON text).
+    cancelled: Mutex<std::collections::HashSet<String>>,
 }
 
 enum Kind {
@@ -159,37 +161,56 @@ impl Upstream {
         method: reqwest::Method,
         body: Option<&str>,
     ) -> Result<reqwest::Response, (i64, String)> {
-        let mut token = self.token(None).await?;
-        for attempt in 0..2 {
-            let mut req = self.request(method.clone(), &token);
-            if let Some(b) = body {
-                req = req
-                    .header("content-type", "application/json")
-                    .body(b.to_string());
-            }
-            let response = req.send().await.map_err(|e| {
-                (
-                    UPSTREAM_FAILED,
-                    format!(
-                        "immuta-mcp connect cannot reach {}: {}",
-                        self.session.options().url,
-                        e.without_url()
-                    ),
-                )
-            })?;
-            if response.status() != reqwest::StatusCode::UNAUTHORIZED || attempt == 1 {
-                return Ok(response);
-            }
-            tracing::info!("the server refused the access token (401); renewing it");
-            token = self.token(Some(&token)).await?;
+        let token = self.token(None).await?;
+        let response = self.send_once(&method, body, &token).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
         }
-        unreachable!("the loop returns on its second attempt")
+        tracing::info!("the server refused the access token (401); renewing it");
+        let renewed = self.token(Some(&token)).await?;
+        self.send_once(&method, body, &renewed).await
+    }
+
+    async fn send_once(
+        &self,
+        method: &reqwest::Method,
+        body: Option<&str>,
+        token: &Secret,
+    ) -> Result<reqwest::Response, (i64, String)> {
+        let mut req = self.request(method.clone(), token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        req.send().await.map_err(|e| {
+            (
+                UPSTREAM_FAILED,
+                format!(
+                    "immuta-mcp connect cannot reach {}: {}",
+                    self.session.options().url,
+                    e.without_url()
+                ),
+            )
+        })
     }
 
     /// Forward every message of a response body (JSON or SSE) to stdout.
-    /// Returns the messages seen (for the caller to inspect).
-    async fn relay(&self, mut response: reqwest::Response, keep: bool) -> Vec<Value> {
-        let mut seen = Vec::new();
+    /// Returns the answer to `request_id`, if one came.
+    async fn relay(
+        &self,
+        mut response: reqwest::Response,
+        request_id: Option<&Value>,
+    ) -> Option<Value> {
+        let mut answer = None;
+        let mut pass = |v: Value| {
+            let answers =
+                request_id.is_some_and(|id| v.get("id") == Some(id) && v.get("method").is_none());
+            self.emit(v.to_string());
+            if answers {
+                answer = Some(v);
+            }
+        };
         let is_sse = response
             .headers()
             .get("content-type")
@@ -198,18 +219,13 @@ impl Upstream {
         if !is_sse {
             match response.bytes().await {
                 Ok(body) if !body.is_empty() => match serde_json::from_slice::<Value>(&body) {
-                    Ok(v) => {
-                        self.emit(v.to_string());
-                        if keep {
-                            seen.push(v);
-                        }
-                    }
+                    Ok(v) => pass(v),
                     Err(e) => tracing::warn!(error = %e, "the server sent a body that is not JSON"),
                 },
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e.without_url(), "reading the server's answer"),
             }
-            return seen;
+            return answer;
         }
         let mut parser = SseParser::default();
         loop {
@@ -217,12 +233,7 @@ impl Upstream {
                 Ok(Some(chunk)) => {
                     for data in parser.push(&chunk) {
                         match serde_json::from_str::<Value>(&data) {
-                            Ok(v) => {
-                                self.emit(v.to_string());
-                                if keep {
-                                    seen.push(v);
-                                }
-                            }
+                            Ok(v) => pass(v),
                             Err(e) => {
                                 tracing::warn!(error = %e, "an SSE event that is not JSON was dropped")
                             }
@@ -236,12 +247,27 @@ impl Upstream {
                 }
             }
         }
-        seen
+        answer
+    }
+
+    fn was_cancelled(&self, id: &Value) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id.to_string())
     }
 
     /// Forward one stdin message and everything the server answers to it.
     async fn forward(self: Arc<Self>, line: String, msg: Value) {
         let kind = kind_of(&msg);
+        if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
+            && let Some(id) = msg.pointer("/params/requestId")
+        {
+            self.cancelled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_string());
+        }
         let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
         if is_initialize {
             // A new session: forget the old one's id and version.
@@ -296,26 +322,37 @@ impl Upstream {
             }
             return;
         }
-        if is_initialize {
-            if let Some(id) = response
+        if is_initialize
+            && let Some(id) = response
                 .headers()
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok())
-            {
-                *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
-            }
-            let seen = self.relay(response, true).await;
-            let version = seen.iter().find_map(|m| {
-                m.pointer("/result/protocolVersion")
+        {
+            *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
+        }
+        let Kind::Request(id) = kind else {
+            self.relay(response, None).await;
+            return;
+        };
+        match self.relay(response, Some(&id)).await {
+            Some(answer) if is_initialize => {
+                let version = answer
+                    .pointer("/result/protocolVersion")
                     .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            *self
-                .protocol_version
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = version;
-        } else {
-            self.relay(response, false).await;
+                    .map(str::to_string);
+                *self
+                    .protocol_version
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = version;
+            }
+            Some(_) => {}
+            // A cancelled request gets no answer (MCP "Cancellation"); any other must get one.
+            None if self.was_cancelled(&id) => {}
+            None => self.emit(error_response(
+                &id,
+                UPSTREAM_FAILED,
+                "the shared server's answer broke off before the response; try again".into(),
+            )),
         }
     }
 
@@ -337,7 +374,7 @@ impl Upstream {
                 tracing::info!(status = %response.status(), "the GET stream was refused");
                 return;
             }
-            self.relay(response, false).await;
+            self.relay(response, None).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -387,6 +424,7 @@ where
         out: out.clone(),
         session_id: Mutex::new(None),
         protocol_version: Mutex::new(None),
+        cancelled: Mutex::new(Default::default()),
     });
     let mut lines = BufReader::new(input).lines();
     let mut listener: Option<tokio::task::JoinHandle<()>> = None;
@@ -562,6 +600,11 @@ mod tests {
                                                "serverInfo": {"name": "fake", "version": "1"}}})),
                             )
                                 .into_response(),
+                            (Some("tools/broken"), Some(_)) => sse(
+                                vec![json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                                            "params": {"progressToken": 9, "progress": 1}})],
+                                false,
+                            ),
                             (Some(_), Some(id)) => sse(
                                 vec![
                                     json!({"jsonrpc": "2.0", "method": "notifications/progress",
@@ -646,6 +689,14 @@ mod tests {
                     "params": {"requestId": 2}}),
         )
         .await;
+        // A stream that ends without the answer still gets the client one.
+        send(json!({"jsonrpc": "2.0", "id": 9, "method": "tools/broken", "params": {}})).await;
+        assert_eq!(next().await["method"], "notifications/progress");
+        let broken = next().await;
+        assert_eq!(
+            (broken["id"].as_i64(), broken["error"]["code"].as_i64()),
+            (Some(9), Some(-32002))
+        );
         client_in.write_all(b"not json\n").await.unwrap();
         assert_eq!(next().await["error"]["code"], -32700);
         drop(client_in);
@@ -676,7 +727,8 @@ mod tests {
                 "notifications/initialized",
                 "(response)",
                 "tools/call",
-                "notifications/cancelled"
+                "notifications/cancelled",
+                "tools/broken"
             ]
         );
         assert_eq!(posted[2]["id"], "srv-1");
