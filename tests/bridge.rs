@@ -218,7 +218,20 @@ async fn each_desktop_signs_in_as_its_user_and_holds_no_platform_secret() {
             laptop.push_str(&std::fs::read_to_string(&file).unwrap());
         }
         assert!(laptop.contains("access_token"), "the token file was read");
-        assert!(!laptop.contains("HOME=") || laptop.contains(&bridge.home.display().to_string()));
+        let names: Vec<String> = bridge
+            .environment()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "PATH" || n == "HOME"),
+            "the bridge needs no configuration but its URL: {names:?}"
+        );
+        assert!(
+            bridge
+                .environment()
+                .contains(&bridge.home.display().to_string())
+        );
         if let Err(leak) = find_secret(&laptop, &secrets) {
             panic!("bridge {name}'s environment or token store: {leak}");
         }
