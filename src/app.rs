@@ -16,6 +16,7 @@ use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
 use crate::immuta::ImmutaClient;
 use crate::query::GovernedQuery;
 use crate::retry::RetryPolicy;
+use crate::sandbox::authz::{AuthorizationServer, AuthzSettings};
 use crate::sandbox::issuer::TestIssuer;
 use crate::server::{GovernedServer, UserSource};
 use crate::snowflake::SnowflakeGoverned;
@@ -255,11 +256,13 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
 /// A local OAuth issuer for sandbox mode: serves its JWKS on loopback and mints user tokens.
 pub struct LocalIssuer {
     pub issuer: Arc<TestIssuer>,
+    /// The authorization server (device and PKCE login, refresh) over the same key.
+    pub authz: Arc<AuthorizationServer>,
     shutdown: CancellationToken,
 }
 
 impl LocalIssuer {
-    /// Bind 127.0.0.1:0 and serve discovery + JWKS.
+    /// Bind 127.0.0.1:0 and serve the authorization server (metadata, JWKS, login endpoints).
     pub async fn start() -> Result<Self, AppError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -272,14 +275,22 @@ impl LocalIssuer {
             source,
         })?;
         let issuer = Arc::new(TestIssuer::new(format!("http://{addr}")));
+        let authz = Arc::new(AuthorizationServer::new(
+            issuer.clone(),
+            AuthzSettings::default(),
+        ));
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(
             listener,
-            issuer.clone().router(),
+            authz.clone().router(),
             shutdown.clone(),
             ServeLimits::default(),
         ));
-        Ok(Self { issuer, shutdown })
+        Ok(Self {
+            issuer,
+            authz,
+            shutdown,
+        })
     }
 
     /// The identity config accepting this issuer's tokens.

@@ -9,6 +9,7 @@
 pub mod allowlist;
 pub mod app;
 pub mod audit;
+pub mod bridge;
 pub mod broker;
 pub mod config;
 pub mod cursor;

@@ -1,4 +1,4 @@
-//! `immuta-mcp` command line: `sandbox`, `serve`, `check`.
+//! `immuta-mcp` command line: `sandbox`, `serve`, `check`, `connect`.
 //!
 //! Logs go to stderr (stdout is the MCP stdio transport). Everything the
 //! sandbox prints for humans goes to stderr too.
@@ -59,6 +59,47 @@ enum Command {
         #[arg(long, env = "IMMUTA_MCP_CONFIG", default_value = "immuta-mcp.toml")]
         config: PathBuf,
     },
+    /// Serve MCP over stdio by forwarding to a shared immuta-mcp HTTP server,
+    /// signed in with your own OAuth login (no platform secret on this machine).
+    Connect(ConnectArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// The shared server's MCP endpoint, e.g. https://mcp.example.com/mcp.
+    url: String,
+    /// Preferred sign-in: `browser` (authorization code + PKCE, loopback redirect)
+    /// or `device` (a code to enter on any device); the other is used if the
+    /// authorization server offers only that one.
+    #[arg(long, value_enum, default_value = "browser")]
+    login: LoginArg,
+    /// OAuth client id registered for immuta-mcp at your identity provider.
+    #[arg(long, env = "IMMUTA_MCP_CLIENT_ID", default_value = immuta_mcp::sandbox::authz::DEFAULT_CLIENT_ID)]
+    client_id: String,
+    /// Scopes to request (space-separated), if your identity provider needs them.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Directory of the token cache (default: <config dir>/immuta-mcp/tokens).
+    #[arg(long, env = "IMMUTA_MCP_TOKEN_STORE")]
+    token_store: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust for the server and the identity provider.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// How long the first request waits for the sign-in, seconds.
+    #[arg(long, default_value_t = 300)]
+    login_timeout_secs: u64,
+    /// Print the sign-in address instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// Revoke and forget the cached tokens for this server, then exit.
+    #[arg(long)]
+    logout: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoginArg {
+    Browser,
+    Device,
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -101,6 +142,7 @@ async fn main() -> Result<()> {
                 (false, None) => bail!("say how to serve: --stdio or --http ADDR"),
             }
         }
+        Command::Connect(args) => connect(args).await,
         Command::Check { config } => {
             let cfg =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
@@ -180,8 +222,16 @@ async fn sandbox(
             let issuer = app::LocalIssuer::start().await?;
             cfg.identity.oauth = Some(issuer.oauth_config());
             let server = app::start_http(&cfg, &addr).await?;
+            issuer.authz.set_users(users.clone());
+            issuer.authz.register_resource(&server.resource_url);
             eprintln!("  OAuth issuer        {}", issuer.issuer.issuer_url());
             eprintln!("  MCP endpoint        {}", server.resource_url);
+            eprintln!("  try the desktop bridge (sign in as any demo user):");
+            eprintln!(
+                "    immuta-mcp connect {} --login device   (approve at {})",
+                server.resource_url,
+                issuer.authz.verification_uri()
+            );
             eprintln!(
                 "  bearer tokens (valid 12 h, audience {}):",
                 server.resource_url
@@ -196,4 +246,45 @@ async fn sandbox(
             wait_for_shutdown(server).await
         }
     }
+}
+
+async fn connect(args: ConnectArgs) -> Result<()> {
+    use immuta_mcp::bridge::{self, ConnectOptions, LoginMethod, Session, store::TokenStore};
+    let token_store = match args.token_store {
+        Some(dir) => TokenStore::new(dir),
+        None => TokenStore::default_location()?,
+    };
+    let session = Session::new(ConnectOptions {
+        url: args.url.clone(),
+        login: match args.login {
+            LoginArg::Browser => LoginMethod::Browser,
+            LoginArg::Device => LoginMethod::Device,
+        },
+        client_id: args.client_id,
+        scope: args.scope,
+        token_store,
+        ca_file: args.ca_file,
+        login_timeout: Duration::from_secs(args.login_timeout_secs),
+        open_browser: !args.no_browser,
+    })?;
+    if args.logout {
+        let forgot = session.logout().await?;
+        eprintln!(
+            "immuta-mcp connect: {} for {}",
+            if forgot {
+                "signed out"
+            } else {
+                "no cached sign-in"
+            },
+            args.url
+        );
+        return Ok(());
+    }
+    bridge::forward::run(
+        std::sync::Arc::new(session),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    )
+    .await?;
+    Ok(())
 }

@@ -244,6 +244,13 @@ impl TestIssuer {
                 "/.well-known/oauth-authorization-server",
                 get(discovery_handler),
             )
+            .with_state(Arc::clone(&self))
+            .merge(self.jwks_router())
+    }
+
+    /// `GET /jwks.json` alone (the [`super::authz`] server adds its own metadata).
+    pub fn jwks_router(self: Arc<Self>) -> Router {
+        Router::new()
             .route("/jwks.json", get(jwks_handler))
             .with_state(self)
     }

@@ -15,6 +15,7 @@
 //! client's real host derivation and TLS are exercised;
 //! [`Sandbox::faults`] and the [`SandboxState`] counters are for tests.
 
+pub mod authz;
 pub mod databricks;
 pub(crate) mod dialect;
 pub mod engine;
