@@ -175,9 +175,10 @@ pub async fn stdio_user(cfg: &Config) -> Result<VerifiedUser, AppError> {
     Ok(resolve_stdio_user(id, verifier.as_ref()).await?)
 }
 
-/// Serve MCP over stdin/stdout until the client disconnects.
+/// Serve MCP over stdin/stdout until the client disconnects (no readiness
+/// probes: `immuta-mcp serve` uses [`run_stdio_observed`]).
 pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
-    run_stdio_observed(cfg, &Observability::new(cfg)).await
+    run_stdio_observed(cfg, &Observability::without_probes(cfg)).await
 }
 
 /// [`run_stdio`], counting into `obs` and probing readiness while it runs.
@@ -233,9 +234,10 @@ impl HttpServer {
     }
 }
 
-/// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity.
+/// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity
+/// (no readiness probes: `immuta-mcp serve` uses [`start_http_observed`]).
 pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError> {
-    start_http_observed(cfg, addr, &Observability::new(cfg)).await
+    start_http_observed(cfg, addr, &Observability::without_probes(cfg)).await
 }
 
 /// [`start_http`], counting into `obs` and probing readiness until shutdown.

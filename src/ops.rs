@@ -25,6 +25,8 @@ pub struct Observability {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub schedule: ProbeSchedule,
+    /// Whether [`start_probes`](Self::start_probes) probes anything.
+    probes: bool,
 }
 
 impl Observability {
@@ -37,6 +39,17 @@ impl Observability {
             metrics: Metrics::new(cfg.metrics.per_user),
             readiness,
             schedule: ProbeSchedule::from(&cfg.health),
+            probes: true,
+        }
+    }
+
+    /// As [`new`](Self::new), but no readiness probe ever runs (readiness is
+    /// then only the loaded configuration): for embedding and tests that
+    /// count every upstream request themselves.
+    pub fn without_probes(cfg: &Config) -> Self {
+        Self {
+            probes: false,
+            ..Self::new(cfg)
         }
     }
 
@@ -49,6 +62,9 @@ impl Observability {
         verifier: Option<JwtVerifier>,
         stop: CancellationToken,
     ) -> Result<(), AppError> {
+        if !self.probes {
+            return Ok(());
+        }
         let http =
             crate::http_client::build_for(cfg).map_err(|e| AppError::HttpClient(e.to_string()))?;
         let mut probes: Vec<Box<dyn Probe>> = Vec::new();
