@@ -14,10 +14,13 @@
 //! - Immuta: the agent's API key on `GET /agent/obo/roles/immuta-mcp-check`
 //!   ([`ImmutaClient::probe`]); any answer but a refused key (a 404 for the
 //!   unknown id included) proves the tenant is up and the key accepted.
-//! - Snowflake: `POST /api/v2/statements` **without** credentials. The SQL API
-//!   answers 401 to a request without a valid `Authorization` header (Snowflake
-//!   SQL API reference, "Response codes": 401 Unauthorized), so a 401 proves the
-//!   account's SQL API is reachable; no JWT is signed and no statement runs.
+//! - Snowflake: `POST /api/v2/statements` **without** credentials. The operation
+//!   requires a key-pair or OAuth security scheme and declares `401`
+//!   (`401Unauthorized`) for a request that does not carry one (Snowflake's
+//!   OpenAPI description of the SQL API, snowflakedb/snowflake-rest-api-specs
+//!   `specifications/sqlapi.yaml`, `SubmitStatement`), so a 401 proves the
+//!   account's SQL API is reachable; no JWT is signed and no statement runs. A
+//!   network policy that blocks this server shows as another status.
 //! - Databricks: `GET /oidc/.well-known/oauth-authorization-server`, the
 //!   workspace's public OAuth discovery document (Databricks "Authorize
 //!   unattended access with OAuth (M2M)": the workspace token endpoint is
