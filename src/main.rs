@@ -100,7 +100,7 @@ async fn main() -> Result<()> {
         } => {
             let cfg =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
-            let obs = Observability::new(&cfg);
+            let obs = observability(&cfg, stdio, metrics.as_deref());
             let _metrics = serve_metrics(&obs, metrics.as_deref()).await?;
             match (stdio, http) {
                 (true, _) => {
@@ -134,6 +134,17 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Metrics and readiness for this process. A stdio server without `--metrics`
+/// has no listener that could answer `/readyz`, so it runs no probes (each
+/// desktop user's process would otherwise probe the upstreams for nobody).
+fn observability(cfg: &Config, stdio: bool, metrics: Option<&str>) -> Observability {
+    if stdio && metrics.is_none() {
+        Observability::without_probes(cfg)
+    } else {
+        Observability::new(cfg)
     }
 }
 
@@ -190,7 +201,7 @@ async fn sandbox(
     })
     .await?;
     let mut cfg = sandbox.client_config();
-    let obs = Observability::new(&cfg);
+    let obs = observability(&cfg, http.is_none(), metrics.as_deref());
     let _metrics = serve_metrics(&obs, metrics.as_deref()).await?;
     eprintln!(
         "immuta-mcp sandbox (emulated services on loopback; no real Immuta/Snowflake/Databricks is contacted)"
