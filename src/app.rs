@@ -14,6 +14,8 @@ use crate::identity::http::{BearerAuth, resource_metadata_url};
 use crate::identity::scopes::ScopePolicy;
 use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
 use crate::immuta::ImmutaClient;
+use crate::metrics::{GaugeReading, Metrics, Service, UpstreamObserver};
+use crate::ops::Observability;
 use crate::query::GovernedQuery;
 use crate::retry::RetryPolicy;
 use crate::sandbox::authz::{AuthorizationServer, AuthzSettings};
@@ -56,6 +58,8 @@ pub struct Platforms {
     pub databricks: Option<Arc<DatabricksGoverned>>,
     /// Seals and opens `fetch_more` cursors (`server.cursor_key`, else a per-process key).
     pub cursors: CursorCodec,
+    /// Where the paths and the MCP server count what they do.
+    pub metrics: Metrics,
 }
 
 /// The cursor codec `server.cursor_key` names, or a random per-process one.
@@ -74,6 +78,11 @@ fn cursor_codec(cfg: &Config) -> Result<CursorCodec, AppError> {
 
 /// Build the Immuta client and the platform paths the configuration names.
 pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
+    build_observed_platforms(cfg, &Metrics::new(cfg.metrics.per_user))
+}
+
+/// [`build_platforms`], counting into `metrics`.
+pub fn build_observed_platforms(cfg: &Config, metrics: &Metrics) -> Result<Platforms, AppError> {
     cfg.validate()
         .map_err(|e| AppError::Config(e.to_string()))?;
     let http =
@@ -81,7 +90,11 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
     let retry = RetryPolicy {
         max_attempts: cfg.limits.retry_attempts,
         ..RetryPolicy::default()
-    };
+    }
+    .observed(Some(UpstreamObserver {
+        metrics: metrics.clone(),
+        service: Service::Immuta,
+    }));
     let cursors = cursor_codec(cfg)?;
     let Some(immuta_cfg) = &cfg.immuta else {
         return Ok(Platforms {
@@ -89,19 +102,24 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
             snowflake: None,
             databricks: None,
             cursors,
+            metrics: metrics.clone(),
         });
     };
     let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
     let snowflake = cfg
         .snowflake
         .as_ref()
-        .map(|s| SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new))
+        .map(|s| {
+            SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone())
+                .map(|p| Arc::new(p.with_metrics(metrics, &s.user)))
+        })
         .transpose()?;
     let databricks = cfg
         .databricks
         .as_ref()
         .map(|d| {
-            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new)
+            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone())
+                .map(|p| Arc::new(p.with_metrics(metrics)))
         })
         .transpose()?;
     Ok(Platforms {
@@ -109,6 +127,7 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
         snowflake,
         databricks,
         cursors,
+        metrics: metrics.clone(),
     })
 }
 
@@ -131,6 +150,7 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
         users,
     )
     .with_cursors(platforms.cursors.clone())
+    .with_metrics(platforms.metrics.clone())
 }
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {
@@ -156,11 +176,26 @@ pub async fn stdio_user(cfg: &Config) -> Result<VerifiedUser, AppError> {
     Ok(resolve_stdio_user(id, verifier.as_ref()).await?)
 }
 
-/// Serve MCP over stdin/stdout until the client disconnects.
+/// Serve MCP over stdin/stdout until the client disconnects (no readiness
+/// probes: `immuta-mcp serve` uses [`run_stdio_observed`]).
 pub async fn run_stdio(cfg: &Config) -> Result<(), AppError> {
+    run_stdio_observed(cfg, &Observability::without_probes(cfg)).await
+}
+
+/// [`run_stdio`], counting into `obs` and probing readiness while it runs.
+pub async fn run_stdio_observed(cfg: &Config, obs: &Observability) -> Result<(), AppError> {
     use rmcp::ServiceExt;
     let user = stdio_user(cfg).await?;
-    let platforms = build_platforms(cfg)?;
+    let platforms = build_observed_platforms(cfg, &obs.metrics)?;
+    let stop = CancellationToken::new();
+    let _stop_probes = stop.clone().drop_guard();
+    obs.start_probes(cfg, &platforms, None, stop)?;
+    // The one stdio session is live while this function runs.
+    let live = Arc::new(());
+    let session = Arc::downgrade(&live);
+    obs.metrics.add_gauge_source(Box::new(move || {
+        session.upgrade().map(|_| GaugeReading::ActiveSessions(1))
+    }));
     tracing::info!(user = ?user.user_id, source = ?user.source, "serving MCP over stdio");
     let server = build_server(cfg, &platforms, UserSource::Fixed(user));
     let running = server
@@ -200,8 +235,18 @@ impl HttpServer {
     }
 }
 
-/// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity.
+/// Bind `addr` and serve MCP over streamable HTTP with bearer-token identity
+/// (no readiness probes: `immuta-mcp serve` uses [`start_http_observed`]).
 pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError> {
+    start_http_observed(cfg, addr, &Observability::without_probes(cfg)).await
+}
+
+/// [`start_http`], counting into `obs` and probing readiness until shutdown.
+pub async fn start_http_observed(
+    cfg: &Config,
+    addr: &str,
+    obs: &Observability,
+) -> Result<HttpServer, AppError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Bind {
@@ -220,13 +265,15 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
     let oauth = cfg.identity.oauth.as_ref().ok_or_else(|| {
         AppError::Config("HTTP needs [identity.oauth] (issuer, jwks_url): every request must carry a bearer token".into())
     })?;
-    let platforms = build_platforms(cfg)?;
+    let platforms = build_observed_platforms(cfg, &obs.metrics)?;
     let server = build_server(cfg, &platforms, UserSource::PerRequest);
+    let verifier = verifier(oauth, &resource_url, cfg)?;
     let auth = Arc::new(BearerAuth::new(
-        verifier(oauth, &resource_url, cfg)?,
+        verifier.clone(),
         resource_metadata_url(&resource_url),
     ));
     let shutdown = CancellationToken::new();
+    obs.start_probes(cfg, &platforms, Some(verifier), shutdown.clone())?;
     let settings = HttpSettings {
         resource_url: resource_url.clone(),
         issuer: oauth.issuer.clone(),
@@ -240,6 +287,8 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
             resource_metadata_url: resource_metadata_url(&resource_url),
         },
         shutdown: shutdown.clone(),
+        metrics: obs.metrics.clone(),
+        readiness: obs.readiness.clone(),
     };
     let router = app(server, auth, &settings);
     let limits = ServeLimits::from(&cfg.server);

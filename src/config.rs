@@ -127,6 +127,48 @@ pub struct Config {
     pub guard: GuardConfig,
     #[serde(default)]
     pub network: NetworkConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `[metrics]`: what the Prometheus endpoint (`--metrics ADDR`) exposes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Add the end user as a `user` label of `immuta_mcp_tool_calls_total`
+    /// (one series per user: off by default).
+    #[serde(default)]
+    pub per_user: bool,
+}
+
+/// `[health]`: the readiness probes behind `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between two probes of each upstream.
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_secs: u64,
+    /// Seconds one probe may take before it counts as failed.
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            probe_interval_secs: default_probe_interval(),
+            probe_timeout_secs: default_probe_timeout(),
+        }
+    }
+}
+
+fn default_probe_interval() -> u64 {
+    30
+}
+fn default_probe_timeout() -> u64 {
+    5
 }
 
 /// How the upstream HTTP client reaches Immuta, Snowflake and Databricks.
@@ -750,6 +792,12 @@ impl Config {
             key: key.into(),
             message: message.into(),
         };
+        if self.health.probe_interval_secs == 0 || self.health.probe_timeout_secs == 0 {
+            return Err(invalid(
+                "health.probe_interval_secs / health.probe_timeout_secs",
+                "must be at least 1",
+            ));
+        }
         if let Some(i) = &self.immuta {
             if !(1..=1440).contains(&i.ttl_minutes) {
                 return Err(invalid("immuta.ttl_minutes", "must be between 1 and 1440"));

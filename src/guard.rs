@@ -139,6 +139,25 @@ pub enum GuardError {
     Parse { platform: Platform, message: String },
 }
 
+impl GuardError {
+    /// A bounded category of the refusal (a metrics label): never the SQL.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GuardError::Empty => "empty",
+            GuardError::TooLong { .. } => "too_long",
+            GuardError::InvisibleCharacter { .. } => "invisible_character",
+            GuardError::NonAsciiOutsideLiteral { .. } => "non_ascii",
+            GuardError::AmbiguousLexeme(_) => "ambiguous_lexeme",
+            GuardError::MultipleStatements { .. } => "multiple_statements",
+            GuardError::RoleSwitch { .. } => "role_switch",
+            GuardError::DynamicSql { .. } => "dynamic_sql",
+            GuardError::NotReadOnly { .. } => "not_read_only",
+            GuardError::ForbiddenFunction { .. } => "forbidden_function",
+            GuardError::Parse { .. } => "parse_error",
+        }
+    }
+}
+
 fn with_article(kind: &str) -> String {
     let first = kind.chars().next().unwrap_or('X').to_ascii_uppercase();
     // "an INSERT", "an UPDATE", but "a USE".

@@ -1,5 +1,6 @@
 //! The HTTP face of the server: `/mcp` (streamable HTTP, bearer-protected),
-//! `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728) and `/healthz`.
+//! `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728), `/healthz` and
+//! `/readyz` ([`crate::health`]).
 //!
 //! Layer order on `/mcp`: Origin check → bearer verification → scopes
 //! ([`require_scopes`]: 403 `insufficient_scope`) → parse errors as JSON-RPC → rmcp's
@@ -19,16 +20,17 @@
 //! behind a reverse proxy that enforces its own limits.
 
 use crate::config::ServerConfig;
+use crate::health::Readiness;
 use crate::identity::http::{
-    BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router, require_allowed_origin,
-    require_bearer,
+    AuthFailureReason, BearerAuth, OriginPolicy, ProtectedResourceMetadata, metadata_router,
+    require_allowed_origin, require_bearer,
 };
 use crate::identity::scopes::{ScopePolicy, require_scopes};
 use crate::identity::session::{OwnedSessionManager, SessionOwners, bind_session_to_user};
+use crate::metrics::{GaugeReading, Metrics};
 use crate::server::GovernedServer;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -116,6 +118,23 @@ pub struct HttpSettings {
     pub scopes: ScopePolicy,
     /// Stops the MCP service's sessions on shutdown.
     pub shutdown: CancellationToken,
+    /// Counts refused requests and live sessions.
+    pub metrics: Metrics,
+    /// What `/readyz` answers.
+    pub readiness: Readiness,
+}
+
+/// Count every request the bearer layer refused, by [`AuthFailureReason`].
+async fn count_auth_failures(
+    axum::extract::State(metrics): axum::extract::State<Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Some(AuthFailureReason(reason)) = response.extensions().get::<AuthFailureReason>() {
+        metrics.auth_failure(reason);
+    }
+    response
 }
 
 /// Host names the MCP service accepts in `Host` (DNS-rebinding protection).
@@ -150,6 +169,11 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
             settings.max_sessions_per_user,
             settings.max_sessions,
         ));
+        let live = Arc::downgrade(&owners);
+        settings.metrics.add_gauge_source(Box::new(move || {
+            live.upgrade()
+                .map(|owners| GaugeReading::ActiveSessions(owners.len() as i64))
+        }));
         let sessions = OwnedSessionManager::new(LocalSessionManager::default(), owners.clone());
         Router::new()
             .fallback_service(StreamableHttpService::new(
@@ -178,6 +202,10 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
         ))
         .layer(axum::middleware::from_fn_with_state(auth, require_bearer))
         .layer(axum::middleware::from_fn_with_state(
+            settings.metrics.clone(),
+            count_auth_failures,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             origin,
             require_allowed_origin,
         ));
@@ -197,7 +225,7 @@ pub fn app(server: GovernedServer, auth: Arc<BearerAuth>, settings: &HttpSetting
             meta.scopes_supported = (!supported.is_empty()).then_some(supported);
             meta
         }))
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::health::routes(settings.readiness.clone()))
 }
 
 /// Connection-level limits of [`serve`].

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use immuta_mcp::app;
 use immuta_mcp::config::Config;
+use immuta_mcp::ops::Observability;
 use immuta_mcp::sandbox::{Fixture, Sandbox, SandboxOptions};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,9 @@ enum Command {
         /// Serve MCP over streamable HTTP at this address (e.g. 127.0.0.1:8080) instead of stdio.
         #[arg(long)]
         http: Option<String>,
+        /// Serve /metrics, /healthz and /readyz (no token) at this address, e.g. 127.0.0.1:9090.
+        #[arg(long)]
+        metrics: Option<String>,
     },
     /// Serve MCP against the real Immuta, Snowflake and Databricks from the config file.
     Serve {
@@ -53,6 +57,9 @@ enum Command {
         /// Config file (TOML).
         #[arg(long, env = "IMMUTA_MCP_CONFIG", default_value = "immuta-mcp.toml")]
         config: PathBuf,
+        /// Serve /metrics, /healthz and /readyz (no token) at this address; bind it to a private address.
+        #[arg(long)]
+        metrics: Option<String>,
     },
     /// Validate the config and reach each upstream, with clear messages.
     Check {
@@ -124,18 +131,25 @@ async fn main() -> Result<()> {
             fixture,
             user,
             http,
-        } => sandbox(fixture, user, http).await,
+            metrics,
+        } => sandbox(fixture, user, http, metrics).await,
         Command::Serve {
             stdio,
             http,
             config,
+            metrics,
         } => {
             let cfg =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let obs = observability(&cfg, stdio, metrics.as_deref());
+            let _metrics = serve_metrics(&obs, metrics.as_deref()).await?;
             match (stdio, http) {
-                (true, _) => Ok(app::run_stdio(&cfg).await?),
+                (true, _) => {
+                    hint_when_terminal(&format!("serve --stdio --config {}", config.display()));
+                    Ok(app::run_stdio_observed(&cfg, &obs).await?)
+                }
                 (false, Some(addr)) => {
-                    let server = app::start_http(&cfg, &addr).await?;
+                    let server = app::start_http_observed(&cfg, &addr, &obs).await?;
                     eprintln!("immuta-mcp: MCP endpoint {}", server.resource_url);
                     wait_for_shutdown(server).await
                 }
@@ -165,6 +179,45 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Metrics and readiness for this process. A stdio server without `--metrics`
+/// has no listener that could answer `/readyz`, so it runs no probes (each
+/// desktop user's process would otherwise probe the upstreams for nobody).
+fn observability(cfg: &Config, stdio: bool, metrics: Option<&str>) -> Observability {
+    if stdio && metrics.is_none() {
+        Observability::without_probes(cfg)
+    } else {
+        Observability::new(cfg)
+    }
+}
+
+/// Start the metrics listener when `--metrics ADDR` was given.
+async fn serve_metrics(
+    obs: &Observability,
+    addr: Option<&str>,
+) -> Result<Option<immuta_mcp::ops::MetricsServer>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let server = obs.serve_metrics(addr).await?;
+    eprintln!(
+        "immuta-mcp: metrics at http://{}/metrics (also /healthz, /readyz)",
+        server.addr
+    );
+    Ok(Some(server))
+}
+
+/// Someone started the stdio server from a terminal (`std::io::IsTerminal`
+/// on stdin): say in one line what it waits for and how to connect a client.
+/// `command` is how a client would start this server (e.g. `sandbox`).
+fn hint_when_terminal(command: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "immuta-mcp: waiting for an MCP client on stdin/stdout (not an interactive prompt); \
+             connect one instead: `cargo run --example client`, or the MCP Inspector: \
+             `npx @modelcontextprotocol/inspector target/debug/immuta-mcp {command}`"
+        );
+    }
+}
+
 async fn wait_for_shutdown(server: app::HttpServer) -> Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r?; server.shutdown().await; Ok(()) }
@@ -175,6 +228,7 @@ async fn sandbox(
     fixture: Option<PathBuf>,
     user: Option<String>,
     http: Option<String>,
+    metrics: Option<String>,
 ) -> Result<()> {
     let fixture = match fixture {
         Some(path) => {
@@ -189,6 +243,8 @@ async fn sandbox(
     })
     .await?;
     let mut cfg = sandbox.client_config();
+    let obs = observability(&cfg, http.is_none(), metrics.as_deref());
+    let _metrics = serve_metrics(&obs, metrics.as_deref()).await?;
     eprintln!(
         "immuta-mcp sandbox (emulated services on loopback; no real Immuta/Snowflake/Databricks is contacted)"
     );
@@ -214,14 +270,15 @@ async fn sandbox(
                     .as_deref()
                     .unwrap_or("(no user in fixture)")
             );
-            app::run_stdio(&cfg).await?;
+            hint_when_terminal("sandbox");
+            app::run_stdio_observed(&cfg, &obs).await?;
             sandbox.shutdown().await;
             Ok(())
         }
         Some(addr) => {
             let issuer = app::LocalIssuer::start().await?;
             cfg.identity.oauth = Some(issuer.oauth_config());
-            let server = app::start_http(&cfg, &addr).await?;
+            let server = app::start_http_observed(&cfg, &addr, &obs).await?;
             issuer.authz.set_users(users.clone());
             issuer.authz.register_resource(&server.resource_url);
             eprintln!("  OAuth issuer        {}", issuer.issuer.issuer_url());

@@ -15,7 +15,8 @@
 //! [`RetryError::Transport`] saying [`NOT_REPEATED`], since repeating it could
 //! create a second vend or run the statement twice.
 
-use std::time::Duration;
+use crate::metrics::UpstreamObserver;
+use std::time::{Duration, Instant};
 
 /// How often and how long to retry a failing upstream request.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Upper bound of one sleep, also applied to `Retry-After`.
     pub max_backoff: Duration,
+    /// Counts each attempt in the metrics (service, endpoint, status, duration).
+    pub observer: Option<UpstreamObserver>,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +37,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            observer: None,
         }
     }
 }
@@ -126,6 +130,17 @@ impl RetryPolicy {
         }
     }
 
+    /// This policy, counting every attempt in `observer`'s metrics.
+    pub fn observed(mut self, observer: Option<UpstreamObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The metrics this policy counts into, if any.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.observer.as_ref().map(|o| &o.metrics)
+    }
+
     /// Backoff before attempt `attempt + 1` (attempt counts from 1).
     pub fn backoff(&self, attempt: u32, server_hint: Option<Duration>) -> Duration {
         if let Some(hint) = server_hint {
@@ -164,7 +179,17 @@ impl RetryPolicy {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let outcome = match build(attempt).send().await {
+            let (client, request) = build(attempt).build_split();
+            let shape = request
+                .as_ref()
+                .ok()
+                .map(|r| (r.method().clone(), r.url().clone()));
+            let started = Instant::now();
+            let sent = match request {
+                Ok(request) => client.execute(request).await,
+                Err(err) => Err(err),
+            };
+            let outcome = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
@@ -180,6 +205,14 @@ impl RetryPolicy {
                 }
                 Err(err) => Err(err),
             };
+            if let Some(observer) = &self.observer {
+                let (method, url) = match &shape {
+                    Some((m, u)) => (m.clone(), Some(u)),
+                    None => (reqwest::Method::GET, None),
+                };
+                let status = outcome.as_ref().ok().map(|r| r.status);
+                observer.attempt(&method, url, status, started.elapsed());
+            }
             match outcome {
                 Ok(resp) if !is_retryable_status(resp.status) => return Ok(resp),
                 Ok(resp) if once && !is_unprocessed_status(resp.status) => {
@@ -283,6 +316,7 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
             max_attempts: 10,
+            observer: None,
         };
         let b1 = p.backoff(1, None);
         let b3 = p.backoff(3, None);
@@ -320,6 +354,7 @@ mod tests {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
+            observer: None,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::config::Limits;
 use crate::cursor::{Cursor, CursorCodec, unix_secs};
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
+use crate::metrics::Metrics;
 use crate::query::{
     CallContext, CallFacts, GovernedQuery, PageRequest, ProgressSink, QueryError, QueryParameter,
     QueryRequest,
@@ -162,6 +163,7 @@ struct Inner {
     users: UserSource,
     tools: Vec<Tool>,
     cursors: CursorCodec,
+    metrics: Metrics,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -190,6 +192,7 @@ impl GovernedServer {
                 users,
                 tools,
                 cursors: CursorCodec::random(),
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -204,6 +207,28 @@ impl GovernedServer {
             ),
         }
         self
+    }
+
+    /// Count tool calls and guard refusals in `metrics` (default: a registry
+    /// nobody reads). Call before the server is cloned.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics = metrics,
+            None => tracing::warn!("with_metrics called on a shared server; not counting"),
+        }
+        self
+    }
+
+    /// One audit event per tool call, counted in the metrics too.
+    fn record(&self, event: &AuditEvent<'_>) {
+        audit::record(event);
+        self.inner.metrics.tool_call(
+            tool_name(event.tool),
+            event.platform,
+            event.outcome,
+            event.user,
+            event.duration,
+        );
     }
 
     /// The tools this server lists.
@@ -287,7 +312,7 @@ impl GovernedServer {
                 (r, "-", None, "ok", None)
             }
             Err(Failure::Protocol(e)) => {
-                audit::record(&AuditEvent {
+                self.record(&AuditEvent {
                     user: &user.user_id,
                     tool,
                     platform: "-",
@@ -308,7 +333,7 @@ impl GovernedServer {
                 (r, platform, None, kind, Some(message))
             }
         };
-        audit::record(&AuditEvent {
+        self.record(&AuditEvent {
             user: &user.user_id,
             tool,
             platform,
@@ -535,10 +560,13 @@ impl GovernedServer {
         self.inner
             .guard
             .check(platform, &request.sql)
-            .map_err(|e| Failure::Tool {
-                platform: tool_platform,
-                kind: "guard_refused",
-                message: format!("refused by the SQL guard: {e}"),
+            .map_err(|e| {
+                self.inner.metrics.guard_refusal(tool_platform, e.reason());
+                Failure::Tool {
+                    platform: tool_platform,
+                    kind: "guard_refused",
+                    message: format!("refused by the SQL guard: {e}"),
+                }
             })?;
         if allow == AllowCheck::Sql {
             self.inner

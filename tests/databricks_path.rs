@@ -25,6 +25,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(40),
+        observer: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn client_with(
         max_attempts: 3,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
+        observer: None,
     };
     ImmutaClient::new(&cfg, http, retry).expect("client")
 }

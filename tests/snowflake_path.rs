@@ -26,6 +26,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        observer: None,
     }
 }
 

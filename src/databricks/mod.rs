@@ -25,6 +25,7 @@ use crate::broker::CredentialCache;
 use crate::config::{DatabricksConfig, Limits};
 use crate::cursor::credential_fingerprint;
 use crate::immuta::client::ImmutaClient;
+use crate::metrics::{GaugeReading, Metrics, MintTracker, Service, UpstreamObserver};
 use crate::query::{
     CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryParameter,
     QueryRequest,
@@ -34,6 +35,8 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use oauth::{GroupId, TokenClient};
 use statements::{RunError, StatementSettings, StatementsClient};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Why the Databricks path cannot be set up or checked.
@@ -84,6 +87,12 @@ pub struct DatabricksGoverned {
     default_schema: Option<String>,
     /// Ask who each new token acts as before its first user statement.
     verify_identity: bool,
+    /// Counts credential lookups, when set by [`DatabricksGoverned::with_metrics`].
+    metrics: Option<Metrics>,
+    /// Users whose token is being minted right now (tells `shared` from `hit`).
+    mints: MintTracker,
+    /// Expiry of every token minted, for the live-token gauge.
+    minted: Arc<Mutex<Vec<SystemTime>>>,
 }
 
 impl std::fmt::Debug for DatabricksGoverned {
@@ -180,7 +189,35 @@ impl DatabricksGoverned {
             default_catalog: cfg.default_catalog.clone(),
             default_schema: cfg.default_schema.clone(),
             verify_identity: cfg.verify_identity,
+            metrics: None,
+            mints: MintTracker::default(),
+            minted: Arc::default(),
         })
+    }
+
+    /// Count this path's upstream requests, credential lookups and live tokens in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        let observer = UpstreamObserver {
+            metrics: metrics.clone(),
+            service: Service::Databricks,
+        };
+        let retry = self.statements.retry().clone().observed(Some(observer));
+        self = self.with_retry(retry);
+        self.metrics = Some(metrics.clone());
+        let minted = Arc::downgrade(&self.minted);
+        metrics.add_gauge_source(Box::new(move || {
+            let minted = minted.upgrade()?;
+            let mut expiries = minted.lock().unwrap_or_else(|e| e.into_inner());
+            let now = SystemTime::now();
+            expiries.retain(|expires_at| *expires_at > now);
+            Some(GaugeReading::DatabricksTokens(expiries.len() as i64))
+        }));
+        self
+    }
+
+    /// The workspace URL (e.g. for a reachability probe).
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// Who Databricks says `credential`'s token acts as, asked once per token:
@@ -333,43 +370,68 @@ impl DatabricksGoverned {
 
     /// The caller's cached group credential, or a fresh vend + token (single-flight per user).
     async fn credential(&self, ctx: &CallContext) -> Result<GroupCredential, QueryError> {
-        self.cache
-            .get_or_mint(ctx.user.clone(), |_previous| async move {
-                let vend = self.immuta.vend(ctx).await?;
-                let group = vend.roles.databricks.clone().ok_or_else(|| {
-                    QueryError::Vend(format!(
-                        "Immuta's answer (vend {}) has no Databricks group for {}; \
-                         is the Databricks connection enabled for agentic data access?",
-                        vend.id, ctx.user
-                    ))
-                })?;
-                let group_id = GroupId::new(group.native_role_id.clone()).map_err(|_| {
-                    QueryError::Vend(format!(
-                        "Immuta's Databricks group {} (vend {}) has no nativeRoleId",
-                        group.role_name, vend.id
-                    ))
-                })?;
-                let token = self.tokens.token_for_group(&group_id, ctx).await?;
-                let expires_at = token.expires_at.min(vend.expires_at);
-                tracing::debug!(
-                    user = %ctx.user,
-                    group = %group.role_name,
-                    vend_id = %vend.id,
-                    "minted a Databricks token for the vended group"
-                );
-                Ok::<_, QueryError>((
-                    GroupCredential {
-                        group_id: group_id.as_str().to_string(),
-                        group_name: group.role_name,
-                        vend_id: vend.id,
-                        access_token: token.access_token,
-                        expires_at,
-                        applied_identity: Default::default(),
-                    },
-                    expires_at,
-                ))
+        let was_minting = self.mints.is_minting(&ctx.user);
+        let minted = AtomicBool::new(false);
+        let credential = self
+            .cache
+            .get_or_mint(ctx.user.clone(), |_previous| {
+                minted.store(true, Ordering::SeqCst);
+                let minting = self.mints.minting(&ctx.user);
+                async move {
+                    let _minting = minting;
+                    self.mint_credential(ctx).await
+                }
             })
-            .await
+            .await;
+        if let Some(metrics) = &self.metrics {
+            let result = MintTracker::result(was_minting, minted.load(Ordering::SeqCst));
+            metrics.credential_cache("databricks", result);
+        }
+        credential
+    }
+
+    /// Vend a group for the caller and mint its token.
+    async fn mint_credential(
+        &self,
+        ctx: &CallContext,
+    ) -> Result<(GroupCredential, SystemTime), QueryError> {
+        let vend = self.immuta.vend(ctx).await?;
+        let group = vend.roles.databricks.clone().ok_or_else(|| {
+            QueryError::Vend(format!(
+                "Immuta's answer (vend {}) has no Databricks group for {}; \
+                         is the Databricks connection enabled for agentic data access?",
+                vend.id, ctx.user
+            ))
+        })?;
+        let group_id = GroupId::new(group.native_role_id.clone()).map_err(|_| {
+            QueryError::Vend(format!(
+                "Immuta's Databricks group {} (vend {}) has no nativeRoleId",
+                group.role_name, vend.id
+            ))
+        })?;
+        let token = self.tokens.token_for_group(&group_id, ctx).await?;
+        let expires_at = token.expires_at.min(vend.expires_at);
+        self.minted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token.expires_at);
+        tracing::debug!(
+            user = %ctx.user,
+            group = %group.role_name,
+            vend_id = %vend.id,
+            "minted a Databricks token for the vended group"
+        );
+        Ok((
+            GroupCredential {
+                group_id: group_id.as_str().to_string(),
+                group_name: group.role_name,
+                vend_id: vend.id,
+                access_token: token.access_token,
+                expires_at,
+                applied_identity: Default::default(),
+            },
+            expires_at,
+        ))
     }
 
     /// What a continuation cursor binds of `credential`: its vend (each vend gets

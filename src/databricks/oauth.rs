@@ -464,6 +464,7 @@ mod tests {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
+            observer: None,
         });
         let ctx = CallContext::new("alice@example.com", "test");
         let _ = c

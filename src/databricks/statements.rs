@@ -168,6 +168,10 @@ impl StatementsClient {
         self.retry = retry;
     }
 
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
     /// Run `request` with `token` and return its decoded (possibly truncated) rows.
     pub async fn run(
         &self,

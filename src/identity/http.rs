@@ -132,8 +132,20 @@ fn quoted(text: &str) -> String {
         .collect()
 }
 
+/// Marks a refused request's response with the [`AuthError::reason`] (read by the metrics layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFailureReason(pub &'static str);
+
 /// The response for a refused request (401 with a challenge, or 503 if the JWKS is unreachable).
 pub fn auth_failure(resource_metadata_url: &str, error: &AuthError) -> Response {
+    let mut response = auth_failure_response(resource_metadata_url, error);
+    response
+        .extensions_mut()
+        .insert(AuthFailureReason(error.reason()));
+    response
+}
+
+fn auth_failure_response(resource_metadata_url: &str, error: &AuthError) -> Response {
     if let AuthError::JwksUnavailable(_) = error {
         // The detail (the JWKS URL, HTTP status) is logged by the caller, not told to
         // an unauthenticated client.

@@ -320,6 +320,29 @@ impl JwtVerifier {
         Ok(alg)
     }
 
+    /// Fetch the JWKS unless usable keys are cached and fresh (the readiness
+    /// probe: a server that cannot fetch its issuer's keys cannot verify a token).
+    pub async fn ensure_keys(&self) -> Result<(), AuthError> {
+        let attempts = {
+            let cache = self.cache();
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.inner.cache_ttl);
+            if fresh && !cache.keys.is_empty() {
+                return Ok(());
+            }
+            cache.attempts
+        };
+        self.fetch_once(attempts).await?;
+        if self.cache().keys.is_empty() {
+            return Err(AuthError::JwksUnavailable(format!(
+                "the JWKS at {} holds no usable key",
+                self.inner.jwks_url
+            )));
+        }
+        Ok(())
+    }
+
     /// The JWKS key for `kid` that fits `alg`, fetching or refetching the JWKS as needed.
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
         let attempts = match self.lookup(kid, alg)? {

@@ -121,6 +121,32 @@ pub enum AuthError {
     SessionOfAnotherUser,
 }
 
+impl AuthError {
+    /// A bounded category of the failure (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing_token",
+            AuthError::Malformed(_) => "malformed",
+            AuthError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            AuthError::UnknownKey(_) => "unknown_key",
+            AuthError::InvalidSignature => "invalid_signature",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::MissingUserClaim(_) | AuthError::UnacceptableUserClaim { .. } => {
+                "user_claim"
+            }
+            AuthError::EmailNotVerified => "email_not_verified",
+            AuthError::TokenLifetime(_) => "token_lifetime",
+            AuthError::JwksUnavailable(_) => "jwks_unavailable",
+            AuthError::NotConfigured(_) => "not_configured",
+            AuthError::UserMismatch { .. } => "user_mismatch",
+            AuthError::SessionOfAnotherUser => "session_of_another_user",
+        }
+    }
+}
+
 /// The stdio end user: the configured user, proven by the ID token when one is configured.
 ///
 /// With both `stdio_user` and `stdio_id_token`, the token's user claim must name

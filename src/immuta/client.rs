@@ -51,6 +51,22 @@ pub enum ImmutaError {
     Config(String),
 }
 
+impl ImmutaError {
+    /// A bounded category of the failure (the `outcome` label of vend metrics).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ImmutaError::Unauthorized { .. } => "unauthorized",
+            ImmutaError::UnknownUser { .. } => "unknown_user",
+            ImmutaError::StillPending { .. } => "still_pending",
+            ImmutaError::NotReady { .. } => "not_ready",
+            ImmutaError::Rejected { .. } => "rejected",
+            ImmutaError::Unavailable(_) => "unavailable",
+            ImmutaError::Protocol(_) => "protocol_error",
+            ImmutaError::Config(_) => "config",
+        }
+    }
+}
+
 impl From<ImmutaError> for QueryError {
     fn from(e: ImmutaError) -> Self {
         QueryError::Vend(e.to_string())
@@ -200,8 +216,20 @@ impl ImmutaClient {
             .map_or(ImmutaAuth::Auto, AuthForm::setting)
     }
 
-    /// Vend roles for `ctx.user` and wait until they are ready.
+    /// Vend roles for `ctx.user` and wait until they are ready (counted in
+    /// `immuta_mcp_vends_total` when the retry policy carries metrics).
     pub async fn vend(&self, ctx: &CallContext) -> Result<VendedAccess, ImmutaError> {
+        let result = self.vend_and_wait(ctx).await;
+        if let Some(metrics) = self.inner.retry.metrics() {
+            metrics.vend(match &result {
+                Ok(_) => "ok",
+                Err(e) => e.outcome(),
+            });
+        }
+        result
+    }
+
+    async fn vend_and_wait(&self, ctx: &CallContext) -> Result<VendedAccess, ImmutaError> {
         let user = ctx.user.as_str();
         let body = VendRequest {
             user_id: user.to_string(),

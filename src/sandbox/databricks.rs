@@ -78,6 +78,10 @@ pub fn router(state: Arc<SandboxState>) -> Router {
             on(s, Endpoint::DatabricksToken, post(token)),
         )
         .route(
+            crate::databricks::wire::OAUTH_METADATA_PATH,
+            get(oauth_metadata),
+        )
+        .route(
             "/api/2.0/sql/statements",
             on(s, Endpoint::DatabricksSubmit, post(submit)),
         )
@@ -404,6 +408,28 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// `GET /oidc/.well-known/oauth-authorization-server`: the workspace's OAuth
+/// discovery document, served without authentication (RFC 8414 §3). The
+/// Databricks SDKs read `authorization_endpoint` and `token_endpoint` from it
+/// (databricks-sdk-py `oauth.get_workspace_endpoints`); the token endpoint is
+/// `/oidc/v1/token` ("Authorize unattended access with OAuth (M2M)").
+async fn oauth_metadata(headers: HeaderMap) -> Response {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return (StatusCode::BAD_REQUEST, "no Host header").into_response();
+    };
+    let base = format!("https://{host}/oidc");
+    axum::Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/v1/authorize"),
+        "token_endpoint": format!("{base}/v1/token"),
+        "jwks_uri": format!("{base}/v1/keys"),
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    }))
+    .into_response()
 }
 
 async fn not_found() -> Response {

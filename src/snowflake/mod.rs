@@ -33,6 +33,7 @@ pub mod sql_api;
 use crate::config::{Limits, SnowflakeConfig};
 use crate::cursor::credential_fingerprint;
 use crate::immuta::client::ImmutaClient;
+use crate::metrics::{Metrics, Service, UpstreamObserver};
 use crate::query::{
     CallContext, CredentialBinding, GovernedQuery, PageRequest, QueryError, QueryRequest,
 };
@@ -253,6 +254,32 @@ impl SnowflakeGoverned {
             self.fingerprint(),
             tokens.row_count
         ))
+    }
+
+    /// Count this path's upstream requests, credential lookups and live PATs in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics, agent: &str) -> Self {
+        let observer = UpstreamObserver {
+            metrics: metrics.clone(),
+            service: Service::Snowflake,
+        };
+        let retry = self.api.retry_policy().clone().observed(Some(observer));
+        self.api = self.api.clone().with_retry_policy(retry);
+        self.pats.set_api(self.api.clone());
+        self.pats.observe(metrics, agent);
+        self
+    }
+
+    /// The SQL API statements URL, when the account host is known from the
+    /// configuration (`snowflake.base_url` or `snowflake.account`).
+    pub fn statements_url(&self) -> Option<String> {
+        let base = match (&self.base_url, &self.account) {
+            (Some(base), _) => base.trim_end_matches('/').to_string(),
+            (None, Some(account)) => self
+                .pats
+                .base_url_for(&host::AccountHost::for_account(account).ok()?),
+            (None, None) => return None,
+        };
+        Some(format!("{base}{}", sql_api::STATEMENTS_PATH))
     }
 
     /// Remove every PAT this process created (on shutdown), best effort.

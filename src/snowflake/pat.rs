@@ -50,6 +50,7 @@ use super::sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequ
 use crate::broker::{CredentialCache, Lease};
 use crate::config::PatExpiryClause;
 use crate::immuta::client::{ImmutaClient, VendedAccess};
+use crate::metrics::{GaugeReading, Metrics, MintTracker};
 use crate::query::{CallContext, QueryError};
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
@@ -131,6 +132,10 @@ pub struct PatManager {
     /// Users whose mint failed for lack of capacity, and until when their
     /// calls fail at once.
     capacity_backoff: Mutex<HashMap<String, Instant>>,
+    /// Counts credential lookups (`[metrics]`), when set by [`PatManager::observe`].
+    metrics: Option<Metrics>,
+    /// Users whose PAT is being minted right now (tells `shared` from `hit`).
+    mints: MintTracker,
 }
 
 impl std::fmt::Debug for PatManager {
@@ -160,6 +165,8 @@ impl PatManager {
             fallback_warned: AtomicBool::new(false),
             removals: CancellationToken::new(),
             capacity_backoff: Mutex::new(HashMap::new()),
+            metrics: None,
+            mints: MintTracker::default(),
         }
     }
 
@@ -198,9 +205,44 @@ impl PatManager {
     /// The user's cached session, or a freshly vended role + minted PAT,
     /// leased for the call: hold the lease while a statement uses the PAT.
     pub async fn session(&self, ctx: &CallContext) -> Result<SessionLease, QueryError> {
-        self.cache
-            .lease_or_mint(ctx.user.clone(), |previous| self.mint(ctx, previous))
-            .await
+        let was_minting = self.mints.is_minting(&ctx.user);
+        let minted = AtomicBool::new(false);
+        let session = self
+            .cache
+            .lease_or_mint(ctx.user.clone(), |previous| {
+                minted.store(true, Ordering::SeqCst);
+                let minting = self.mints.minting(&ctx.user);
+                async move {
+                    let _minting = minting;
+                    self.mint(ctx, previous).await
+                }
+            })
+            .await;
+        if let Some(metrics) = &self.metrics {
+            let result = MintTracker::result(was_minting, minted.load(Ordering::SeqCst));
+            metrics.credential_cache("snowflake", result);
+        }
+        session
+    }
+
+    /// Count credential lookups in `metrics`, and report the live PATs this
+    /// process holds on the agent user `agent` (created, not removed, not expired).
+    pub fn observe(&mut self, metrics: &Metrics, agent: &str) {
+        self.metrics = Some(metrics.clone());
+        let created = Arc::downgrade(&self.created);
+        let agent = agent.to_string();
+        metrics.add_gauge_source(Box::new(move || {
+            let created = created.upgrade()?;
+            let now = SystemTime::now();
+            let live = created
+                .lock()
+                .map(|tokens| tokens.iter().filter(|t| t.expires_at > now).count())
+                .unwrap_or(0);
+            Some(GaugeReading::SnowflakePats {
+                agent: agent.clone(),
+                live: live as i64,
+            })
+        }));
     }
 
     /// The user's cached session if it is still fresh, leased; never vends or
