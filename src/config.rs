@@ -263,6 +263,27 @@ pub struct IdentityConfig {
     pub stdio_id_token: Option<SecretRef>,
     /// HTTP (and stdio ID tokens): the OAuth issuer.
     pub oauth: Option<OAuthConfig>,
+    /// HTTP: where the end user comes from: `bearer` (default; `identity.oauth`) or
+    /// `databricks_apps` (the Databricks Apps proxy's forwarded headers).
+    #[serde(default)]
+    pub source: crate::identity::databricks_apps::HttpIdentitySource,
+    /// `identity.source = "databricks_apps"` settings.
+    #[serde(default)]
+    pub databricks_apps: crate::identity::databricks_apps::DatabricksAppsConfig,
+}
+
+impl IdentityConfig {
+    /// The workspace whose SCIM `Me` confirms forwarded users: `identity.databricks_apps.workspace_url`,
+    /// else `databricks.host`.
+    pub fn apps_workspace_url<'a>(
+        &'a self,
+        databricks: Option<&'a DatabricksConfig>,
+    ) -> Option<&'a str> {
+        self.databricks_apps
+            .workspace_url
+            .as_deref()
+            .or(databricks.map(|d| d.host.as_str()))
+    }
 }
 
 /// The authorization server whose tokens this server accepts.
@@ -774,6 +795,20 @@ impl Config {
         for entry in &self.network.resolve {
             crate::http_client::parse_resolve(entry)
                 .map_err(|e| invalid("network.resolve", &e.to_string()))?;
+        }
+        if self.identity.source
+            == crate::identity::databricks_apps::HttpIdentitySource::DatabricksApps
+        {
+            let url = self
+                .identity
+                .apps_workspace_url(self.databricks.as_ref())
+                .ok_or_else(|| {
+                    invalid(
+                        "identity.databricks_apps.workspace_url",
+                        "identity.source = \"databricks_apps\" needs the workspace URL (this key or databricks.host)",
+                    )
+                })?;
+            secure_url("identity.databricks_apps.workspace_url", url, "")?;
         }
         if let Some(o) = &self.identity.oauth {
             secure_url("identity.oauth.jwks_url", &o.jwks_url, "")?;

@@ -13,6 +13,7 @@ pub mod broker;
 pub mod config;
 pub mod cursor;
 pub mod databricks;
+pub mod doctor;
 pub mod guard;
 pub mod http;
 pub mod http_client;

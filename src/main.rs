@@ -54,10 +54,15 @@ enum Command {
         #[arg(long, env = "IMMUTA_MCP_CONFIG", default_value = "immuta-mcp.toml")]
         config: PathBuf,
     },
-    /// Validate the config and reach each upstream, with clear messages.
+    /// Validate the config, reach each upstream and verify the agent accounts'
+    /// prerequisites, printing the statement that fixes each unmet one.
     Check {
         #[arg(long, env = "IMMUTA_MCP_CONFIG", default_value = "immuta-mcp.toml")]
         config: PathBuf,
+        /// Also run the whole on-behalf-of path once for this end user on each
+        /// platform (vend, credential, SELECT 1, applied identity), then clean up.
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
 }
 
@@ -101,18 +106,27 @@ async fn main() -> Result<()> {
                 (false, None) => bail!("say how to serve: --stdio or --http ADDR"),
             }
         }
-        Command::Check { config } => {
+        Command::Check { config, as_user } => {
             let cfg =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
-            let lines = app::check(&cfg).await;
+            let mut lines = app::check(&cfg).await;
+            if let Some(user) = as_user {
+                lines.extend(app::check_as(&cfg, &user).await);
+            }
             let mut failed = false;
             for l in &lines {
                 eprintln!(
-                    "{} {:<10} {}",
+                    "{} {:<24} {}",
                     if l.ok { "ok  " } else { "FAIL" },
                     l.component,
                     l.message
                 );
+                if let Some(fix) = &l.fix {
+                    eprintln!("     fix:");
+                    for fix_line in fix.lines() {
+                        eprintln!("       {fix_line}");
+                    }
+                }
                 failed |= !l.ok;
             }
             if failed {

@@ -18,6 +18,7 @@
 
 pub mod decode;
 pub mod oauth;
+pub mod permissions;
 pub mod statements;
 pub mod wire;
 
@@ -84,6 +85,9 @@ pub struct DatabricksGoverned {
     default_schema: Option<String>,
     /// Ask who each new token acts as before its first user statement.
     verify_identity: bool,
+    /// The service principal's application id and the SQL warehouse (for `check`).
+    client_id: String,
+    warehouse_id: String,
 }
 
 impl std::fmt::Debug for DatabricksGoverned {
@@ -180,6 +184,8 @@ impl DatabricksGoverned {
             default_catalog: cfg.default_catalog.clone(),
             default_schema: cfg.default_schema.clone(),
             verify_identity: cfg.verify_identity,
+            client_id: cfg.client_id.clone(),
+            warehouse_id: cfg.warehouse_id.clone(),
         })
     }
 
@@ -329,6 +335,32 @@ impl DatabricksGoverned {
                 "{token_url} answered HTTP {status}; is databricks.host a workspace URL?"
             ))),
         }
+    }
+
+    /// The service principal's application id and the configured warehouse id.
+    pub fn principal_and_warehouse(&self) -> (&str, &str) {
+        (&self.client_id, &self.warehouse_id)
+    }
+
+    /// What the service principal may do on the configured warehouse, read from the
+    /// Permissions API with a token of the service principal itself (no group).
+    pub async fn warehouse_access(&self) -> Result<permissions::WarehouseAccess, DatabricksError> {
+        let ctx = CallContext::new("immuta-mcp check", "check");
+        let token = self
+            .tokens
+            .token_for_service_principal(&ctx)
+            .await
+            .map_err(|e| {
+                DatabricksError::Check(format!("the service principal cannot get a token: {e}"))
+            })?;
+        permissions::warehouse_access(
+            &self.http,
+            &self.host,
+            &token.access_token,
+            &self.warehouse_id,
+            &self.client_id,
+        )
+        .await
     }
 
     /// The caller's cached group credential, or a fresh vend + token (single-flight per user).
