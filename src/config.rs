@@ -722,7 +722,7 @@ impl Config {
         }
         if let Some(db) = &mut self.databricks {
             if let Some(h) = env("DATABRICKS_HOST") {
-                db.host = h;
+                db.host = with_https_scheme(h);
             }
             if let Some(c) = env("DATABRICKS_CLIENT_ID") {
                 db.client_id = c;
@@ -740,7 +740,7 @@ impl Config {
             env("DATABRICKS_WAREHOUSE_ID"),
         ) {
             self.databricks = Some(DatabricksConfig {
-                host,
+                host: with_https_scheme(host),
                 client_id,
                 client_secret: SecretRef::Env("DATABRICKS_CLIENT_SECRET".into()),
                 warehouse_id,
@@ -840,6 +840,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// `DATABRICKS_HOST` may be a bare host name (Databricks Apps sets it so); like
+/// Databricks unified auth, assume `https://` then.
+fn with_https_scheme(host: String) -> String {
+    if host.contains("://") {
+        host
+    } else {
+        format!("https://{}", host.trim())
     }
 }
 

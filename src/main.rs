@@ -99,7 +99,7 @@ async fn main() -> Result<()> {
             match (stdio, http) {
                 (true, _) => Ok(app::run_stdio(&cfg).await?),
                 (false, Some(addr)) => {
-                    let server = app::start_http(&cfg, &addr).await?;
+                    let server = app::start_http(&cfg, &app_port(&addr)).await?;
                     eprintln!("immuta-mcp: MCP endpoint {}", server.resource_url);
                     wait_for_shutdown(server).await
                 }
@@ -135,6 +135,14 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--http` with `$DATABRICKS_APP_PORT` (or `${DATABRICKS_APP_PORT}`) replaced by that
+/// variable (8000 when unset): a Databricks App's `app.yaml` command is not run by a shell.
+fn app_port(addr: &str) -> String {
+    let port = std::env::var("DATABRICKS_APP_PORT").unwrap_or_else(|_| "8000".into());
+    addr.replace("${DATABRICKS_APP_PORT}", &port)
+        .replace("$DATABRICKS_APP_PORT", &port)
 }
 
 async fn wait_for_shutdown(server: app::HttpServer) -> Result<()> {
