@@ -105,7 +105,8 @@ async fn through_the_apps_proxy_each_user_sees_their_own_rows() {
 async fn missing_forged_and_foreign_forwarded_identities_are_refused() {
     let env = apps_env(true).await;
     let alice_token = workspace_token(&env, ALICE);
-    let cases: [(&str, Vec<(&str, &str)>, &str); 4] = [
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let cases: [(&str, Headers, &str); 4] = [
         ("no forwarded headers", vec![], "x-forwarded-email"),
         (
             "forged headers without a token",
