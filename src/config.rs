@@ -1036,6 +1036,43 @@ warehouse_id = "abc123"
     }
 
     #[test]
+    fn a_bare_databricks_host_from_the_environment_gets_https() {
+        let mut cfg = Config::parse(SAMPLE).unwrap();
+        cfg.apply_env(|k| (k == "DATABRICKS_HOST").then(|| "dbc-9.cloud.databricks.com".into()))
+            .unwrap();
+        assert_eq!(
+            cfg.databricks.unwrap().host,
+            "https://dbc-9.cloud.databricks.com"
+        );
+    }
+
+    #[test]
+    fn the_databricks_apps_source_needs_a_workspace_and_parses_its_settings() {
+        let text = format!(
+            "{SAMPLE}\n[identity.databricks_apps]\nrequire_forwarded_token = false\nuser_header = \"preferred_username\"\n"
+        )
+        .replacen("[identity]\n", "[identity]\nsource = \"databricks_apps\"\n", 1);
+        let cfg = Config::parse(&text).unwrap();
+        cfg.validate().unwrap();
+        assert!(!cfg.identity.databricks_apps.require_forwarded_token);
+        assert_eq!(
+            cfg.identity.apps_workspace_url(cfg.databricks.as_ref()),
+            Some("https://dbc-1.cloud.databricks.com")
+        );
+        let mut no_workspace = cfg.clone();
+        no_workspace.databricks = None;
+        no_workspace.immuta = None;
+        let err = no_workspace.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("identity.databricks_apps.workspace_url"),
+            "{err}"
+        );
+        let mut plain_http = cfg;
+        plain_http.identity.databricks_apps.workspace_url = Some("http://workspace.example".into());
+        assert!(plain_http.validate().is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_missing_immuta_are_rejected() {
         assert!(
             Config::parse("[server]\nbogus = 1")

@@ -36,6 +36,14 @@
 //! With `[sandbox] pat_expiry = "days_only"`, `MINS_TO_EXPIRY` is a SQL
 //! compilation error (`001003`/`42000`). The sandbox serves this router over
 //! HTTPS only (see [`super::tls`]).
+//!
+//! The agent may also run the statements `immuta-mcp check` reads its
+//! prerequisites with (`DESC USER`, `SHOW PARAMETERS ... IN USER`, `SHOW GRANTS
+//! ON USER`, `SHOW GRANTS TO ROLE`; see [`doctor_sql`]), answered from the
+//! fixture's `[agent]` table ([`super::prerequisites`]), which can also make the
+//! registered key another one (every key-pair JWT `390144`) and take away the
+//! network policy or the `MODIFY PROGRAMMATIC AUTHENTICATION METHODS` grant
+//! (`ADD PROGRAMMATIC ACCESS TOKEN` then fails with `003001`).
 
 mod auth;
 mod bindings;
