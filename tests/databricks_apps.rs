@@ -25,9 +25,13 @@ use std::time::Duration;
 const SF_ORDERS: &str = "SELECT ORDER_ID FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
 
 async fn apps_env(require_token: bool) -> HttpEnv {
+    apps_env_with(|cfg| cfg.identity.databricks_apps.require_forwarded_token = require_token).await
+}
+
+async fn apps_env_with(tweak: impl FnOnce(&mut immuta_mcp::config::Config)) -> HttpEnv {
     HttpEnv::start_with_options(SandboxOptions::default(), |cfg| {
         cfg.identity.source = HttpIdentitySource::DatabricksApps;
-        cfg.identity.databricks_apps.require_forwarded_token = require_token;
+        tweak(cfg);
     })
     .await
 }
@@ -247,6 +251,28 @@ async fn the_workspace_answer_is_cached_per_token_and_a_cached_token_still_names
         !body.to_string().contains("scim"),
         "the workspace URL stays in the log: {body}"
     );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_token_cache_is_bounded() {
+    let env = apps_env_with(|cfg| cfg.identity.databricks_apps.cache_max_entries = 1).await;
+    let (alice, bob) = (workspace_token(&env, ALICE), workspace_token(&env, BOB));
+    let scim = || env.sandbox.state.count(Endpoint::DatabricksScimMe);
+    for (user, token, asked) in [
+        (ALICE, &alice, 1),
+        (ALICE, &alice, 1), // cached
+        (BOB, &bob, 2),     // evicts alice's answer
+        (ALICE, &alice, 3), // asked again
+        (ALICE, &alice, 3),
+    ] {
+        let headers = [
+            ("x-forwarded-email", user),
+            ("x-forwarded-access-token", token.as_str()),
+        ];
+        assert_eq!(raw_initialize(&env, &headers).await.0, 200);
+        assert_eq!(scim(), asked, "{user}");
+    }
     env.shutdown().await;
 }
 
