@@ -356,28 +356,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
     lines.push(line("config", true, "valid".into()));
     match (&cfg.identity.stdio_user, &cfg.identity.oauth) {
         _ if cfg.identity.source == HttpIdentitySource::DatabricksApps => {
-            let apps = &cfg.identity.databricks_apps;
-            lines.push(line(
-                "identity",
-                true,
-                format!(
-                    "HTTP users from the Databricks Apps proxy's {} header, {}",
-                    apps.user_header.header(),
-                    if apps.require_forwarded_token {
-                        format!(
-                            "confirmed by {}{} with the forwarded token",
-                            cfg.identity
-                                .apps_workspace_url(cfg.databricks.as_ref())
-                                .unwrap_or_default()
-                                .trim_end_matches('/'),
-                            crate::identity::databricks_apps::SCIM_ME_PATH
-                        )
-                    } else {
-                        "trusted without a forwarded token (require_forwarded_token = false)"
-                            .to_string()
-                    }
-                ),
-            ))
+            lines.push(crate::doctor::apps_identity(cfg).await)
         }
         (None, None) => lines.push(line(
             "identity",

@@ -273,6 +273,63 @@ pub async fn snowflake(sf: &SnowflakeGoverned) -> Vec<CheckLine> {
     lines
 }
 
+/// `identity.source = "databricks_apps"`: the workspace's SCIM `Me` answers (a
+/// request without a token must get 401 there: the endpoint exists and wants one).
+pub async fn apps_identity(cfg: &Config) -> CheckLine {
+    let apps = &cfg.identity.databricks_apps;
+    let header = apps.user_header.header();
+    if !apps.require_forwarded_token {
+        return line(
+            "identity",
+            true,
+            format!(
+                "HTTP users from the Databricks Apps proxy's {header} header, trusted without a forwarded token (require_forwarded_token = false)"
+            ),
+            None,
+        );
+    }
+    let workspace = cfg
+        .identity
+        .apps_workspace_url(cfg.databricks.as_ref())
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let me = format!(
+        "{workspace}{}",
+        crate::identity::databricks_apps::SCIM_ME_PATH
+    );
+    let probe = match crate::http_client::build_for(cfg) {
+        Ok(http) => http.get(&me).send().await,
+        Err(e) => return line("identity", false, e.to_string(), None),
+    };
+    match probe.map(|r| r.status().as_u16()) {
+        Ok(401) => line(
+            "identity",
+            true,
+            format!(
+                "HTTP users from the Databricks Apps proxy's {header} header, confirmed by {me} with the forwarded token (it answers)"
+            ),
+            None,
+        ),
+        Ok(status) => line(
+            "identity",
+            false,
+            format!(
+                "{me} answered HTTP {status} without a token (expected 401): is the workspace URL right?"
+            ),
+            None,
+        ),
+        Err(e) => line(
+            "identity",
+            false,
+            format!(
+                "{me} unreachable: {}",
+                crate::retry::describe_transport_error(&e)
+            ),
+            None,
+        ),
+    }
+}
+
 /// The Databricks prerequisite: the service principal can use the warehouse.
 pub async fn databricks(db: &DatabricksGoverned) -> Vec<CheckLine> {
     let (client_id, warehouse_id) = db.principal_and_warehouse();

@@ -252,6 +252,34 @@ async fn check_as_a_user_runs_the_whole_path_on_each_platform_and_cleans_up() {
 }
 
 #[tokio::test]
+async fn with_the_databricks_apps_source_check_reaches_the_workspace_scim_me() {
+    let sandbox = sandbox_with(AgentPrerequisites::default()).await;
+    let mut cfg = sandbox.client_config();
+    cfg.identity.source = immuta_mcp::identity::databricks_apps::HttpIdentitySource::DatabricksApps;
+    let lines = app::check(&cfg).await;
+    let identity = find(&lines, "identity");
+    assert!(identity.ok, "{identity:?}");
+    assert!(
+        identity.message.contains("/api/2.0/preview/scim/v2/Me"),
+        "{identity:?}"
+    );
+    assert_eq!(sandbox.state.count(Endpoint::DatabricksScimMe), 1);
+    // A workspace URL where nothing answers is named.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    cfg.identity.databricks_apps.workspace_url = Some(format!("http://{closed}"));
+    let lines = app::check(&cfg).await;
+    let identity = find(&lines, "identity");
+    assert!(
+        !identity.ok && identity.message.contains("unreachable"),
+        "{identity:?}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_binary_prints_each_failure_with_its_fix() {
     let sandbox = sandbox_with(AgentPrerequisites {
         snowflake_user_type: "LEGACY_SERVICE".into(),
