@@ -309,7 +309,7 @@ impl DatabricksGoverned {
                 })?;
             return Ok(format!(
                 "Databricks workspace {} answers; OAuth token endpoint {endpoint}; \
-                 client credentials are used only with a vended group (no token minted by the check)",
+                 user SQL runs only with a vended group (the warehouse check below uses a token of the service principal itself, which runs no SQL)",
                 self.host
             ));
         }
@@ -328,7 +328,7 @@ impl DatabricksGoverned {
         match resp.status {
             400 | 401 | 405 => Ok(format!(
                 "Databricks workspace {} answers; OAuth token endpoint {token_url} exists; \
-                 client credentials are used only with a vended group (no token minted by the check)",
+                 user SQL runs only with a vended group (the warehouse check below uses a token of the service principal itself, which runs no SQL)",
                 self.host
             )),
             status => Err(DatabricksError::Check(format!(
