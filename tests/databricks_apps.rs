@@ -9,7 +9,8 @@
 //! the server answers 401; without user authorization (no forwarded token) it
 //! refuses unless `require_forwarded_token = false`; the SCIM answer is cached
 //! per token; the workspace being down is 503; with the default bearer source
-//! the forwarded headers change nothing; and no forwarded token reaches a log.
+//! the forwarded headers change nothing. (No forwarded token in the log:
+//! tests/databricks_apps_logs.rs, alone in its binary so the log capture sees every event.)
 
 mod common;
 
@@ -300,49 +301,5 @@ async fn with_the_bearer_source_forwarded_headers_change_nothing() {
     assert_eq!(status, 401);
     assert_eq!(env.sandbox.state.count(Endpoint::DatabricksScimMe), 0);
     close(client).await;
-    env.shutdown().await;
-}
-
-#[tokio::test]
-async fn no_forwarded_token_reaches_a_log_line() {
-    let buffer = LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let env = apps_env(true).await;
-    let proxy = AppsProxy::start(&env.base(), &env.sandbox.databricks_url, true).await;
-    let token = workspace_token(&env, ALICE);
-    let client = connect_to(&proxy.mcp_url(), Some(&token)).await.unwrap();
-    call_ok(
-        &client,
-        "query_databricks",
-        json!({"sql": "SELECT * FROM main.sales.orders"}),
-    )
-    .await;
-    close(client).await;
-    let bob_token = workspace_token(&env, BOB);
-    let (status, _) = raw_initialize(
-        &env,
-        &[
-            ("x-forwarded-email", ALICE),
-            ("x-forwarded-access-token", bob_token.as_str()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 401);
-    let text = buffer.text();
-    assert!(text.contains("caller refused"), "the refusal is logged");
-    let secrets = sandbox_secrets(&env.sandbox);
-    assert!(
-        secrets.iter().any(|(_, s)| *s == token) && secrets.iter().any(|(_, s)| *s == bob_token),
-        "the forwarded tokens are among the secrets looked for"
-    );
-    if let Err(leak) = find_secret(&text, &secrets) {
-        panic!("the TRACE log: {leak}");
-    }
     env.shutdown().await;
 }
