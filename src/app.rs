@@ -10,6 +10,7 @@ use crate::cursor::CursorCodec;
 use crate::databricks::DatabricksGoverned;
 use crate::guard::SqlGuard;
 use crate::http::{HttpSettings, ServeLimits, app, serve};
+use crate::identity::databricks_apps::{AppsIdentity, HttpIdentitySource};
 use crate::identity::http::{BearerAuth, resource_metadata_url};
 use crate::identity::scopes::ScopePolicy;
 use crate::identity::{JwtVerifier, VerifiedUser, resolve_stdio_user};
@@ -262,30 +263,19 @@ pub async fn start_http_observed(
         .resource_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}/mcp"));
-    let oauth = cfg.identity.oauth.as_ref().ok_or_else(|| {
-        AppError::Config("HTTP needs [identity.oauth] (issuer, jwks_url): every request must carry a bearer token".into())
-    })?;
+    let (auth, issuer, scopes, verifier) = request_auth(cfg, &resource_url)?;
     let platforms = build_observed_platforms(cfg, &obs.metrics)?;
     let server = build_server(cfg, &platforms, UserSource::PerRequest);
-    let verifier = verifier(oauth, &resource_url, cfg)?;
-    let auth = Arc::new(BearerAuth::new(
-        verifier.clone(),
-        resource_metadata_url(&resource_url),
-    ));
     let shutdown = CancellationToken::new();
-    obs.start_probes(cfg, &platforms, Some(verifier), shutdown.clone())?;
+    obs.start_probes(cfg, &platforms, verifier, shutdown.clone())?;
     let settings = HttpSettings {
         resource_url: resource_url.clone(),
-        issuer: oauth.issuer.clone(),
+        issuer,
         allowed_origins: cfg.server.allowed_origins.clone(),
         stateful_sessions: cfg.server.stateful_sessions,
         max_sessions_per_user: cfg.server.max_sessions_per_user,
         max_sessions: cfg.server.max_sessions,
-        scopes: ScopePolicy {
-            required: oauth.required_scopes.clone(),
-            per_tool: oauth.tool_scopes.clone(),
-            resource_metadata_url: resource_metadata_url(&resource_url),
-        },
+        scopes,
         shutdown: shutdown.clone(),
         metrics: obs.metrics.clone(),
         readiness: obs.readiness.clone(),
@@ -300,6 +290,53 @@ pub async fn start_http_observed(
         shutdown,
         task,
     })
+}
+
+/// How HTTP requests are authenticated (`identity.source`): the middleware state, the
+/// issuer the protected-resource metadata names, the scope policy, and the bearer-token
+/// verifier whose JWKS readiness watches (none when the Apps proxy names the user).
+type RequestAuth = (Arc<BearerAuth>, String, ScopePolicy, Option<JwtVerifier>);
+
+fn request_auth(cfg: &Config, resource_url: &str) -> Result<RequestAuth, AppError> {
+    let metadata_url = resource_metadata_url(resource_url);
+    if cfg.identity.source == HttpIdentitySource::DatabricksApps {
+        let workspace = cfg
+            .identity
+            .apps_workspace_url(cfg.databricks.as_ref())
+            .ok_or_else(|| {
+                AppError::Config(
+                    "identity.source = \"databricks_apps\" needs databricks.host or identity.databricks_apps.workspace_url".into(),
+                )
+            })?
+            .trim_end_matches('/')
+            .to_string();
+        let http =
+            crate::http_client::build_for(cfg).map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let apps = AppsIdentity::new(cfg.identity.databricks_apps.clone(), &workspace, http);
+        let scopes = ScopePolicy {
+            required: Vec::new(),
+            per_tool: Default::default(),
+            resource_metadata_url: metadata_url.clone(),
+        };
+        tracing::info!(%workspace, require_forwarded_token = cfg.identity.databricks_apps.require_forwarded_token, "users come from the Databricks Apps proxy");
+        return Ok((
+            Arc::new(BearerAuth::databricks_apps(Arc::new(apps), metadata_url)),
+            format!("{workspace}/oidc"),
+            scopes,
+            None,
+        ));
+    }
+    let oauth = cfg.identity.oauth.as_ref().ok_or_else(|| {
+        AppError::Config("HTTP needs [identity.oauth] (issuer, jwks_url): every request must carry a bearer token".into())
+    })?;
+    let verifier = verifier(oauth, resource_url, cfg)?;
+    let auth = BearerAuth::new(verifier.clone(), metadata_url.clone());
+    let scopes = ScopePolicy {
+        required: oauth.required_scopes.clone(),
+        per_tool: oauth.tool_scopes.clone(),
+        resource_metadata_url: metadata_url,
+    };
+    Ok((Arc::new(auth), oauth.issuer.clone(), scopes, Some(verifier)))
 }
 
 /// A local OAuth issuer for sandbox mode: serves its JWKS on loopback and mints user tokens.
@@ -360,6 +397,8 @@ pub struct CheckLine {
     pub component: &'static str,
     pub ok: bool,
     pub message: String,
+    /// For a failed prerequisite: the statement (from Immuta's guide) that fixes it.
+    pub fix: Option<String>,
 }
 
 /// Validate the configuration and probe each configured upstream without running user SQL.
@@ -369,6 +408,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         component,
         ok,
         message,
+        fix: None,
     };
     if let Err(e) = cfg.validate() {
         lines.push(line("config", false, e.to_string()));
@@ -376,6 +416,9 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
     }
     lines.push(line("config", true, "valid".into()));
     match (&cfg.identity.stdio_user, &cfg.identity.oauth) {
+        _ if cfg.identity.source == HttpIdentitySource::DatabricksApps => {
+            lines.push(crate::doctor::apps_identity(cfg).await)
+        }
         (None, None) => lines.push(line(
             "identity",
             false,
@@ -445,12 +488,28 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
             Ok(m) => line("snowflake", true, m),
             Err(e) => line("snowflake", false, e.to_string()),
         });
+        lines.extend(crate::doctor::snowflake(s).await);
     }
     if let Some(d) = &platforms.databricks {
         lines.push(match d.check().await {
             Ok(m) => line("databricks", true, m),
             Err(e) => line("databricks", false, e.to_string()),
         });
+        lines.extend(crate::doctor::databricks(d).await);
     }
     lines
+}
+
+/// `check --as USER`: the whole on-behalf-of path once for `user` on each configured
+/// platform (see [`crate::doctor::as_user`]), cleaning up what it created.
+pub async fn check_as(cfg: &Config, user: &str) -> Vec<CheckLine> {
+    match build_platforms(cfg) {
+        Ok(platforms) => crate::doctor::as_user(cfg, &platforms, user).await,
+        Err(e) => vec![CheckLine {
+            component: "platforms",
+            ok: false,
+            message: e.to_string(),
+            fix: None,
+        }],
+    }
 }

@@ -305,6 +305,27 @@ pub struct IdentityConfig {
     pub stdio_id_token: Option<SecretRef>,
     /// HTTP (and stdio ID tokens): the OAuth issuer.
     pub oauth: Option<OAuthConfig>,
+    /// HTTP: where the end user comes from: `bearer` (default; `identity.oauth`) or
+    /// `databricks_apps` (the Databricks Apps proxy's forwarded headers).
+    #[serde(default)]
+    pub source: crate::identity::databricks_apps::HttpIdentitySource,
+    /// `identity.source = "databricks_apps"` settings.
+    #[serde(default)]
+    pub databricks_apps: crate::identity::databricks_apps::DatabricksAppsConfig,
+}
+
+impl IdentityConfig {
+    /// The workspace whose SCIM `Me` confirms forwarded users: `identity.databricks_apps.workspace_url`,
+    /// else `databricks.host`.
+    pub fn apps_workspace_url<'a>(
+        &'a self,
+        databricks: Option<&'a DatabricksConfig>,
+    ) -> Option<&'a str> {
+        self.databricks_apps
+            .workspace_url
+            .as_deref()
+            .or(databricks.map(|d| d.host.as_str()))
+    }
 }
 
 /// The authorization server whose tokens this server accepts.
@@ -743,7 +764,7 @@ impl Config {
         }
         if let Some(db) = &mut self.databricks {
             if let Some(h) = env("DATABRICKS_HOST") {
-                db.host = h;
+                db.host = with_https_scheme(h);
             }
             if let Some(c) = env("DATABRICKS_CLIENT_ID") {
                 db.client_id = c;
@@ -761,7 +782,7 @@ impl Config {
             env("DATABRICKS_WAREHOUSE_ID"),
         ) {
             self.databricks = Some(DatabricksConfig {
-                host,
+                host: with_https_scheme(host),
                 client_id,
                 client_secret: SecretRef::Env("DATABRICKS_CLIENT_SECRET".into()),
                 warehouse_id,
@@ -823,6 +844,20 @@ impl Config {
             crate::http_client::parse_resolve(entry)
                 .map_err(|e| invalid("network.resolve", &e.to_string()))?;
         }
+        if self.identity.source
+            == crate::identity::databricks_apps::HttpIdentitySource::DatabricksApps
+        {
+            let url = self
+                .identity
+                .apps_workspace_url(self.databricks.as_ref())
+                .ok_or_else(|| {
+                    invalid(
+                        "identity.databricks_apps.workspace_url",
+                        "identity.source = \"databricks_apps\" needs the workspace URL (this key or databricks.host)",
+                    )
+                })?;
+            secure_url("identity.databricks_apps.workspace_url", url, "")?;
+        }
         if let Some(o) = &self.identity.oauth {
             secure_url("identity.oauth.jwks_url", &o.jwks_url, "")?;
             crate::identity::scopes::validate(&o.required_scopes, &o.tool_scopes)
@@ -853,6 +888,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// `DATABRICKS_HOST` may be a bare host name (Databricks Apps sets it so); like
+/// Databricks unified auth, assume `https://` then.
+fn with_https_scheme(host: String) -> String {
+    if host.contains("://") {
+        host
+    } else {
+        format!("https://{}", host.trim())
     }
 }
 
@@ -1036,6 +1081,43 @@ warehouse_id = "abc123"
             db.client_secret,
             SecretRef::Env("DATABRICKS_CLIENT_SECRET".into())
         );
+    }
+
+    #[test]
+    fn a_bare_databricks_host_from_the_environment_gets_https() {
+        let mut cfg = Config::parse(SAMPLE).unwrap();
+        cfg.apply_env(|k| (k == "DATABRICKS_HOST").then(|| "dbc-9.cloud.databricks.com".into()))
+            .unwrap();
+        assert_eq!(
+            cfg.databricks.unwrap().host,
+            "https://dbc-9.cloud.databricks.com"
+        );
+    }
+
+    #[test]
+    fn the_databricks_apps_source_needs_a_workspace_and_parses_its_settings() {
+        let text = format!(
+            "{SAMPLE}\n[identity.databricks_apps]\nrequire_forwarded_token = false\nuser_header = \"preferred_username\"\n"
+        )
+        .replacen("[identity]\n", "[identity]\nsource = \"databricks_apps\"\n", 1);
+        let cfg = Config::parse(&text).unwrap();
+        cfg.validate().unwrap();
+        assert!(!cfg.identity.databricks_apps.require_forwarded_token);
+        assert_eq!(
+            cfg.identity.apps_workspace_url(cfg.databricks.as_ref()),
+            Some("https://dbc-1.cloud.databricks.com")
+        );
+        let mut no_workspace = cfg.clone();
+        no_workspace.databricks = None;
+        no_workspace.immuta = None;
+        let err = no_workspace.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("identity.databricks_apps.workspace_url"),
+            "{err}"
+        );
+        let mut plain_http = cfg;
+        plain_http.identity.databricks_apps.workspace_url = Some("http://workspace.example".into());
+        assert!(plain_http.validate().is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod broker;
 pub mod config;
 pub mod cursor;
 pub mod databricks;
+pub mod doctor;
 pub mod guard;
 pub mod health;
 pub mod http;

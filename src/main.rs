@@ -61,10 +61,15 @@ enum Command {
         #[arg(long)]
         metrics: Option<String>,
     },
-    /// Validate the config and reach each upstream, with clear messages.
+    /// Validate the config, reach each upstream and verify the agent accounts'
+    /// prerequisites, printing the statement that fixes each unmet one.
     Check {
         #[arg(long, env = "IMMUTA_MCP_CONFIG", default_value = "immuta-mcp.toml")]
         config: PathBuf,
+        /// Also run the whole on-behalf-of path once for this end user on each
+        /// platform (vend, credential, SELECT 1, applied identity), then clean up.
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
     /// Serve MCP over stdio by forwarding to a shared immuta-mcp HTTP server,
     /// signed in with your own OAuth login (no platform secret on this machine).
@@ -149,7 +154,7 @@ async fn main() -> Result<()> {
                     Ok(app::run_stdio_observed(&cfg, &obs).await?)
                 }
                 (false, Some(addr)) => {
-                    let server = app::start_http_observed(&cfg, &addr, &obs).await?;
+                    let server = app::start_http_observed(&cfg, &app_port(&addr), &obs).await?;
                     eprintln!("immuta-mcp: MCP endpoint {}", server.resource_url);
                     wait_for_shutdown(server).await
                 }
@@ -157,18 +162,27 @@ async fn main() -> Result<()> {
             }
         }
         Command::Connect(args) => connect(args).await,
-        Command::Check { config } => {
+        Command::Check { config, as_user } => {
             let cfg =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
-            let lines = app::check(&cfg).await;
+            let mut lines = app::check(&cfg).await;
+            if let Some(user) = as_user {
+                lines.extend(app::check_as(&cfg, &user).await);
+            }
             let mut failed = false;
             for l in &lines {
                 eprintln!(
-                    "{} {:<10} {}",
+                    "{} {:<24} {}",
                     if l.ok { "ok  " } else { "FAIL" },
                     l.component,
                     l.message
                 );
+                if let Some(fix) = &l.fix {
+                    eprintln!("     fix:");
+                    for fix_line in fix.lines() {
+                        eprintln!("       {fix_line}");
+                    }
+                }
                 failed |= !l.ok;
             }
             if failed {
@@ -216,6 +230,14 @@ fn hint_when_terminal(command: &str) {
              `npx @modelcontextprotocol/inspector target/debug/immuta-mcp {command}`"
         );
     }
+}
+
+/// `--http` with `$DATABRICKS_APP_PORT` (or `${DATABRICKS_APP_PORT}`) replaced by that
+/// variable (8000 when unset): a Databricks App's `app.yaml` command is not run by a shell.
+fn app_port(addr: &str) -> String {
+    let port = std::env::var("DATABRICKS_APP_PORT").unwrap_or_else(|_| "8000".into());
+    addr.replace("${DATABRICKS_APP_PORT}", &port)
+        .replace("$DATABRICKS_APP_PORT", &port)
 }
 
 async fn wait_for_shutdown(server: app::HttpServer) -> Result<()> {

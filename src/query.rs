@@ -82,6 +82,8 @@ pub struct CallFacts {
     /// What the platform said it applied to the credential, checked once per
     /// credential (Snowflake `role=… user=…`, Databricks `user=… group=…`).
     pub applied_identity: Option<String>,
+    /// Ids of the vends Immuta answered during this call (`check --as` drops them).
+    pub vend_ids: Vec<String>,
 }
 
 /// Everything about a call that does not come from the model.

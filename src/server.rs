@@ -128,7 +128,7 @@ pub struct NoArgs {}
 pub struct WhoAmI {
     /// The end user every query runs for (Immuta user id).
     pub user: String,
-    /// How the user was established: `stdio_config`, `stdio_id_token` or `http_bearer`.
+    /// How the user was established: `stdio_config`, `stdio_id_token`, `http_bearer` or `databricks_apps`.
     pub identity_source: String,
     /// Issuer of the verified token (`local-config` for a configured stdio user).
     pub issuer: String,

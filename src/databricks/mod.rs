@@ -18,6 +18,7 @@
 
 pub mod decode;
 pub mod oauth;
+pub mod permissions;
 pub mod statements;
 pub mod wire;
 
@@ -93,6 +94,9 @@ pub struct DatabricksGoverned {
     mints: MintTracker,
     /// Expiry of every token minted, for the live-token gauge.
     minted: Arc<Mutex<Vec<SystemTime>>>,
+    /// The service principal's application id and the SQL warehouse (for `check`).
+    client_id: String,
+    warehouse_id: String,
 }
 
 impl std::fmt::Debug for DatabricksGoverned {
@@ -192,6 +196,8 @@ impl DatabricksGoverned {
             metrics: None,
             mints: MintTracker::default(),
             minted: Arc::default(),
+            client_id: cfg.client_id.clone(),
+            warehouse_id: cfg.warehouse_id.clone(),
         })
     }
 
@@ -340,7 +346,7 @@ impl DatabricksGoverned {
                 })?;
             return Ok(format!(
                 "Databricks workspace {} answers; OAuth token endpoint {endpoint}; \
-                 client credentials are used only with a vended group (no token minted by the check)",
+                 user SQL runs only with a vended group (the warehouse check below uses a token of the service principal itself, which runs no SQL)",
                 self.host
             ));
         }
@@ -359,13 +365,39 @@ impl DatabricksGoverned {
         match resp.status {
             400 | 401 | 405 => Ok(format!(
                 "Databricks workspace {} answers; OAuth token endpoint {token_url} exists; \
-                 client credentials are used only with a vended group (no token minted by the check)",
+                 user SQL runs only with a vended group (the warehouse check below uses a token of the service principal itself, which runs no SQL)",
                 self.host
             )),
             status => Err(DatabricksError::Check(format!(
                 "{token_url} answered HTTP {status}; is databricks.host a workspace URL?"
             ))),
         }
+    }
+
+    /// The service principal's application id and the configured warehouse id.
+    pub fn principal_and_warehouse(&self) -> (&str, &str) {
+        (&self.client_id, &self.warehouse_id)
+    }
+
+    /// What the service principal may do on the configured warehouse, read from the
+    /// Permissions API with a token of the service principal itself (no group).
+    pub async fn warehouse_access(&self) -> Result<permissions::WarehouseAccess, DatabricksError> {
+        let ctx = CallContext::new("immuta-mcp check", "check");
+        let token = self
+            .tokens
+            .token_for_service_principal(&ctx)
+            .await
+            .map_err(|e| {
+                DatabricksError::Check(format!("the service principal cannot get a token: {e}"))
+            })?;
+        permissions::warehouse_access(
+            &self.http,
+            &self.host,
+            &token.access_token,
+            &self.warehouse_id,
+            &self.client_id,
+        )
+        .await
     }
 
     /// The caller's cached group credential, or a fresh vend + token (single-flight per user).

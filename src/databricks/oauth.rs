@@ -155,11 +155,27 @@ impl TokenClient {
         group: &GroupId,
         ctx: &CallContext,
     ) -> Result<GroupToken, OAuthError> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("scope", "all-apis"),
-            ("assume_group", group.as_str()),
-        ];
+        self.request_token(Some(group), ctx).await
+    }
+
+    /// A token of the service principal itself (no `assume_group`): only `check`
+    /// asks for one, to read the warehouse's permissions; it never runs SQL.
+    pub async fn token_for_service_principal(
+        &self,
+        ctx: &CallContext,
+    ) -> Result<GroupToken, OAuthError> {
+        self.request_token(None, ctx).await
+    }
+
+    async fn request_token(
+        &self,
+        group: Option<&GroupId>,
+        ctx: &CallContext,
+    ) -> Result<GroupToken, OAuthError> {
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", "all-apis")];
+        if let Some(group) = group {
+            form.push(("assume_group", group.as_str()));
+        }
         let requested_at = SystemTime::now();
         let resp = self
             .retry
@@ -191,7 +207,7 @@ impl TokenClient {
                 }
             } else {
                 OAuthError::Refused {
-                    group_id: group.as_str().to_string(),
+                    group_id: group.map(|g| g.as_str().to_string()).unwrap_or_default(),
                     status: resp.status,
                     error,
                     description,
@@ -216,7 +232,7 @@ impl TokenClient {
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         tracing::debug!(
-            group_id = group.as_str(),
+            group_id = group.map(GroupId::as_str).unwrap_or("-"),
             lifetime_secs = lifetime.as_secs(),
             "Databricks issued a group-scoped token"
         );

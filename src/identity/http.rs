@@ -22,6 +22,7 @@
 //!   `/.well-known/oauth-protected-resource` and the path-suffixed form
 //!   `/.well-known/oauth-protected-resource<resource path>` (e.g. `/mcp`).
 
+use super::databricks_apps::{self, AppsIdentity};
 use super::{AuthError, JwtVerifier, VerifiedUser};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -36,15 +37,36 @@ use std::sync::Arc;
 /// State of [`require_bearer`].
 #[derive(Debug, Clone)]
 pub struct BearerAuth {
-    pub verifier: JwtVerifier,
+    /// How a request's user is established.
+    pub mode: AuthMode,
     /// Absolute URL of this server's protected-resource metadata (see [`resource_metadata_url`]).
     pub resource_metadata_url: String,
+}
+
+/// How [`require_bearer`] establishes the user (`identity.source`).
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    /// `Authorization: Bearer <jwt>`, verified against the issuer's JWKS.
+    Jwt(JwtVerifier),
+    /// The Databricks Apps proxy's forwarded headers (see [`super::databricks_apps`]).
+    DatabricksApps(Arc<AppsIdentity>),
 }
 
 impl BearerAuth {
     pub fn new(verifier: JwtVerifier, resource_metadata_url: impl Into<String>) -> Self {
         Self {
-            verifier,
+            mode: AuthMode::Jwt(verifier),
+            resource_metadata_url: resource_metadata_url.into(),
+        }
+    }
+
+    /// Users from the Databricks Apps proxy's forwarded headers.
+    pub fn databricks_apps(
+        apps: Arc<AppsIdentity>,
+        resource_metadata_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            mode: AuthMode::DatabricksApps(apps),
             resource_metadata_url: resource_metadata_url.into(),
         }
     }
@@ -76,26 +98,34 @@ pub fn resource_metadata_url(resource_url: &str) -> String {
     }
 }
 
-/// Verify the bearer token; on success the handler finds a [`VerifiedUser`] in the extensions.
+/// Verify the bearer token (or, with `identity.source = "databricks_apps"`, the
+/// forwarded user); on success the handler finds a [`VerifiedUser`] in the extensions.
 pub async fn require_bearer(
     State(auth): State<Arc<BearerAuth>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = match bearer_token(request.headers()) {
-        Ok(token) => token,
-        Err(e) => return auth_failure(&auth.resource_metadata_url, &e),
+    let verified = match &auth.mode {
+        AuthMode::Jwt(verifier) => match bearer_token(request.headers()) {
+            Ok(token) => verifier.verify(&token).await,
+            Err(e) => return auth_failure(&auth.resource_metadata_url, &e),
+        },
+        AuthMode::DatabricksApps(apps) => {
+            let user = apps.resolve(request.headers()).await;
+            databricks_apps::strip_forwarded_token(request.headers_mut());
+            user
+        }
     };
-    match auth.verifier.verify(&token).await {
+    match verified {
         Ok(user) => {
             // `?`: a user id is quoted and escaped, so it cannot forge a log line.
-            tracing::debug!(user = ?user.user_id, "bearer token verified");
+            tracing::debug!(user = ?user.user_id, source = user.source.as_str(), "caller verified");
             request.headers_mut().remove(header::AUTHORIZATION);
             request.extensions_mut().insert::<VerifiedUser>(user);
             next.run(request).await
         }
         Err(e) => {
-            tracing::info!(error = %e, "bearer token refused");
+            tracing::info!(error = %e, "caller refused");
             auth_failure(&auth.resource_metadata_url, &e)
         }
     }
@@ -146,12 +176,18 @@ pub fn auth_failure(resource_metadata_url: &str, error: &AuthError) -> Response 
 }
 
 fn auth_failure_response(resource_metadata_url: &str, error: &AuthError) -> Response {
-    if let AuthError::JwksUnavailable(_) = error {
-        // The detail (the JWKS URL, HTTP status) is logged by the caller, not told to
-        // an unauthenticated client.
+    if let AuthError::JwksUnavailable(_) | AuthError::WorkspaceUnavailable(_) = error {
+        // The detail (the JWKS or SCIM URL, HTTP status) is logged by the caller, not
+        // told to an unauthenticated client.
+        let description = match error {
+            AuthError::JwksUnavailable(_) => {
+                "the issuer's signing keys are temporarily unavailable; retry shortly"
+            }
+            _ => "the workspace cannot confirm the user right now; retry shortly",
+        };
         let body = json!({
             "error": "temporarily_unavailable",
-            "error_description": "the issuer's signing keys are temporarily unavailable; retry shortly",
+            "error_description": description,
         });
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         response

@@ -1233,6 +1233,7 @@ mod tests {
             stdio_user: Some("Alice@Example.com".into()),
             stdio_id_token: Some(SecretRef::Value(token.clone())),
             oauth: Some(issuer.oauth_config()),
+            ..Default::default()
         };
         let user = resolve_stdio_user(&with_token, Some(&v)).await.unwrap();
         assert_eq!(user.user_id, "alice@example.com");

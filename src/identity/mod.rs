@@ -6,10 +6,14 @@
 //!   ([`IdentitySource::StdioIdToken`]);
 //! - streamable HTTP with an OAuth bearer token verified against the
 //!   issuer's JWKS by [`jwt::JwtVerifier`] inside the [`http`] middleware
-//!   ([`IdentitySource::HttpBearer`]).
+//!   ([`IdentitySource::HttpBearer`]);
+//! - streamable HTTP behind the Databricks Apps proxy: the forwarded user,
+//!   confirmed by the workspace's SCIM `Me` with the forwarded token
+//!   ([`databricks_apps`], [`IdentitySource::DatabricksApps`]).
 //!
 //! Errors are [`AuthError`]s; their text never contains a token.
 
+pub mod databricks_apps;
 pub mod http;
 pub mod jwt;
 pub mod scopes;
@@ -28,6 +32,8 @@ pub enum IdentitySource {
     StdioIdToken,
     /// `Authorization: Bearer` token on an HTTP request, verified.
     HttpBearer,
+    /// The Databricks Apps proxy's forwarded user, confirmed by SCIM `Me`.
+    DatabricksApps,
 }
 
 impl IdentitySource {
@@ -37,6 +43,7 @@ impl IdentitySource {
             IdentitySource::StdioConfig => "stdio_config",
             IdentitySource::StdioIdToken => "stdio_id_token",
             IdentitySource::HttpBearer => "http_bearer",
+            IdentitySource::DatabricksApps => "databricks_apps",
         }
     }
 }
@@ -115,6 +122,19 @@ pub enum AuthError {
         configured: String,
         token_user: String,
     },
+    #[error("the Databricks Apps proxy forwarded no {0} header naming the user")]
+    ForwardedUserMissing(&'static str),
+    #[error(
+        "no X-Forwarded-Access-Token was forwarded: enable user authorization on the app \
+         (scope iam.current-user.read) so the workspace can confirm the user"
+    )]
+    ForwardedTokenMissing,
+    #[error("the workspace refused the forwarded access token (HTTP {0})")]
+    ForwardedTokenRefused(u16),
+    #[error("the forwarded access token belongs to another user than the {header} header names")]
+    ForwardedUserMismatch { header: String },
+    #[error("the workspace cannot confirm the user right now: {0}")]
+    WorkspaceUnavailable(String),
     #[error(
         "this MCP session was started by another user: start a new session with your own token"
     )]
@@ -143,6 +163,11 @@ impl AuthError {
             AuthError::NotConfigured(_) => "not_configured",
             AuthError::UserMismatch { .. } => "user_mismatch",
             AuthError::SessionOfAnotherUser => "session_of_another_user",
+            AuthError::ForwardedUserMissing(_) => "forwarded_user_missing",
+            AuthError::ForwardedTokenMissing => "forwarded_token_missing",
+            AuthError::ForwardedTokenRefused(_) => "forwarded_token_refused",
+            AuthError::ForwardedUserMismatch { .. } => "forwarded_user_mismatch",
+            AuthError::WorkspaceUnavailable(_) => "workspace_unavailable",
         }
     }
 }

@@ -294,6 +294,11 @@ impl ImmutaClient {
             None => SystemTime::now() + ttl,
         };
         tracing::debug!(user, vend_id = %vend.id, "Immuta vended roles");
+        ctx.facts
+            .lock()
+            .expect("facts lock")
+            .vend_ids
+            .push(vend.id.clone());
         Ok(VendedAccess {
             id: vend.id,
             user_id: vend.user_id,

@@ -37,8 +37,13 @@
 //! table the group may not read fails with `[TABLE_OR_VIEW_NOT_FOUND]` and
 //! `sql_state` `42P01`. Every handler first passes the fault injector (429
 //! with `Retry-After`, 503, resets, latency, pending polls).
+//!
+//! Workspace endpoints (see [`workspace`]): SCIM `Me` for user tokens the
+//! sandbox issued (the Databricks Apps proxy's forwarded token) and for the
+//! service principal's tokens, and the SQL warehouse Permissions API.
 
 mod params;
+mod workspace;
 
 use crate::result::Platform;
 use crate::sandbox::engine::{AGENT_IDENTITY, EngineError, EngineResult, Namespace, Session};
@@ -100,6 +105,26 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route(
             "/api/2.0/sql/statements/{id}/cancel",
             on(s, Endpoint::DatabricksCancel, post(cancel)),
+        )
+        .route(
+            crate::identity::databricks_apps::SCIM_ME_PATH,
+            on(s, Endpoint::DatabricksScimMe, get(workspace::scim_me)),
+        )
+        .route(
+            "/api/2.0/permissions/warehouses/{id}",
+            on(
+                s,
+                Endpoint::DatabricksPermissions,
+                get(workspace::warehouse_permissions),
+            ),
+        )
+        .route(
+            "/api/2.0/permissions/sql/warehouses/{id}",
+            on(
+                s,
+                Endpoint::DatabricksPermissions,
+                get(workspace::warehouse_permissions),
+            ),
         );
     let emulator = Arc::new(Emulator {
         state,

@@ -55,11 +55,15 @@ pub enum Endpoint {
     DatabricksStatus,
     DatabricksChunk,
     DatabricksCancel,
+    /// `GET /api/2.0/preview/scim/v2/Me`.
+    DatabricksScimMe,
+    /// `GET /api/2.0/permissions/warehouses/{id}`.
+    DatabricksPermissions,
 }
 
 impl Endpoint {
     /// Every emulated endpoint.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::ImmutaAuthenticate,
         Endpoint::ImmutaVend,
         Endpoint::ImmutaStatus,
@@ -73,6 +77,8 @@ impl Endpoint {
         Endpoint::DatabricksStatus,
         Endpoint::DatabricksChunk,
         Endpoint::DatabricksCancel,
+        Endpoint::DatabricksScimMe,
+        Endpoint::DatabricksPermissions,
     ];
 }
 
@@ -291,7 +297,9 @@ fn status_response(ep: Endpoint, status: u16, retry_after: Option<u64>) -> Respo
         Endpoint::DatabricksSubmit
         | Endpoint::DatabricksStatus
         | Endpoint::DatabricksChunk
-        | Endpoint::DatabricksCancel => json!({
+        | Endpoint::DatabricksCancel
+        | Endpoint::DatabricksScimMe
+        | Endpoint::DatabricksPermissions => json!({
             "error_code": match status {
                 429 => "REQUEST_LIMIT_EXCEEDED",
                 503 => "TEMPORARILY_UNAVAILABLE",

@@ -75,6 +75,9 @@ pub struct Fixture {
     /// Which variant of each private-preview behaviour the emulators play.
     #[serde(default)]
     pub sandbox: SandboxVariants,
+    /// Which of the agent accounts' prerequisites hold (`check` reports each one).
+    #[serde(default)]
+    pub agent: crate::sandbox::prerequisites::AgentPrerequisites,
 }
 
 /// One table of one platform.

@@ -23,6 +23,7 @@ pub mod faults;
 pub mod fixture;
 pub mod immuta;
 pub mod issuer;
+pub mod prerequisites;
 pub mod snowflake;
 pub mod state;
 pub mod tls;
@@ -32,6 +33,7 @@ pub mod variants;
 pub use engine::{Engine, EngineError, Namespace};
 pub use faults::{Endpoint, Fault, Faults};
 pub use fixture::Fixture;
+pub use prerequisites::AgentPrerequisites;
 pub use state::{
     AGENT_DATABRICKS_GROUP, AGENT_SNOWFLAKE_ROLE, Counter, ExecutedStatement, SandboxCredentials,
     SandboxSettings, SandboxState, SandboxUrls, SeenRequest,
@@ -117,6 +119,9 @@ impl Sandbox {
         // A fixture's `[sandbox]` table wins over settings left at their defaults.
         if fixture.sandbox != SandboxVariants::default() {
             settings.variants = fixture.sandbox;
+        }
+        if fixture.agent != AgentPrerequisites::default() {
+            settings.prerequisites = fixture.agent.clone();
         }
         let engine = tokio::task::spawn_blocking(move || Engine::new(&fixture));
         let creds = tokio::task::spawn_blocking(SandboxCredentials::generate);

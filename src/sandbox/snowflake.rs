@@ -36,9 +36,18 @@
 //! With `[sandbox] pat_expiry = "days_only"`, `MINS_TO_EXPIRY` is a SQL
 //! compilation error (`001003`/`42000`). The sandbox serves this router over
 //! HTTPS only (see [`super::tls`]).
+//!
+//! The agent may also run the statements `immuta-mcp check` reads its
+//! prerequisites with (`DESC USER`, `SHOW PARAMETERS ... IN USER`, `SHOW GRANTS
+//! ON USER`, `SHOW GRANTS TO ROLE`; see [`doctor_sql`]), answered from the
+//! fixture's `[agent]` table ([`super::prerequisites`]), which can also make the
+//! registered key another one (every key-pair JWT `390144`) and take away the
+//! network policy or the `MODIFY PROGRAMMATIC AUTHENTICATION METHODS` grant
+//! (`ADD PROGRAMMATIC ACCESS TOKEN` then fails with `003001`).
 
 mod auth;
 mod bindings;
+mod doctor_sql;
 mod pat_sql;
 
 use crate::result::Platform;
@@ -444,6 +453,15 @@ impl Emulator {
                         "Keypair access token expired.",
                     ));
                 }
+                if self.state.settings.prerequisites.snowflake_public_key
+                    != crate::sandbox::prerequisites::RegisteredKey::Configured
+                {
+                    // The user's registered key is not the one the JWT was signed with.
+                    return Err(AuthError::new(
+                        auth::CODE_JWT_INVALID,
+                        "JWT token is invalid.",
+                    ));
+                }
                 self.verifier.verify(token).map(|()| Principal::Agent)
             }
             "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
@@ -591,6 +609,28 @@ impl Emulator {
         match statement {
             PatStatement::Add(add) => {
                 check_user(&add.user)?;
+                let prerequisites = &self.state.settings.prerequisites;
+                if !prerequisites.snowflake_modify_pat_grant {
+                    return Err(SqlError::new(
+                        "003001",
+                        "42501",
+                        format!(
+                            "SQL access control error:\nInsufficient privileges to operate on user '{agent}'."
+                        ),
+                    ));
+                }
+                if prerequisites.snowflake_network_policy.trim().is_empty() {
+                    // Snowflake: a service user must be subject to a network policy to
+                    // generate a programmatic access token ("Network policy
+                    // requirements", programmatic-access-tokens). Wording not verified.
+                    return Err(SqlError::new(
+                        "003001",
+                        "42501",
+                        format!(
+                            "SQL access control error:\nA network policy is required for user '{agent}' to add a programmatic access token."
+                        ),
+                    ));
+                }
                 let role = add.role_restriction.ok_or_else(|| {
                     SqlError::new(
                         "001003",
@@ -978,6 +1018,24 @@ async fn submit(
             let outcome = match emu.run_pat_statement(pat_statement) {
                 Ok(data) => Outcome::Succeeded(Arc::new(data)),
                 Err(err) => Outcome::Failed(err),
+            };
+            statement.finish(outcome);
+        }
+        (Principal::Agent, Ok(None)) if doctor_sql::parse(&sql).is_some() => {
+            let parsed = doctor_sql::parse(&sql).expect("checked by the guard");
+            let user = emu.state.creds.snowflake_user.to_ascii_uppercase();
+            let account = doctor_sql::AgentAccount {
+                user: &user,
+                role: AGENT_SNOWFLAKE_ROLE,
+                fingerprint: &emu.state.creds.snowflake_public_key_fingerprint,
+                prerequisites: &emu.state.settings.prerequisites,
+            };
+            let outcome = match doctor_sql::answer(&parsed, &account) {
+                Ok((columns, rows)) => Outcome::Succeeded(Arc::new(text_result(&columns, rows))),
+                Err(message) if message.contains("access control") => {
+                    Outcome::Failed(SqlError::new("003001", "42501", message))
+                }
+                Err(message) => Outcome::Failed(SqlError::new("002003", "02000", message)),
             };
             statement.finish(outcome);
         }

@@ -190,6 +190,8 @@ pub struct SandboxSettings {
     /// principal itself ([`AGENT_DATABRICKS_GROUP`], no group membership)
     /// despite `assume_group`. The agent's identity has no grants. Default false.
     pub ignore_obo_restriction: bool,
+    /// Which of the agent accounts' prerequisites hold (a fixture's `[agent]` table).
+    pub prerequisites: crate::sandbox::prerequisites::AgentPrerequisites,
 }
 
 /// The Snowflake role the agent user runs as when a PAT's restriction is ignored.
@@ -210,6 +212,7 @@ impl Default for SandboxSettings {
             snowflake_expired_jwts: 0,
             snowflake_statement_delay: Duration::ZERO,
             ignore_obo_restriction: false,
+            prerequisites: Default::default(),
         }
     }
 }
@@ -236,6 +239,8 @@ pub struct SandboxState {
     counters: Mutex<HashMap<Counter, u64>>,
     executed: Mutex<Vec<ExecutedStatement>>,
     epoch: AtomicU64,
+    /// SHA-256 of each Databricks user token (as the Apps proxy forwards) → (user, expiry).
+    databricks_user_tokens: Mutex<HashMap<[u8; 32], (String, std::time::SystemTime)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -263,6 +268,7 @@ impl SandboxState {
             counters: Mutex::new(HashMap::new()),
             executed: Mutex::new(Vec::new()),
             epoch: AtomicU64::new(0),
+            databricks_user_tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -326,6 +332,42 @@ impl SandboxState {
     /// Fault knob: every PAT / OAuth token issued so far is now expired.
     pub fn expire_credentials(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Issue a workspace OAuth token for `user`, as the Databricks Apps proxy
+    /// forwards in `X-Forwarded-Access-Token` under user authorization. It is
+    /// JWT-shaped (`sub`, `exp`; the signature is random) and known to the
+    /// Databricks emulator's SCIM `Me` until it expires.
+    pub fn issue_databricks_user_token(&self, user: &str, lifetime: Duration) -> String {
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let expires = std::time::SystemTime::now() + lifetime;
+        let exp = expires
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let token = format!(
+            "{}.{}.{}",
+            b64(serde_json::json!({"alg": "RS256", "typ": "at+jwt"})),
+            b64(serde_json::json!({"sub": user, "exp": exp, "scope": "iam.current-user.read"})),
+            hex::encode(rand::random::<[u8; 32]>())
+        );
+        lock(&self.databricks_user_tokens).insert(
+            Sha256::digest(token.as_bytes()).into(),
+            (user.to_string(), expires),
+        );
+        self.record_issued_credential(&token);
+        token
+    }
+
+    /// The user a live Databricks user token belongs to.
+    pub fn databricks_user_of(&self, token: &str) -> Option<String> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        lock(&self.databricks_user_tokens)
+            .get(&key)
+            .filter(|(_, expires)| std::time::SystemTime::now() < *expires)
+            .map(|(user, _)| user.clone())
     }
 
     pub fn bump(&self, c: Counter) {

@@ -47,6 +47,9 @@ pub enum KeyError {
 pub struct AgentKey {
     encoding: EncodingKey,
     fingerprint: String,
+    /// Standard base64 of the DER SubjectPublicKeyInfo (public; what
+    /// `ALTER USER ... SET RSA_PUBLIC_KEY = '...'` takes).
+    public_key_base64: String,
 }
 
 impl std::fmt::Debug for AgentKey {
@@ -89,7 +92,13 @@ impl AgentKey {
         Ok(Self {
             encoding: EncodingKey::from_rsa_der(pkcs1.as_bytes()),
             fingerprint,
+            public_key_base64: base64::engine::general_purpose::STANDARD.encode(spki.as_bytes()),
         })
+    }
+
+    /// The public key as `ALTER USER ... SET RSA_PUBLIC_KEY` takes it (base64 DER, no PEM lines).
+    pub fn public_key_base64(&self) -> &str {
+        &self.public_key_base64
     }
 
     /// `SHA256:<base64>` — what `DESC USER` shows as `RSA_PUBLIC_KEY_FP`.
@@ -159,6 +168,16 @@ impl KeyPairJwt {
 
     pub fn fingerprint(&self) -> &str {
         self.key.fingerprint()
+    }
+
+    /// The agent key's public half (base64 DER).
+    pub fn public_key_base64(&self) -> &str {
+        self.key.public_key_base64()
+    }
+
+    /// The agent user, upper-cased as the JWT names it.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// `ACCOUNT.USER`, the JWT subject.

@@ -230,9 +230,8 @@ impl SnowflakeGoverned {
         self.pats.expiry_clause()
     }
 
-    /// Prove the agent can authenticate: sign a key-pair JWT and run the
-    /// harmless `SHOW USER PROGRAMMATIC ACCESS TOKENS` with it.
-    pub async fn check(&self) -> Result<String, SnowflakeError> {
+    /// The account and SQL API base URL `check` talks to (from `snowflake.account`).
+    fn check_target(&self) -> Result<(String, String), SnowflakeError> {
         let account = self.account.clone().ok_or_else(|| {
             SnowflakeError::Check(format!(
                 "key loaded (fingerprint {}), but snowflake.account is not set, so the connection cannot be checked without vending a role; set snowflake.account to the account locator",
@@ -242,6 +241,38 @@ impl SnowflakeGoverned {
         let host = host::AccountHost::for_account(&account)
             .map_err(|e| SnowflakeError::Check(format!("snowflake.account {account:?}: {e}")))?;
         let base_url = self.pats.base_url_for(&host);
+        Ok((account, base_url))
+    }
+
+    /// Run one statement under the agent's key-pair JWT (the doctor's `DESC USER`,
+    /// `SHOW GRANTS`); the outer error is a configuration problem, the inner one Snowflake's answer.
+    pub async fn run_as_agent(
+        &self,
+        statement: &str,
+    ) -> Result<Result<ResultSet, SqlApiError>, SnowflakeError> {
+        let (account, base_url) = self.check_target()?;
+        let ctx = CallContext::new("immuta-mcp check", "check");
+        Ok(self
+            .pats
+            .run_jwt(&ctx, &account, &base_url, statement)
+            .await)
+    }
+
+    /// The agent user (upper-cased) and its key's public half (base64 DER).
+    pub fn agent_key(&self) -> (&str, &str) {
+        let jwt = self.pats.jwt();
+        (jwt.user(), jwt.public_key_base64())
+    }
+
+    /// The configured default warehouse, resolved as Snowflake resolves identifiers.
+    pub fn default_warehouse(&self) -> Option<&str> {
+        self.default_warehouse.as_deref()
+    }
+
+    /// Prove the agent can authenticate: sign a key-pair JWT and run the
+    /// harmless `SHOW USER PROGRAMMATIC ACCESS TOKENS` with it.
+    pub async fn check(&self) -> Result<String, SnowflakeError> {
+        let (account, base_url) = self.check_target()?;
         let ctx = CallContext::new("immuta-mcp check", "check");
         let tokens = self
             .pats

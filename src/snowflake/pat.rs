@@ -493,7 +493,7 @@ impl PatManager {
     }
 
     /// Run a token-management statement under the agent's JWT.
-    async fn run_jwt(
+    pub(crate) async fn run_jwt(
         &self,
         ctx: &CallContext,
         account: &str,

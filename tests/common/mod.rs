@@ -7,8 +7,11 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod apps_proxy;
 mod leak;
 mod logs;
+#[allow(unused_imports)] // only the Databricks Apps tests use the proxy
+pub use apps_proxy::AppsProxy;
 #[allow(unused_imports)] // not every test binary checks for leaks
 pub use leak::*;
 #[allow(unused_imports)] // not every test binary reads logs
@@ -43,7 +46,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_immuta-mcp");
 pub const STEP: Duration = Duration::from_secs(30);
 
 /// Every sandbox endpoint (for "no upstream request was made" checks).
-pub const ALL_ENDPOINTS: [Endpoint; 13] = Endpoint::ALL;
+pub const ALL_ENDPOINTS: &[Endpoint] = &Endpoint::ALL;
 
 /// Await `fut`, failing the test if it takes longer than [`STEP`].
 pub async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
