@@ -506,13 +506,24 @@ async fn readyz_waits_for_the_jwks_and_names_an_unreachable_issuer() {
         c.health.probe_interval_secs = 1;
     })
     .await;
-    let down = readyz_becomes(&o, &o.metrics_base(), 503).await;
-    let reasons: Vec<String> = down["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
+    // Wait until every upstream has answered its first probe: only then can
+    // the reasons tell a broken issuer from upstreams not probed yet.
+    let deadline = tokio::time::Instant::now() + STEP;
+    let reasons = loop {
+        let down = readyz_becomes(&o, &o.metrics_base(), 503).await;
+        let reasons: Vec<String> = down["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        if !reasons.iter().any(|r| r.ends_with("not probed yet"))
+            || tokio::time::Instant::now() >= deadline
+        {
+            break reasons;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         reasons.iter().any(|r| r.starts_with("jwks: ")),
         "{reasons:?}"
