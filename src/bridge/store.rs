@@ -234,9 +234,16 @@ impl TokenStore {
         let Some(tokens) = self.files.load(resource)? else {
             return Ok(None);
         };
-        self.keyring.set(&key, tokens.encode()?).await?;
-        self.files.forget(resource)?;
-        eprintln!("immuta-mcp connect: moved the cached tokens for {resource} into the OS keyring");
+        match self.keyring.set(&key, tokens.encode()?).await {
+            Ok(()) => {
+                self.files.forget(resource)?;
+                eprintln!(
+                    "immuta-mcp connect: moved the cached tokens for {resource} into the OS keyring"
+                );
+            }
+            // Kept where they are; `save` says why when they are next written.
+            Err(e) => tracing::debug!(error = %e, "tokens stay in the file"),
+        }
         Ok(Some(tokens))
     }
 
@@ -246,7 +253,27 @@ impl TokenStore {
             Place::File => self.files.save(tokens),
             Place::Keyring => {
                 let key = store_key(&tokens.resource);
-                self.keyring.set(&key, tokens.encode()?).await
+                match self.keyring.set(&key, tokens.encode()?).await {
+                    Ok(()) => {
+                        // A file from an earlier fallback would be stale now.
+                        self.files.forget(&tokens.resource)?;
+                        Ok(())
+                    }
+                    Err(e) if self.backend == TokenBackend::Keyring => Err(e),
+                    // `auto`: e.g. the Windows Credential Manager refuses entries over
+                    // 2,560 bytes, which a large JWT pair can exceed. Keep them in the file.
+                    Err(e) => {
+                        eprintln!(
+                            "immuta-mcp connect: the OS keyring refused the tokens for {} ({}); \
+                             kept in files under {} (readable only by you)",
+                            tokens.resource,
+                            reason(&e),
+                            self.files.dir().display()
+                        );
+                        let _ = self.keyring.delete(&key).await;
+                        self.files.save(tokens)
+                    }
+                }
             }
         }
     }
