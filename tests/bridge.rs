@@ -1074,7 +1074,7 @@ async fn tokens_live_in_the_os_keyring_when_one_answers_and_logout_removes_them(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_reachable_keyring_auto_keeps_tokens_in_a_private_file() {
+async fn without_a_keyring_auto_keeps_tokens_in_a_private_file_and_moves_them_in_later() {
     let env = shared_server(Duration::from_secs(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let dead_bus = format!("unix:path={}/no-bus-here", dir.path().display());
@@ -1120,4 +1120,39 @@ async fn without_a_reachable_keyring_auto_keeps_tokens_in_a_private_file() {
         assert_eq!(mode, 0o600, "{}", file.display());
     }
     close(alice).await;
+    drop(bridge);
+
+    // Once a keyring answers, the next bridge moves the file's tokens into it: no new sign-in.
+    let secrets = SecretService::start(&dir.path().join("keyring"));
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", secrets.address.as_str())];
+    let mut later =
+        Bridge::spawn_with_env(env.url(), &store, dir.path(), &["--login", "device"], &bus);
+    let client = bounded("initialize with the moved tokens", later.initialize())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("initialize failed: {e}\nstderr:\n{}", later.stderr()));
+    let whoami = text_of(&call_ok(&client, "whoami", json!({})).await);
+    assert!(whoami.contains(ALICE), "{whoami}");
+    assert!(
+        later.stderr().contains("moved the cached tokens"),
+        "{}",
+        later.stderr()
+    );
+    assert!(
+        token_files(&store).is_empty(),
+        "the file is gone once moved"
+    );
+    let entries = secrets.entries();
+    assert_eq!(entries.len(), 1);
+    let moved: Value = serde_json::from_str(&entries[0].1).unwrap();
+    assert_eq!(moved["access_token"], held["access_token"]);
+    assert_eq!(moved["refresh_token"], held["refresh_token"]);
+    assert_eq!(
+        env.issuer
+            .authz
+            .successes(AuthzRequestKind::DeviceAuthorization),
+        1,
+        "no second sign-in"
+    );
+    close(client).await;
 }
