@@ -834,6 +834,12 @@ fn start_tool(cmd: &mut std::process::Command, tool: &str, package: &str) -> std
 
 impl SecretService {
     fn start(dir: &Path) -> SecretService {
+        SecretService::start_with(dir, true)
+    }
+
+    /// `unlock: false`: no login keyring and no prompter to create one, as on
+    /// a headless machine where nobody ever signed in to a desktop.
+    fn start_with(dir: &Path, unlock: bool) -> SecretService {
         use std::io::{BufRead, Write};
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let config = dir.join("bus.conf");
@@ -878,7 +884,8 @@ impl SecretService {
         );
         let mut keyring = start_tool(
             std::process::Command::new("gnome-keyring-daemon")
-                .args(["--foreground", "--unlock", "--components=secrets"])
+                .args(["--foreground", "--components=secrets"])
+                .args(unlock.then_some("--unlock"))
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", dir)
@@ -893,7 +900,9 @@ impl SecretService {
         );
         // --unlock reads the login keyring's password from stdin until EOF.
         let mut stdin = keyring.stdin.take().unwrap();
-        stdin.write_all(b"keyring-test-password").unwrap();
+        if unlock {
+            stdin.write_all(b"keyring-test-password").unwrap();
+        }
         drop(stdin);
         let service = SecretService {
             bus,
@@ -1100,6 +1109,27 @@ async fn without_a_keyring_auto_keeps_tokens_in_a_private_file_and_moves_them_in
         err.contains("--token-backend keyring: no usable OS keyring"),
         "{err}"
     );
+
+    // A Secret Service with no unlocked keyring (and no prompter) is no usable keyring either.
+    let locked = SecretService::start_with(&dir.path().join("locked"), false);
+    let locked_bus = [("DBUS_SESSION_BUS_ADDRESS", locked.address.as_str())];
+    let (ok, _, err) = connect_to_exit(
+        &[env.url(), "--token-store", store_arg, "--logout"],
+        dir.path(),
+        &locked_bus,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let said = format!("tokens are kept in files under {}", store.display());
+    assert!(
+        err.contains("no usable OS keyring") && err.contains(&said),
+        "{err}"
+    );
+    assert!(
+        locked.entries().is_empty(),
+        "the probe entry did not stay behind"
+    );
+    drop(locked);
 
     let bridge =
         Bridge::spawn_with_env(env.url(), &store, dir.path(), &["--login", "device"], &bus);

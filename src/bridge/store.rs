@@ -520,6 +520,22 @@ mod tests {
     }
 
     #[test]
+    fn each_server_has_its_own_readable_store_key() {
+        let key = store_key("https://mcp.example.com/mcp");
+        let (label, hash) = key.rsplit_once('-').unwrap();
+        assert_eq!(label, "mcp.example.com-443");
+        assert_eq!(hash.len(), 16);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(key, store_key("https://mcp.example.com/other"));
+        assert!(store_key("http://127.0.0.1:8080/mcp").starts_with("127.0.0.1-8080-"));
+        let files = FileStore::new("/tokens");
+        assert_eq!(
+            files.path_for("https://mcp.example.com/mcp"),
+            Path::new("/tokens").join(format!("{key}.json"))
+        );
+    }
+
+    #[test]
     fn debug_shows_no_token() {
         let shown = format!("{:?}", tokens("https://a.example/mcp"));
         assert!(!shown.contains("access-value") && !shown.contains("refresh-value"));
