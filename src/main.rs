@@ -91,9 +91,22 @@ struct ConnectArgs {
     /// Scopes to request (space-separated), if your identity provider needs them.
     #[arg(long)]
     scope: Option<String>,
-    /// Directory of the token cache (default: <config dir>/immuta-mcp/tokens).
+    /// Directory of the token files (default: <config dir>/immuta-mcp/tokens),
+    /// used by `--token-backend file`, and by `auto` when no OS keyring answers.
     #[arg(long, env = "IMMUTA_MCP_TOKEN_STORE")]
     token_store: Option<PathBuf>,
+    /// Where tokens are cached: `auto` (the OS keyring if one answers, else
+    /// the files), `keyring` (OS keyring only) or `file`.
+    #[arg(
+        long,
+        value_enum,
+        env = "IMMUTA_MCP_TOKEN_BACKEND",
+        default_value = "auto"
+    )]
+    token_backend: TokenBackendArg,
+    /// How long one OS keyring call may take before it counts as unavailable, seconds.
+    #[arg(long, default_value_t = 5)]
+    keyring_timeout_secs: u64,
     /// Extra CA certificates (PEM) to trust for the server and the identity provider.
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -106,6 +119,13 @@ struct ConnectArgs {
     /// Revoke and forget the cached tokens for this server, then exit.
     #[arg(long)]
     logout: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenBackendArg {
+    Auto,
+    Keyring,
+    File,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -328,11 +348,20 @@ async fn sandbox(
 }
 
 async fn connect(args: ConnectArgs) -> Result<()> {
-    use immuta_mcp::bridge::{self, ConnectOptions, LoginMethod, Session, store::TokenStore};
-    let token_store = match args.token_store {
-        Some(dir) => TokenStore::new(dir),
-        None => TokenStore::default_location()?,
+    use immuta_mcp::bridge::keyring_store::KeyringStore;
+    use immuta_mcp::bridge::store::{FileStore, TokenBackend, TokenStore};
+    use immuta_mcp::bridge::{self, ConnectOptions, LoginMethod, Session};
+    let files = match args.token_store {
+        Some(dir) => FileStore::new(dir),
+        None => FileStore::default_location()?,
     };
+    let backend = match args.token_backend {
+        TokenBackendArg::Auto => TokenBackend::Auto,
+        TokenBackendArg::Keyring => TokenBackend::Keyring,
+        TokenBackendArg::File => TokenBackend::File,
+    };
+    let keyring = KeyringStore::new(Duration::from_secs(args.keyring_timeout_secs.max(1)));
+    let token_store = TokenStore::new(backend, files, keyring);
     let session = Session::new(ConnectOptions {
         url: args.url.clone(),
         login: match args.login {
@@ -345,7 +374,8 @@ async fn connect(args: ConnectArgs) -> Result<()> {
         ca_file: args.ca_file,
         login_timeout: Duration::from_secs(args.login_timeout_secs),
         open_browser: !args.no_browser,
-    })?;
+    })
+    .await?;
     if args.logout {
         let forgot = session.logout().await?;
         eprintln!(

@@ -45,7 +45,20 @@ struct Bridge {
 }
 
 impl Bridge {
+    /// With the file store (no OS keyring is touched).
     fn spawn(url: &str, store: &Path, home: &Path, extra: &[&str]) -> Bridge {
+        let extra = [&["--token-backend", "file"], extra].concat();
+        Bridge::spawn_with_env(url, store, home, &extra, &[])
+    }
+
+    /// With the default token backend and extra environment variables.
+    fn spawn_with_env(
+        url: &str,
+        store: &Path,
+        home: &Path,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Bridge {
         let mut child = tokio::process::Command::new(BIN)
             .arg("connect")
             .arg(url)
@@ -56,6 +69,7 @@ impl Bridge {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
+            .envs(vars.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -157,7 +171,11 @@ async fn printed_user_code(env: &HttpEnv, bridge: &Bridge, already: usize) -> St
 
 /// Spawn a bridge, approve its device login as `user`, return the initialized client.
 async fn signed_in(env: &HttpEnv, store: &Path, home: &Path, user: &str) -> (Bridge, Client) {
-    let mut bridge = Bridge::spawn(env.url(), store, home, &["--login", "device"]);
+    let bridge = Bridge::spawn(env.url(), store, home, &["--login", "device"]);
+    approved(env, bridge, user).await
+}
+
+async fn approved(env: &HttpEnv, mut bridge: Bridge, user: &str) -> (Bridge, Client) {
     let handshake = bridge.initialize();
     let already = 0;
     let code = printed_user_code(env, &bridge, already).await;
@@ -484,6 +502,8 @@ async fn logout_revokes_and_forgets_the_tokens() {
         env.url(),
         "--token-store",
         store.to_str().unwrap(),
+        "--token-backend",
+        "file",
         "--logout",
     ])
     .await;
@@ -788,4 +808,381 @@ async fn the_authorization_server_refuses_what_a_real_one_refuses() {
         "invalid_grant",
         "the replay revoked the rotated token's family"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OS keyring: a real Secret Service (GNOME Keyring) on a private D-Bus session bus.
+
+/// `dbus-daemon` with a bus of its own in `dir` (no service activation, so
+/// nothing but our daemon can own the Secret Service name) and
+/// `gnome-keyring-daemon` on it, its login keyring created and unlocked with
+/// a password on stdin, as headless CI sets it up. Both stop on drop.
+struct SecretService {
+    bus: std::process::Child,
+    keyring: std::process::Child,
+    address: String,
+}
+
+fn start_tool(cmd: &mut std::process::Command, tool: &str, package: &str) -> std::process::Child {
+    cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {tool} ({e}): the OS keyring tests need a real Secret Service; \
+             install it with `apt-get install {package}` (.ci/run does)"
+        )
+    })
+}
+
+impl SecretService {
+    fn start(dir: &Path) -> SecretService {
+        SecretService::start_with(dir, true)
+    }
+
+    /// `unlock: false`: no login keyring and no prompter to create one, as on
+    /// a headless machine where nobody ever signed in to a desktop.
+    fn start_with(dir: &Path, unlock: bool) -> SecretService {
+        use std::io::{BufRead, Write};
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let config = dir.join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut bus = start_tool(
+            std::process::Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .args(["--nofork", "--print-address=1"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+            "dbus-daemon",
+            "dbus",
+        );
+        let mut address = String::new();
+        std::io::BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_string();
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon printed {address:?}"
+        );
+        let mut keyring = start_tool(
+            std::process::Command::new("gnome-keyring-daemon")
+                .args(["--foreground", "--components=secrets"])
+                .args(unlock.then_some("--unlock"))
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", dir)
+                .env("XDG_DATA_HOME", dir.join("data"))
+                .env("XDG_RUNTIME_DIR", dir.join("run"))
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "gnome-keyring-daemon",
+            "gnome-keyring",
+        );
+        // --unlock reads the login keyring's password from stdin until EOF.
+        let mut stdin = keyring.stdin.take().unwrap();
+        if unlock {
+            stdin.write_all(b"keyring-test-password").unwrap();
+        }
+        drop(stdin);
+        let service = SecretService {
+            bus,
+            keyring,
+            address,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !service.has_owner("org.freedesktop.secrets") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gnome-keyring-daemon did not take the Secret Service name on the bus"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        service
+    }
+
+    fn has_owner(&self, name: &str) -> bool {
+        let out = std::process::Command::new("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus"])
+            .args(["/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner"])
+            .arg(format!("string:{name}"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .expect("dbus-send (package dbus) is needed by the OS keyring tests");
+        String::from_utf8_lossy(&out.stdout).contains("boolean true")
+    }
+
+    /// Every item of service `immuta-mcp`, as libsecret's `secret-tool` reads
+    /// it: (attribute.username, secret).
+    fn entries(&self) -> Vec<(String, String)> {
+        let out = std::process::Command::new("secret-tool")
+            .args(["search", "--all", "service", "immuta-mcp"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .expect("secret-tool (apt-get install libsecret-tools) reads the keyring back");
+        // secret-tool prints label and secret on stdout, the attributes on stderr, in item order.
+        let field = |text: &[u8], name: &str| -> Vec<String> {
+            String::from_utf8_lossy(text)
+                .lines()
+                .filter_map(|l| l.strip_prefix(name).map(|v| v.to_string()))
+                .collect()
+        };
+        let secrets = field(&out.stdout, "secret = ");
+        let users = field(&out.stderr, "attribute.username = ");
+        assert_eq!(secrets.len(), users.len(), "{out:?}");
+        users.into_iter().zip(secrets).collect()
+    }
+}
+
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        let _ = self.keyring.kill();
+        let _ = self.keyring.wait();
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// `immuta-mcp connect ARGS` to its exit, with PATH, HOME and `vars` only.
+async fn connect_to_exit(
+    args: &[&str],
+    home: &Path,
+    vars: &[(&str, &str)],
+) -> (bool, String, String) {
+    let out = bounded(
+        "immuta-mcp connect exits",
+        tokio::process::Command::new(BIN)
+            .arg("connect")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_live_in_the_os_keyring_when_one_answers_and_logout_removes_them() {
+    let env = shared_server(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = SecretService::start(&dir.path().join("keyring"));
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", secrets.address.as_str())];
+    let store = dir.path().join("store");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let key = immuta_mcp::bridge::store::store_key(env.url());
+
+    // The default backend (auto) finds the Secret Service.
+    let bridge = Bridge::spawn_with_env(env.url(), &store, &home, &["--login", "device"], &bus);
+    let (bridge, alice) = approved(&env, bridge, ALICE).await;
+    let rows = Rows::of(&call_ok(&alice, "query_snowflake", json!({"sql": SF_ORDERS})).await);
+    assert_eq!(rows.strings("ORDER_ID"), ALICE_ORDERS);
+    let err = bridge.stderr();
+    assert_eq!(
+        err.matches("tokens are kept in the OS keyring").count(),
+        1,
+        "said once which store holds the tokens:\n{err}"
+    );
+    assert!(!err.contains("kept in files"), "{err}");
+
+    // The tokens are in the keyring, read back by another Secret Service client...
+    let entries = secrets.entries();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry per server (the probe entry is gone)"
+    );
+    assert_eq!(entries[0].0, key, "keyring user = the server's store key");
+    let held: Value = serde_json::from_str(&entries[0].1).unwrap();
+    assert_eq!(held["resource"], env.url());
+    let access = held["access_token"].as_str().unwrap().to_string();
+    let refresh = held["refresh_token"].as_str().unwrap().to_string();
+    assert!(access.len() > 20 && refresh.len() > 20);
+    // ...and nowhere on disk, nor in anything the bridge printed.
+    assert!(
+        token_files(&store).is_empty(),
+        "no token file: {:?}",
+        token_files(&store)
+    );
+    assert!(!home.join(".config/immuta-mcp").exists());
+    for (what, text) in [("stdout", bridge.stdout()), ("stderr", bridge.stderr())] {
+        assert!(
+            !text.contains(&access) && !text.contains(&refresh),
+            "{what} shows a token"
+        );
+    }
+    close(alice).await;
+    drop(bridge);
+
+    // A new bridge process uses the tokens from the keyring: no new sign-in.
+    let mut again = Bridge::spawn_with_env(env.url(), &store, &home, &["--login", "device"], &bus);
+    let client = bounded("initialize with the keyring's tokens", again.initialize())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("initialize failed: {e}\nstderr:\n{}", again.stderr()));
+    let whoami = text_of(&call_ok(&client, "whoami", json!({})).await);
+    assert!(whoami.contains(ALICE), "{whoami}");
+    assert_eq!(
+        env.issuer
+            .authz
+            .successes(AuthzRequestKind::DeviceAuthorization),
+        1,
+        "no second sign-in"
+    );
+    close(client).await;
+    drop(again);
+
+    // --logout revokes and removes the keyring entry.
+    let store_arg = store.to_str().unwrap();
+    let (ok, out, err) = connect_to_exit(
+        &[env.url(), "--token-store", store_arg, "--logout"],
+        &home,
+        &bus,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.is_empty() && err.contains("signed out"), "{out}\n{err}");
+    assert_eq!(secrets.entries(), Vec::<(String, String)>::new());
+    assert_eq!(env.issuer.authz.successes(AuthzRequestKind::Revoke), 1);
+    let (ok, _, err) = connect_to_exit(
+        &[env.url(), "--token-store", store_arg, "--logout"],
+        &home,
+        &bus,
+    )
+    .await;
+    assert!(ok && err.contains("no cached sign-in"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_keyring_auto_keeps_tokens_in_a_private_file_and_moves_them_in_later() {
+    let env = shared_server(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dead_bus = format!("unix:path={}/no-bus-here", dir.path().display());
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", dead_bus.as_str())];
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().unwrap();
+
+    // Asked for the keyring alone, the bridge refuses to start rather than keep tokens elsewhere.
+    let (ok, out, err) = connect_to_exit(
+        &[
+            env.url(),
+            "--token-store",
+            store_arg,
+            "--token-backend",
+            "keyring",
+        ],
+        dir.path(),
+        &bus,
+    )
+    .await;
+    assert!(!ok && out.is_empty(), "{out}\n{err}");
+    assert!(
+        err.contains("--token-backend keyring: no usable OS keyring"),
+        "{err}"
+    );
+
+    // A Secret Service with no unlocked keyring (and no prompter) is no usable keyring either.
+    let locked = SecretService::start_with(&dir.path().join("locked"), false);
+    let locked_bus = [("DBUS_SESSION_BUS_ADDRESS", locked.address.as_str())];
+    let (ok, _, err) = connect_to_exit(
+        &[env.url(), "--token-store", store_arg, "--logout"],
+        dir.path(),
+        &locked_bus,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let said = format!("tokens are kept in files under {}", store.display());
+    assert!(
+        err.contains("no usable OS keyring") && err.contains(&said),
+        "{err}"
+    );
+    assert!(
+        locked.entries().is_empty(),
+        "the probe entry did not stay behind"
+    );
+    drop(locked);
+
+    let bridge =
+        Bridge::spawn_with_env(env.url(), &store, dir.path(), &["--login", "device"], &bus);
+    let (bridge, alice) = approved(&env, bridge, ALICE).await;
+    let rows = Rows::of(&call_ok(&alice, "query_snowflake", json!({"sql": SF_ORDERS})).await);
+    assert_eq!(rows.strings("ORDER_ID"), ALICE_ORDERS);
+    let err = bridge.stderr();
+    let said = format!("tokens are kept in files under {}", store.display());
+    assert_eq!(err.matches(&said).count(), 1, "{err}");
+    assert!(err.contains("no usable OS keyring"), "{err}");
+    let held = stored(&store);
+    assert_eq!(held["resource"], env.url());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = &token_files(&store)[0];
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    close(alice).await;
+    drop(bridge);
+
+    // Once a keyring answers, the next bridge moves the file's tokens into it: no new sign-in.
+    let secrets = SecretService::start(&dir.path().join("keyring"));
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", secrets.address.as_str())];
+    let mut later =
+        Bridge::spawn_with_env(env.url(), &store, dir.path(), &["--login", "device"], &bus);
+    let client = bounded("initialize with the moved tokens", later.initialize())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("initialize failed: {e}\nstderr:\n{}", later.stderr()));
+    let whoami = text_of(&call_ok(&client, "whoami", json!({})).await);
+    assert!(whoami.contains(ALICE), "{whoami}");
+    assert!(
+        later.stderr().contains("moved the cached tokens"),
+        "{}",
+        later.stderr()
+    );
+    assert!(
+        token_files(&store).is_empty(),
+        "the file is gone once moved"
+    );
+    let entries = secrets.entries();
+    assert_eq!(entries.len(), 1);
+    let moved: Value = serde_json::from_str(&entries[0].1).unwrap();
+    assert_eq!(moved["access_token"], held["access_token"]);
+    assert_eq!(moved["refresh_token"], held["refresh_token"]);
+    assert_eq!(
+        env.issuer
+            .authz
+            .successes(AuthzRequestKind::DeviceAuthorization),
+        1,
+        "no second sign-in"
+    );
+    close(client).await;
 }

@@ -493,7 +493,7 @@ mod tests {
         assert!(p.push(b"retry: 10\n\n").is_empty());
     }
 
-    use crate::bridge::store::{StoredTokens, TokenStore};
+    use crate::bridge::store::{FileStore, StoredTokens, TokenStore};
     use crate::bridge::{ConnectOptions, LoginMethod};
     use axum::body::{Body, Bytes};
     use axum::http::{HeaderMap, Method, StatusCode};
@@ -627,7 +627,7 @@ mod tests {
         let (resource, seen) = fake_server().await;
         let issuer = resource.trim_end_matches("/mcp").to_string();
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::new(dir.path());
+        let store = TokenStore::files_only(FileStore::new(dir.path()));
         let now = crate::bridge::login::now_secs();
         store
             .save(&StoredTokens {
@@ -639,6 +639,7 @@ mod tests {
                 issued_at: now,
                 expires_at: now + 3600,
             })
+            .await
             .unwrap();
         let session = Session::new(ConnectOptions {
             url: resource,
@@ -650,6 +651,7 @@ mod tests {
             login_timeout: Duration::from_secs(5),
             open_browser: false,
         })
+        .await
         .unwrap();
         let (mut client_in, bridge_in) = tokio::io::duplex(1 << 16);
         let (bridge_out, client_out) = tokio::io::duplex(1 << 16);

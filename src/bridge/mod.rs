@@ -4,12 +4,14 @@
 //!
 //! - [`discovery`] finds the authorization server (RFC 9728 → RFC 8414);
 //! - [`login`] runs the device or browser (PKCE) login, refresh and revocation;
-//! - [`store`] caches tokens per server in a private file;
+//! - [`store`] caches tokens per server in the OS keyring ([`keyring_store`])
+//!   or a private file;
 //! - [`Session`] (here) decides when to reuse, refresh or log in again;
 //! - [`forward`] moves JSON-RPC between stdio and streamable HTTP.
 
 pub mod discovery;
 pub mod forward;
+pub mod keyring_store;
 pub mod login;
 pub mod store;
 
@@ -84,7 +86,7 @@ fn is_fresh(tokens: &StoredTokens, now: u64) -> bool {
 
 impl Session {
     /// Build the HTTP clients and load cached tokens.
-    pub fn new(opts: ConnectOptions) -> Result<Self, BridgeError> {
+    pub async fn new(opts: ConnectOptions) -> Result<Self, BridgeError> {
         discovery::check_secure_url("the MCP server URL", &opts.url)?;
         let network = NetworkConfig {
             resolve: Vec::new(),
@@ -96,7 +98,7 @@ impl Session {
             ..Limits::default()
         };
         let mcp_http = crate::http_client::build_with(&streaming, &network)?;
-        let cached = opts.token_store.load(&opts.url)?;
+        let cached = opts.token_store.load(&opts.url).await?;
         Ok(Self {
             opts,
             oauth_http,
@@ -180,8 +182,8 @@ impl Session {
         let tokens = match renewed {
             Some(t) => t,
             None => {
-                // The stale tokens are gone from disk before the person is asked again.
-                self.opts.token_store.forget(&self.opts.url)?;
+                // The stale tokens are gone from the store before the person is asked again.
+                self.opts.token_store.forget(&self.opts.url).await?;
                 let method = discovered.metadata.choose(self.opts.login)?;
                 match method {
                     LoginMethod::Device => {
@@ -193,7 +195,7 @@ impl Session {
                 }
             }
         };
-        self.opts.token_store.save(&tokens)?;
+        self.opts.token_store.save(&tokens).await?;
         let access = tokens.access_token.clone();
         *slot = Some(tokens);
         Ok(access)
@@ -216,7 +218,10 @@ impl Session {
                 }
             }
         }
-        self.opts.token_store.forget(&self.opts.url)
+        self.opts
+            .token_store
+            .forget_everywhere(&self.opts.url)
+            .await
     }
 }
 
