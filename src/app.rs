@@ -55,6 +55,8 @@ pub struct Platforms {
     pub databricks: Option<Arc<DatabricksGoverned>>,
     /// Seals and opens `fetch_more` cursors (`server.cursor_key`, else a per-process key).
     pub cursors: CursorCodec,
+    /// The credential cache shared with other replicas (`[cache] backend = "redis"`).
+    pub shared_cache: Option<Arc<crate::shared::SharedStore>>,
 }
 
 /// The cursor codec `server.cursor_key` names, or a random per-process one.
@@ -88,19 +90,34 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
             snowflake: None,
             databricks: None,
             cursors,
+            shared_cache: None,
         });
     };
+    let shared_cache =
+        crate::shared::from_config(&cfg.cache).map_err(|e| AppError::Config(e.to_string()))?;
     let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
     let snowflake = cfg
         .snowflake
         .as_ref()
-        .map(|s| SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new))
+        .map(|s| {
+            SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone()).map(|path| {
+                Arc::new(match &shared_cache {
+                    Some(store) => path.with_shared_cache(store.clone()),
+                    None => path,
+                })
+            })
+        })
         .transpose()?;
     let databricks = cfg
         .databricks
         .as_ref()
         .map(|d| {
-            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(Arc::new)
+            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(|path| {
+                Arc::new(match &shared_cache {
+                    Some(store) => path.with_shared_cache(store.clone()),
+                    None => path,
+                })
+            })
         })
         .transpose()?;
     Ok(Platforms {
@@ -108,6 +125,7 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
         snowflake,
         databricks,
         cursors,
+        shared_cache,
     })
 }
 
@@ -390,6 +408,12 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         lines.push(match d.check().await {
             Ok(m) => line("databricks", true, m),
             Err(e) => line("databricks", false, e.to_string()),
+        });
+    }
+    if let Some(store) = &platforms.shared_cache {
+        lines.push(match store.check().await {
+            Ok(m) => line("cache", true, m),
+            Err(m) => line("cache", false, m),
         });
     }
     lines

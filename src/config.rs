@@ -127,6 +127,9 @@ pub struct Config {
     pub guard: GuardConfig,
     #[serde(default)]
     pub network: NetworkConfig,
+    /// `[cache]`: local only, or shared by replicas through Redis.
+    #[serde(default)]
+    pub cache: crate::shared::CacheConfig,
 }
 
 /// How the upstream HTTP client reaches Immuta, Snowflake and Databricks.
@@ -750,6 +753,7 @@ impl Config {
             key: key.into(),
             message: message.into(),
         };
+        self.cache.validate()?;
         if let Some(i) = &self.immuta {
             if !(1..=1440).contains(&i.ttl_minutes) {
                 return Err(invalid("immuta.ttl_minutes", "must be between 1 and 1440"));

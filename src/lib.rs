@@ -24,6 +24,7 @@ pub mod retry;
 pub mod sandbox;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod snowflake;
 pub mod stdio;
 pub mod tool_schema;

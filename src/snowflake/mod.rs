@@ -65,6 +65,8 @@ pub struct SnowflakeGoverned {
     account: Option<String>,
     base_url: Option<String>,
     verify_identity: bool,
+    /// The agent identity shared cache entries are keyed by.
+    agent: String,
 }
 
 /// Asked once per PAT before its first user statement (see
@@ -139,6 +141,11 @@ impl SnowflakeGoverned {
             account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
             base_url: cfg.base_url.clone(),
             verify_identity: cfg.verify_identity,
+            agent: format!(
+                "{}@{}",
+                cfg.user.to_ascii_uppercase(),
+                cfg.account.clone().unwrap_or_default().to_ascii_uppercase()
+            ),
         })
     }
 
@@ -195,6 +202,14 @@ impl SnowflakeGoverned {
             })
             .await
             .cloned()
+    }
+
+    /// Share vended roles and PATs with the other replicas through `store`
+    /// (`[cache] backend = "redis"`), keyed by this agent user and each end user.
+    pub fn with_shared_cache(mut self, store: std::sync::Arc<crate::shared::SharedStore>) -> Self {
+        let agent = self.agent.clone();
+        self.pats.share_through(store, &agent);
+        self
     }
 
     /// Replace the retry policy (tests use short backoffs).

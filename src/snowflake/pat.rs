@@ -79,6 +79,39 @@ pub struct PatSession {
     pub applied_identity: Arc<tokio::sync::OnceCell<String>>,
 }
 
+impl crate::shared::Shareable for PatSession {
+    const PLATFORM: &'static str = "snowflake";
+
+    fn to_shared(&self) -> serde_json::Value {
+        serde_json::json!({
+            "vend_id": self.vend_id,
+            "role": self.role,
+            "account": self.account,
+            "base_url": self.base_url,
+            "token_name": self.token_name,
+            "pat": self.pat.expose(),
+            "expires_at_ms": self.expires_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        })
+    }
+
+    fn from_shared(value: serde_json::Value) -> Option<Self> {
+        let text = |name: &str| value.get(name)?.as_str().map(str::to_string);
+        let pat = text("pat").filter(|p| !p.is_empty())?;
+        Some(Self {
+            vend_id: text("vend_id")?,
+            role: text("role")?,
+            account: text("account")?,
+            base_url: text("base_url")?,
+            token_name: text("token_name")?,
+            pat: Secret::new(pat),
+            expires_at: std::time::UNIX_EPOCH
+                + Duration::from_millis(value.get("expires_at_ms")?.as_u64()?),
+            // Each replica asks Snowflake once itself before its first statement.
+            applied_identity: Arc::default(),
+        })
+    }
+}
+
 /// A token this process created, remembered so it can be cleaned up.
 #[derive(Debug, Clone)]
 struct CreatedToken {
@@ -170,6 +203,13 @@ impl PatManager {
     /// Change how long a user's calls fail at once after a capacity failure.
     pub fn set_capacity_backoff(&mut self, backoff: Duration) {
         self.settings.capacity_backoff = backoff;
+    }
+
+    /// Share sessions with the other replicas through `store`, as `agent`'s.
+    pub fn share_through(&mut self, store: Arc<crate::shared::SharedStore>, agent: &str) {
+        self.cache.set_shared(Arc::new(
+            crate::shared::SharedCredentials::<PatSession>::new(store, agent),
+        ));
     }
 
     /// Use another SQL API client (e.g. with a different retry policy).
@@ -415,6 +455,11 @@ impl PatManager {
             return Err(limit_error);
         };
         tracing::info!(user = %ctx.user, evicted_user = %evicted_user, token = %evicted.token_name, "PAT limit reached: evicting the least recently used idle Snowflake session of another user");
+        self.cache
+            .forget_shared(&evicted_user, &|s: &PatSession| {
+                s.token_name == evicted.token_name
+            })
+            .await;
         self.remove_token(
             ctx,
             &evicted.account,

@@ -9,10 +9,13 @@
 
 mod leak;
 mod logs;
+mod redis_server;
 #[allow(unused_imports)] // not every test binary checks for leaks
 pub use leak::*;
 #[allow(unused_imports)] // not every test binary reads logs
 pub use logs::LogBuffer;
+#[allow(unused_imports)] // only the shared-cache tests start Redis
+pub use redis_server::RedisServer;
 
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
 use immuta_mcp::config::Config;
