@@ -338,3 +338,81 @@ impl SharedStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretRef;
+    use crate::shared::CacheBackend;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<StdMutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn unreachable_store() -> SharedStore {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        SharedStore::new(&CacheConfig {
+            backend: CacheBackend::Redis,
+            url: Some(format!("redis://127.0.0.1:{port}/")),
+            encryption_key: Some(SecretRef::Value("42".repeat(32))),
+            retry_after_ms: 1,
+            operation_timeout_ms: 300,
+            ..CacheConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unreachable_redis_is_reported_once_and_reads_say_unavailable() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let store = unreachable_store();
+                let scope = EntryScope {
+                    agent: "A".into(),
+                    user: "alice".into(),
+                    platform: "snowflake",
+                };
+                for _ in 0..3 {
+                    assert_eq!(store.get(&scope).await, Lookup::Unavailable);
+                    assert_eq!(store.try_lock(&scope).await, LockAttempt::Unavailable);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                assert!(store.is_degraded());
+                let message = store.check().await.unwrap_err();
+                assert!(message.contains("unreachable"), "{message}");
+            })
+        });
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            logs.matches("is unreachable; serving with this replica's local cache")
+                .count(),
+            1,
+            "logged once: {logs}"
+        );
+    }
+}
