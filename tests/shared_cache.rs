@@ -488,3 +488,44 @@ async fn check_reports_an_unreachable_redis_and_the_cache_settings_are_validated
         "{parsed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databricks_tokens_are_shared_too_one_vend_and_one_token_across_replicas() {
+    let redis = RedisServer::start().await;
+    let cluster = Cluster::start(&redis, 0, 15_000).await;
+    let replicas: Vec<_> = (0..3)
+        .map(|_| {
+            app::build_platforms(&cluster.config)
+                .expect("replica assembles")
+                .databricks
+                .expect("databricks configured")
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let replica = replicas[i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = CallContext::new(BOB, "query_databricks");
+            let rs = common::bounded(
+                "databricks query",
+                replica.query(&ctx, &request("SELECT order_id FROM main.sales.orders")),
+            )
+            .await;
+            (rs.map(|rs| rs.row_count), ctx.facts().vended_role)
+        }));
+    }
+    let mut groups = HashSet::new();
+    for t in tasks {
+        let (rows, group) = t.await.unwrap();
+        assert!(rows.expect("every call succeeds") > 0);
+        groups.insert(group.expect("a vended group"));
+    }
+    assert_eq!(groups.len(), 1, "one vended group served every call");
+    assert_eq!(cluster.count(Counter::VendsCreated), 1);
+    assert_eq!(cluster.count(Counter::OAuthTokensIssued), 1);
+    for s in cluster.sandbox.state.executed() {
+        assert_eq!(s.user, BOB, "ran for bob only");
+    }
+    let entries = assert_nothing_usable_in_clear(&redis, &cluster).await;
+    assert_eq!(entries, 1);
+}
