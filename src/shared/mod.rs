@@ -405,3 +405,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_replicas_example_is_a_valid_redis_configuration() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("<!-- replicas-example:start -->")
+            .expect("start marker");
+        let end = readme
+            .find("<!-- replicas-example:end -->")
+            .expect("end marker");
+        let block = &readme[start..end];
+        let toml = block
+            .split_once("```toml\n")
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .map(|(toml, _)| toml)
+            .expect("a toml block");
+        let cfg = crate::config::Config::parse(toml).expect("the example parses");
+        cfg.validate().expect("the example is valid");
+        assert_eq!(cfg.cache.backend, CacheBackend::Redis);
+        assert!(!cfg.server.stateful_sessions);
+    }
+
+    #[test]
+    fn redis_settings_are_refused_with_the_setting_named() {
+        let redis = |tweak: fn(&mut CacheConfig)| {
+            let mut cfg = CacheConfig {
+                backend: CacheBackend::Redis,
+                url: Some("redis://127.0.0.1:6379/".into()),
+                encryption_key: Some(SecretRef::Env("K".into())),
+                ..CacheConfig::default()
+            };
+            tweak(&mut cfg);
+            cfg.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(redis(|_| {}), None);
+        assert!(
+            CacheConfig::default().validate().is_ok(),
+            "memory needs nothing"
+        );
+        for (tweak, named) in [
+            ((|c| c.url = None) as fn(&mut CacheConfig), "cache.url"),
+            (|c| c.url = Some("http://x".into()), "cache.url"),
+            (|c| c.url = Some("rediss://x".into()), "not supported"),
+            (|c| c.encryption_key = None, "cache.encryption_key"),
+            (|c| c.lock_lease_ms = 10, "cache.lock_lease_ms"),
+            (|c| c.wait_poll_ms = 20_000, "cache.wait_poll_ms"),
+            (|c| c.key_prefix = String::new(), "cache.key_prefix"),
+        ] {
+            let err = redis(tweak).expect("refused");
+            assert!(err.contains(named), "{err}");
+        }
+    }
+}
