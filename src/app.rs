@@ -57,6 +57,38 @@ pub struct Platforms {
     pub cursors: CursorCodec,
     /// The credential cache shared with other replicas (`[cache] backend = "redis"`).
     pub shared_cache: Option<Arc<crate::shared::SharedStore>>,
+    /// Every agent's Snowflake path, by agent name (`snowflake` is the first).
+    pub snowflake_agents: Vec<(String, Arc<SnowflakeGoverned>)>,
+    /// Every agent's Databricks path, by agent name (`databricks` is the first).
+    pub databricks_agents: Vec<(String, Arc<DatabricksGoverned>)>,
+}
+
+impl Platforms {
+    /// The Snowflake path the tools use: the one agent's, or the pool's.
+    pub fn snowflake_query(&self) -> Option<Arc<dyn GovernedQuery>> {
+        pooled(crate::result::Platform::Snowflake, &self.snowflake_agents)
+    }
+
+    /// The Databricks path the tools use: the one agent's, or the pool's.
+    pub fn databricks_query(&self) -> Option<Arc<dyn GovernedQuery>> {
+        pooled(crate::result::Platform::Databricks, &self.databricks_agents)
+    }
+}
+
+fn pooled<P: GovernedQuery + 'static>(
+    platform: crate::result::Platform,
+    agents: &[(String, Arc<P>)],
+) -> Option<Arc<dyn GovernedQuery>> {
+    match agents {
+        [] => None,
+        [(_, only)] => Some(only.clone() as Arc<dyn GovernedQuery>),
+        many => Some(Arc::new(crate::agents::AgentPool::new(
+            platform,
+            many.iter()
+                .map(|(name, p)| (name.clone(), p.clone() as Arc<dyn GovernedQuery>))
+                .collect(),
+        ))),
+    }
 }
 
 /// The cursor codec `server.cursor_key` names, or a random per-process one.
@@ -91,55 +123,58 @@ pub fn build_platforms(cfg: &Config) -> Result<Platforms, AppError> {
             databricks: None,
             cursors,
             shared_cache: None,
+            snowflake_agents: Vec::new(),
+            databricks_agents: Vec::new(),
         });
     };
     let shared_cache =
         crate::shared::from_config(&cfg.cache).map_err(|e| AppError::Config(e.to_string()))?;
-    let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
-    let snowflake = cfg
-        .snowflake
-        .as_ref()
-        .map(|s| {
-            SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone()).map(|path| {
-                Arc::new(match &shared_cache {
-                    Some(store) => path.with_shared_cache(store.clone()),
-                    None => path,
-                })
-            })
-        })
-        .transpose()?;
-    let databricks = cfg
-        .databricks
-        .as_ref()
-        .map(|d| {
-            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone()).map(|path| {
-                Arc::new(match &shared_cache {
-                    Some(store) => path.with_shared_cache(store.clone()),
-                    None => path,
-                })
-            })
-        })
-        .transpose()?;
+    let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry.clone())?;
+    // The agent pool: `[immuta]`/`[snowflake]`/`[databricks]` first, then `[[agents]]`.
+    let identities = crate::agents::identities(cfg);
+    let snowflake_pool_size = identities.iter().filter(|a| a.snowflake.is_some()).count();
+    let (mut snowflake_agents, mut databricks_agents) = (Vec::new(), Vec::new());
+    for (i, agent) in identities.iter().enumerate() {
+        let agent_immuta = match i {
+            0 => immuta.clone(),
+            _ => ImmutaClient::new(&agent.immuta, http.clone(), retry.clone())?,
+        };
+        if let Some(s) = &agent.snowflake {
+            let path = SnowflakeGoverned::new(s, agent_immuta.clone(), &cfg.limits, http.clone())?
+                .with_pool_size(snowflake_pool_size);
+            let path = match &shared_cache {
+                Some(store) => path.with_shared_cache(store.clone()),
+                None => path,
+            };
+            snowflake_agents.push((agent.name.clone(), Arc::new(path)));
+        }
+        if let Some(d) = &agent.databricks {
+            let path = DatabricksGoverned::new(d, agent_immuta, &cfg.limits, http.clone())?;
+            let path = match &shared_cache {
+                Some(store) => path.with_shared_cache(store.clone()),
+                None => path,
+            };
+            databricks_agents.push((agent.name.clone(), Arc::new(path)));
+        }
+    }
+    let snowflake = snowflake_agents.first().map(|(_, p)| p.clone());
+    let databricks = databricks_agents.first().map(|(_, p)| p.clone());
     Ok(Platforms {
         immuta: Some(immuta),
         snowflake,
         databricks,
         cursors,
         shared_cache,
+        snowflake_agents,
+        databricks_agents,
     })
 }
 
 /// The MCP handler for the given platforms and user source.
 pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> GovernedServer {
     GovernedServer::new(
-        platforms
-            .snowflake
-            .clone()
-            .map(|s| s as Arc<dyn GovernedQuery>),
-        platforms
-            .databricks
-            .clone()
-            .map(|d| d as Arc<dyn GovernedQuery>),
+        platforms.snowflake_query(),
+        platforms.databricks_query(),
         SqlGuard::new(cfg.guard.read_only, cfg.limits.max_sql_bytes),
         // A configuration that passed `validate` always has a valid list; an
         // unvalidated one that does not, allows nothing (fail closed).
@@ -398,16 +433,23 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         },
         None => lines.push(line("immuta", false, "[immuta] is not configured".into())),
     }
-    if let Some(s) = &platforms.snowflake {
+    // One line per agent; named when there is a pool.
+    let named = |name: &str, m: String, pool: usize| match pool {
+        1 => m,
+        _ => format!("agent {name}: {m}"),
+    };
+    let pool = platforms.snowflake_agents.len();
+    for (name, s) in &platforms.snowflake_agents {
         lines.push(match s.check().await {
-            Ok(m) => line("snowflake", true, m),
-            Err(e) => line("snowflake", false, e.to_string()),
+            Ok(m) => line("snowflake", true, named(name, m, pool)),
+            Err(e) => line("snowflake", false, named(name, e.to_string(), pool)),
         });
     }
-    if let Some(d) = &platforms.databricks {
+    let pool = platforms.databricks_agents.len();
+    for (name, d) in &platforms.databricks_agents {
         lines.push(match d.check().await {
-            Ok(m) => line("databricks", true, m),
-            Err(e) => line("databricks", false, e.to_string()),
+            Ok(m) => line("databricks", true, named(name, m, pool)),
+            Err(e) => line("databricks", false, named(name, e.to_string(), pool)),
         });
     }
     if let Some(store) = &platforms.shared_cache {

@@ -130,6 +130,9 @@ pub struct Config {
     /// `[cache]`: local only, or shared by replicas through Redis.
     #[serde(default)]
     pub cache: crate::shared::CacheConfig,
+    /// `[[agents]]`: more agent identities besides the one of `[immuta]`/`[snowflake]`.
+    #[serde(default)]
+    pub agents: Vec<crate::agents::AgentConfig>,
 }
 
 /// How the upstream HTTP client reaches Immuta, Snowflake and Databricks.
@@ -754,6 +757,7 @@ impl Config {
             message: message.into(),
         };
         self.cache.validate()?;
+        crate::agents::validate(self)?;
         if let Some(i) = &self.immuta {
             if !(1..=1440).contains(&i.ttl_minutes) {
                 return Err(invalid("immuta.ttl_minutes", "must be between 1 and 1440"));

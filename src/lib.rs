@@ -6,6 +6,7 @@
 //! [`immuta`] and [`broker`]) → [`result::ResultSet`]. The [`sandbox`]
 //! emulates all three upstream APIs for tests and first runs.
 
+pub mod agents;
 pub mod allowlist;
 pub mod app;
 pub mod audit;

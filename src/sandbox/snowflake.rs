@@ -119,13 +119,15 @@ struct Emulator {
 /// Who is calling.
 #[derive(Debug, Clone)]
 enum Principal {
-    /// The agent user, authenticated with a key-pair JWT.
-    Agent,
+    /// An agent user (upper case), authenticated with a key-pair JWT.
+    Agent(String),
     /// A programmatic access token: SQL runs as its role for `user` (the end user the role was vended for).
     Pat {
         token_name: String,
         role: String,
         user: String,
+        /// The agent user owning the PAT (its `CURRENT_USER()`).
+        agent: String,
     },
 }
 
@@ -133,7 +135,7 @@ impl Principal {
     /// Statements are visible only to the principal that submitted them.
     fn owner_key(&self) -> String {
         match self {
-            Principal::Agent => "agent".to_string(),
+            Principal::Agent(agent) => format!("agent:{agent}"),
             Principal::Pat { role, .. } => format!("role:{role}"),
         }
     }
@@ -444,7 +446,7 @@ impl Emulator {
                         "Keypair access token expired.",
                     ));
                 }
-                self.verifier.verify(token).map(|()| Principal::Agent)
+                self.verifier.verify(token).map(Principal::Agent)
             }
             "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
             other => Err(AuthError::new(
@@ -491,12 +493,14 @@ impl Emulator {
                 token_name: pat.name,
                 role: AGENT_SNOWFLAKE_ROLE.to_string(),
                 user: AGENT_IDENTITY.to_string(),
+                agent: pat.user,
             });
         }
         Ok(Principal::Pat {
             token_name: pat.name,
             role: pat.role_restriction,
             user,
+            agent: pat.user,
         })
     }
 
@@ -530,6 +534,7 @@ impl Emulator {
         statement: Arc<Statement>,
         role: String,
         user: String,
+        agent: String,
         sql: String,
         namespace: Namespace,
         timeout: Option<Duration>,
@@ -546,7 +551,7 @@ impl Emulator {
         let delay = self.state.settings.snowflake_statement_delay;
         // A PAT session's CURRENT_USER() is the user owning the PAT: the agent.
         let session = Session {
-            login_user: Some(self.state.creds.snowflake_user.to_ascii_uppercase()),
+            login_user: Some(agent),
             groups: Vec::new(),
         };
         tokio::spawn(async move {
@@ -576,8 +581,12 @@ impl Emulator {
     }
 
     /// Execute a token-management statement for the agent (synchronous, no engine).
-    fn run_pat_statement(&self, statement: PatStatement) -> Result<ResultData, SqlError> {
-        let agent = self.state.creds.snowflake_user.to_ascii_uppercase();
+    fn run_pat_statement(
+        &self,
+        agent: &str,
+        statement: PatStatement,
+    ) -> Result<ResultData, SqlError> {
+        let agent = agent.to_ascii_uppercase();
         let check_user = |user: &Option<String>| match user {
             Some(u) if !u.eq_ignore_ascii_case(&agent) => Err(SqlError::new(
                 "003001",
@@ -974,22 +983,21 @@ async fn submit(
                 syntax.message,
             )));
         }
-        (Principal::Agent, Ok(Some(pat_statement))) => {
-            let outcome = match emu.run_pat_statement(pat_statement) {
+        (Principal::Agent(agent), Ok(Some(pat_statement))) => {
+            let outcome = match emu.run_pat_statement(agent, pat_statement) {
                 Ok(data) => Outcome::Succeeded(Arc::new(data)),
                 Err(err) => Outcome::Failed(err),
             };
             statement.finish(outcome);
         }
-        (Principal::Agent, Ok(None)) => {
+        (Principal::Agent(agent), Ok(None)) => {
             let err = match first_object(&sql) {
                 Some(object) => SqlError::not_authorized(&object),
                 None => SqlError::new(
                     "003001",
                     "42501",
                     format!(
-                        "SQL access control error:\nInsufficient privileges: user '{}' authenticated with a key-pair JWT may only manage programmatic access tokens; its role has no data grants.",
-                        emu.state.creds.snowflake_user.to_ascii_uppercase()
+                        "SQL access control error:\nInsufficient privileges: user '{agent}' authenticated with a key-pair JWT may only manage programmatic access tokens; its role has no data grants."
                     ),
                 ),
             };
@@ -1007,6 +1015,7 @@ async fn submit(
                 role,
                 user,
                 token_name,
+                agent,
             },
             Ok(None),
         ) => {
@@ -1036,6 +1045,7 @@ async fn submit(
                     statement.clone(),
                     role.clone(),
                     user.clone(),
+                    agent.clone(),
                     sql,
                     namespace,
                     timeout,

@@ -130,6 +130,7 @@ impl SnowflakeGoverned {
             statement_timeout_secs: timeout.min(120),
             margin: limits.credential_margin(),
             capacity_backoff: pat::DEFAULT_CAPACITY_BACKOFF,
+            pool_size: 1,
         };
         Ok(Self {
             pats: PatManager::new(immuta, jwt, api.clone(), settings),
@@ -209,6 +210,13 @@ impl SnowflakeGoverned {
     pub fn with_shared_cache(mut self, store: std::sync::Arc<crate::shared::SharedStore>) -> Self {
         let agent = self.agent.clone();
         self.pats.share_through(store, &agent);
+        self
+    }
+
+    /// This agent is one of `agents` in a pool (the capacity error says how
+    /// many agents the load would need).
+    pub fn with_pool_size(mut self, agents: usize) -> Self {
+        self.pats.set_pool_size(agents);
         self
     }
 

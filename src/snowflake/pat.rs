@@ -137,6 +137,8 @@ pub struct PatSettings {
     /// is in use, that user's calls fail at once for this long (no vend, no
     /// Snowflake request). [`DEFAULT_CAPACITY_BACKOFF`] by default.
     pub capacity_backoff: Duration,
+    /// Agents in the pool this agent belongs to (1 without `[[agents]]`).
+    pub pool_size: usize,
 }
 
 /// Default [`PatSettings::capacity_backoff`].
@@ -210,6 +212,11 @@ impl PatManager {
         self.cache.set_shared(Arc::new(
             crate::shared::SharedCredentials::<PatSession>::new(store, agent),
         ));
+    }
+
+    /// This agent is one of `agents` in a pool.
+    pub fn set_pool_size(&mut self, agents: usize) {
+        self.settings.pool_size = agents.max(1);
     }
 
     /// Use another SQL API client (e.g. with a different retry policy).
@@ -290,7 +297,7 @@ impl PatManager {
         let ctx = &detached(ctx);
         if let Some(left) = self.capacity_backoff_left(&ctx.user) {
             tracing::debug!(user = %ctx.user, "Snowflake user capacity was reached moments ago; not vending again yet");
-            return Err(capacity_error(left));
+            return Err(self.capacity_error(left));
         }
         let vend = self.immuta.vend(ctx).await?;
         let minted = self.mint_for_vend(ctx, &vend, previous).await;
@@ -369,7 +376,7 @@ impl PatManager {
             Err(e) if is_token_limit(&e) => {
                 tracing::warn!(user = %ctx.user, error = %e, "Snowflake user capacity reached: every PAT slot of the agent user is held by a running query");
                 self.note_capacity_reached(&ctx.user);
-                return Err(capacity_error(self.settings.capacity_backoff));
+                return Err(self.capacity_error(self.settings.capacity_backoff));
             }
             Err(e) => {
                 return Err(self.credential_error(&account, "create a PAT for the vended role", e));
@@ -485,6 +492,34 @@ impl PatManager {
         until
             .checked_duration_since(Instant::now())
             .filter(|left| !left.is_zero())
+    }
+
+    /// The error of a call that found every PAT slot of this agent user in
+    /// use, with how many agents the current demand would need: the users
+    /// holding this agent's PATs plus those refused within the back-off, over
+    /// the PATs one agent holds, times the pool (users spread evenly).
+    fn capacity_error(&self, retry_in: Duration) -> QueryError {
+        let now = SystemTime::now();
+        let held = self
+            .created
+            .lock()
+            .expect("created lock")
+            .iter()
+            .filter(|t| t.expires_at > now)
+            .count()
+            .max(1);
+        let instant = Instant::now();
+        let refused = self
+            .capacity_backoff
+            .lock()
+            .expect("capacity backoff lock")
+            .values()
+            .filter(|until| **until > instant)
+            .count()
+            .max(1);
+        let pool = self.settings.pool_size.max(1);
+        let needed = (pool * (held + refused)).div_ceil(held).max(pool + 1);
+        capacity_error(retry_in, pool, held, needed)
     }
 
     /// Remember that `user`'s mint failed for lack of capacity.
@@ -834,10 +869,10 @@ fn detached(ctx: &CallContext) -> CallContext {
 }
 
 /// The error of a call that found every PAT slot of the agent user in use.
-fn capacity_error(retry_in: Duration) -> QueryError {
+fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -> QueryError {
     let secs = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
     QueryError::Credential(format!(
-        "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; all end users' PATs are created on the one agent user) belongs to another user's running query. Retry shortly (in {} s or later)",
+        "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; each end user's PAT is created on the agent user serving them) belongs to another user's running query. Retry shortly (in {} s or later). The server runs {pool} agent(s) holding about {held} PATs each; the users asking now would need about {needed} agents: add agents under [[agents]]",
         secs.max(1)
     ))
 }
