@@ -223,6 +223,10 @@ impl GovernedQuery for AgentPool {
     ) -> Result<ResultSet, QueryError> {
         self.path(&ctx.user).fetch_page(ctx, page).await
     }
+
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        self.path(&ctx.user).prewarm(ctx).await
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,7 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
         users,
     )
     .with_cursors(platforms.cursors.clone())
+    .with_prewarm(cfg.cache.prewarm)
 }
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {

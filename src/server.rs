@@ -162,6 +162,8 @@ struct Inner {
     users: UserSource,
     tools: Vec<Tool>,
     cursors: CursorCodec,
+    /// Warm the user's credentials when a session initializes.
+    prewarm: bool,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -190,6 +192,7 @@ impl GovernedServer {
                 users,
                 tools,
                 cursors: CursorCodec::random(),
+                prewarm: false,
             }),
         }
     }
@@ -204,6 +207,36 @@ impl GovernedServer {
             ),
         }
         self
+    }
+
+    /// Vend and mint the user's credentials in the background when their
+    /// session initializes (`cache.prewarm`). Call before the server is cloned.
+    pub fn with_prewarm(mut self, on: bool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.prewarm = on;
+        }
+        self
+    }
+
+    /// Start warming `user`'s credentials on every configured platform.
+    fn start_prewarm(&self, user: &VerifiedUser) {
+        for path in [&self.inner.snowflake, &self.inner.databricks]
+            .into_iter()
+            .flatten()
+        {
+            let (path, user_id) = (path.clone(), user.user_id.clone());
+            tokio::spawn(async move {
+                let ctx = CallContext::new(user_id, "prewarm");
+                match path.prewarm(&ctx).await {
+                    Ok(()) => {
+                        tracing::debug!(user = %ctx.user, platform = ?path.platform(), "credentials warmed for a new session")
+                    }
+                    Err(e) => {
+                        tracing::info!(user = %ctx.user, platform = ?path.platform(), error = %e, "could not warm credentials for a new session; the first query vends itself")
+                    }
+                }
+            });
+        }
     }
 
     /// The tools this server lists.
@@ -892,6 +925,20 @@ impl ServerHandler for GovernedServer {
                  role, so results show only what that user may see. Start with list_tables / describe_table, then \
                  query_snowflake or query_databricks with one read statement per call.",
             )
+    }
+
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        if self.inner.prewarm
+            && let Ok(user) = self.user_for(&context)
+        {
+            self.start_prewarm(&user);
+        }
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(

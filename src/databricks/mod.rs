@@ -441,6 +441,10 @@ impl GovernedQuery for DatabricksGoverned {
         Platform::Databricks
     }
 
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        self.credential(ctx).await.map(drop)
+    }
+
     async fn query(
         &self,
         ctx: &CallContext,

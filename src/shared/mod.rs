@@ -69,6 +69,15 @@ pub struct CacheConfig {
     /// After Redis failed, how long to serve locally before trying it again.
     #[serde(default = "default_retry_after_ms")]
     pub retry_after_ms: u64,
+    /// Vend and mint a user's credentials when their MCP session initializes
+    /// (HTTP: the bearer's user; stdio: the configured user, at startup),
+    /// so their first query runs as fast as a warm one. Default true.
+    #[serde(default = "default_prewarm")]
+    pub prewarm: bool,
+}
+
+fn default_prewarm() -> bool {
+    true
 }
 
 fn default_prefix() -> String {
@@ -99,6 +108,7 @@ impl Default for CacheConfig {
             operation_timeout_ms: default_operation_timeout_ms(),
             wait_poll_ms: default_wait_poll_ms(),
             retry_after_ms: default_retry_after_ms(),
+            prewarm: default_prewarm(),
         }
     }
 }

@@ -403,6 +403,21 @@ impl GovernedQuery for SnowflakeGoverned {
         }
     }
 
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        let session = self.pats.session(ctx).await?;
+        if self.verify_identity {
+            // The identity probe too, so the first query runs as fast as a warm one.
+            let warehouse = self.default_warehouse.clone();
+            if let Err(e @ QueryError::IdentityMismatch(_)) =
+                self.applied_identity(ctx, &session, &warehouse).await
+            {
+                self.pats.reject(ctx, &session).await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     async fn fetch_page(
         &self,
         ctx: &CallContext,

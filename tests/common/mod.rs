@@ -271,6 +271,8 @@ impl HttpEnv {
             .expect("issuer starts");
         let mut config = sandbox.client_config();
         config.identity.oauth = Some(issuer.oauth_config());
+        // These tests count upstream requests per call; tests/prewarm.rs turns it on.
+        config.cache.prewarm = false;
         tweak(&mut config);
         let server = bounded("http start", app::start_http(&config, "127.0.0.1:0"))
             .await
