@@ -235,6 +235,21 @@ pub struct HttpServer {
     pub resource_url: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Stops accepting connections (before the MCP sessions are closed).
+    accepting: CancellationToken,
+    /// The tool calls in flight.
+    calls: crate::drain::Drain,
+    /// Every agent's Snowflake path, to remove the PATs this process minted.
+    snowflake_agents: Vec<Arc<SnowflakeGoverned>>,
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Calls still running at the deadline, cancelled on the platforms.
+    pub cancelled_calls: usize,
+    /// PATs this process minted and removed.
+    pub removed_pats: usize,
 }
 
 impl HttpServer {
@@ -242,6 +257,42 @@ impl HttpServer {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// SIGTERM/SIGINT: stop accepting connections, let the calls in flight
+    /// finish for up to `deadline`, cancel the rest (each path cancels its
+    /// statement on the platform), close the MCP sessions, then remove the
+    /// PATs this process minted that no other replica shares.
+    pub async fn shutdown_gracefully(self, deadline: Duration) -> ShutdownReport {
+        self.accepting.cancel();
+        let mut cancelled_calls = 0;
+        if !self.calls.wait_idle(deadline).await {
+            cancelled_calls = self.calls.in_flight();
+            tracing::warn!(
+                calls = cancelled_calls,
+                "shutdown deadline reached; cancelling the calls still running"
+            );
+            self.calls.cancel_all();
+            // The cancels reach the platforms; the calls then end.
+            self.calls.wait_idle(Duration::from_secs(15)).await;
+        }
+        // Let the last responses flush: connections whose calls ended close
+        // on their own; open SSE streams end with the sessions, closed next.
+        let mut task = self.task;
+        let flushed = tokio::time::timeout(Duration::from_millis(500), &mut task).await;
+        self.shutdown.cancel();
+        if flushed.is_err() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let mut removed_pats = 0;
+        for path in &self.snowflake_agents {
+            removed_pats += path.remove_unshared_pats().await;
+        }
+        tracing::info!(cancelled_calls, removed_pats, "shut down");
+        ShutdownReport {
+            cancelled_calls,
+            removed_pats,
+        }
     }
 
     /// Wait until the server stops (it stops on a shutdown signal or an I/O error).
@@ -294,15 +345,25 @@ pub async fn start_http(cfg: &Config, addr: &str) -> Result<HttpServer, AppError
         },
         shutdown: shutdown.clone(),
     };
+    let calls = server.drain();
     let router = app(server, auth, &settings);
     let limits = ServeLimits::from(&cfg.server);
-    let task = tokio::spawn(serve(listener, router, shutdown.clone(), limits));
+    // The listener stops first; the MCP sessions (`shutdown`) only after the calls drained.
+    let accepting = shutdown.child_token();
+    let task = tokio::spawn(serve(listener, router, accepting.clone(), limits));
     tracing::info!(%local, %resource_url, "serving MCP over streamable HTTP");
     Ok(HttpServer {
         addr: local,
         resource_url,
         shutdown,
         task,
+        accepting,
+        calls,
+        snowflake_agents: platforms
+            .snowflake_agents
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect(),
     })
 }
 

@@ -229,6 +229,21 @@ where
         }
     }
 
+    /// What the shared tier holds for `key`: `Some(Some(v))` a value,
+    /// `Some(None)` nothing, `None` no shared tier or it cannot be asked.
+    pub async fn shared_value(&self, key: &K) -> Option<Option<V>> {
+        match self.shared.as_ref()?.lookup(key).await {
+            crate::shared::Lookup::Found((value, _)) => Some(Some(value)),
+            crate::shared::Lookup::Missing => Some(None),
+            crate::shared::Lookup::Unavailable => None,
+        }
+    }
+
+    /// True when minted values are shared with other replicas.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Take out the least recently used entry of a key other than `except`
     /// that is fresh, accepted by `eligible`, and idle: no [`Lease`] of it is
     /// out and no mint or other operation holds its slot right now. Returns

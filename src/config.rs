@@ -188,6 +188,14 @@ pub struct ServerConfig {
     /// accepted by another replica).
     #[serde(default)]
     pub cursor_key: Option<SecretRef>,
+    /// On SIGTERM/SIGINT, how long calls in flight may still run before they
+    /// are cancelled on the platforms (default 30).
+    #[serde(default = "default_shutdown_deadline")]
+    pub shutdown_deadline_secs: u64,
+}
+
+fn default_shutdown_deadline() -> u64 {
+    30
 }
 
 impl Default for ServerConfig {
@@ -203,6 +211,7 @@ impl Default for ServerConfig {
             max_sessions_per_user: default_max_sessions_per_user(),
             max_sessions: default_max_sessions(),
             cursor_key: None,
+            shutdown_deadline_secs: default_shutdown_deadline(),
         }
     }
 }

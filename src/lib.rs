@@ -14,6 +14,7 @@ pub mod broker;
 pub mod config;
 pub mod cursor;
 pub mod databricks;
+pub mod drain;
 pub mod guard;
 pub mod http;
 pub mod http_client;

@@ -164,6 +164,8 @@ struct Inner {
     cursors: CursorCodec,
     /// Warm the user's credentials when a session initializes.
     prewarm: bool,
+    /// The calls in flight, for a graceful shutdown.
+    drain: crate::drain::Drain,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -193,6 +195,7 @@ impl GovernedServer {
                 tools,
                 cursors: CursorCodec::random(),
                 prewarm: false,
+                drain: crate::drain::Drain::default(),
             }),
         }
     }
@@ -216,6 +219,11 @@ impl GovernedServer {
             inner.prewarm = on;
         }
         self
+    }
+
+    /// The tool calls in flight (to drain them on shutdown).
+    pub fn drain(&self) -> crate::drain::Drain {
+        self.inner.drain.clone()
     }
 
     /// Start warming `user`'s credentials on every configured platform.
@@ -960,7 +968,8 @@ impl ServerHandler for GovernedServer {
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user_for(&context)?;
         let mut call = CallContext::new(user.user_id.clone(), tool_name(&request.name));
-        call.cancel = context.ct.clone();
+        let (cancel, _in_flight) = self.inner.drain.enter(&context.ct);
+        call.cancel = cancel;
         if let Some(token) = context.meta.get_progress_token() {
             call.progress =
                 Some(PeerProgress::start(context.peer.clone(), token) as Arc<dyn ProgressSink>);

@@ -283,6 +283,12 @@ impl SnowflakeGoverned {
         self.pats.remove_all().await;
     }
 
+    /// On a graceful shutdown: remove the PATs this process created that no
+    /// other replica shares; returns how many were removed.
+    pub async fn remove_unshared_pats(&self) -> usize {
+        self.pats.remove_unshared().await
+    }
+
     /// What a continuation cursor binds of `session`: its PAT (by token name) and
     /// the time the cache stops using it.
     fn binding(&self, session: &pat::PatSession) -> CredentialBinding {

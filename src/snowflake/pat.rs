@@ -115,6 +115,8 @@ impl crate::shared::Shareable for PatSession {
 /// A token this process created, remembered so it can be cleaned up.
 #[derive(Debug, Clone)]
 struct CreatedToken {
+    /// The end user it was minted for.
+    user: String,
     account: String,
     base_url: String,
     name: String,
@@ -286,6 +288,39 @@ impl PatManager {
         }
     }
 
+    /// On shutdown: remove every token this process created that no other
+    /// replica shares (best effort); returns how many were removed. Without a
+    /// shared cache that is every token. With one, a token the shared cache
+    /// still holds for its user may be in use by another replica and is kept
+    /// (it expires with its vend), and so is every token while the shared
+    /// cache cannot be asked.
+    pub async fn remove_unshared(&self) -> usize {
+        let tokens: Vec<CreatedToken> = self.created.lock().expect("created lock").clone();
+        let ctx = CallContext::new("immuta-mcp", "shutdown");
+        let mut removed = 0;
+        for t in tokens {
+            if self.cache.is_shared() {
+                match self.cache.shared_value(&t.user).await {
+                    Some(Some(shared)) if shared.token_name == t.name => {
+                        tracing::info!(token = %t.name, "keeping a Snowflake PAT other replicas share");
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::info!(token = %t.name, "the shared cache cannot be asked; keeping the PAT (it expires with its vend)");
+                        continue;
+                    }
+                }
+            }
+            removed += usize::from(
+                self.remove_token(&ctx, &t.account, &t.base_url, &t.name)
+                    .await,
+            );
+        }
+        self.cache.clear().await;
+        removed
+    }
+
     async fn mint(
         &self,
         ctx: &CallContext,
@@ -394,6 +429,7 @@ impl PatManager {
             .lock()
             .expect("created lock")
             .push(CreatedToken {
+                user: ctx.user.clone(),
                 account: account.clone(),
                 base_url: base_url.clone(),
                 name: token_name.clone(),
