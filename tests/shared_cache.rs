@@ -529,3 +529,52 @@ async fn databricks_tokens_are_shared_too_one_vend_and_one_token_across_replicas
     let entries = assert_nothing_usable_in_clear(&redis, &cluster).await;
     assert_eq!(entries, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_a_replica_removes_only_the_pats_no_other_replica_shares() {
+    let redis = RedisServer::start().await;
+    let cluster = Cluster::start(&redis, 2, 15_000).await;
+    let (minter, other) = (cluster.replicas[0].clone(), cluster.replicas[1].clone());
+    cluster
+        .run_on(&minter, ALICE)
+        .await
+        .expect("alice via the minter");
+    cluster
+        .run_on(&other, ALICE)
+        .await
+        .expect("alice via the other replica");
+    assert_eq!(cluster.count(Counter::PatsCreated), 1, "shared");
+    assert_eq!(
+        minter.remove_unshared_pats().await,
+        0,
+        "alice's PAT is in the shared cache: another replica may be using it"
+    );
+    assert_eq!(cluster.count(Counter::PatsRemoved), 0);
+    cluster
+        .run_on(&other, ALICE)
+        .await
+        .expect("the other replica still runs alice's calls");
+
+    // A PAT the shared cache no longer holds is this replica's alone.
+    let before: Vec<String> = redis.dump().await.into_iter().map(|(k, _)| k).collect();
+    cluster
+        .run_on(&minter, BOB)
+        .await
+        .expect("bob via the minter");
+    let bobs: Vec<String> = redis
+        .dump()
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert_eq!(bobs.len(), 1, "bob's entry");
+    redis.delete(&bobs[0]).await;
+    assert_eq!(
+        minter.remove_unshared_pats().await,
+        1,
+        "bob's PAT is removed, alice's (still shared) kept"
+    );
+    assert_eq!(cluster.count(Counter::PatsRemoved), 1);
+    cluster.assert_no_foreign_identity();
+}

@@ -129,6 +129,16 @@ impl RedisServer {
             .expect("SET");
     }
 
+    /// `DEL key`.
+    pub async fn delete(&self, key: &str) {
+        let mut c = self.connection().await.expect("connect to redis");
+        let _: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .expect("DEL");
+    }
+
     /// Kill the server (SIGKILL) and wait for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
