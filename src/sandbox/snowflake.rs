@@ -116,6 +116,14 @@ struct Emulator {
     expired_jwts: AtomicU32,
 }
 
+/// Who a PAT's statement runs as: the vended role, the end user it was
+/// vended for, and the agent user owning the PAT (its `CURRENT_USER()`).
+struct RunAs {
+    role: String,
+    user: String,
+    agent: String,
+}
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 enum Principal {
@@ -532,9 +540,7 @@ impl Emulator {
     fn spawn_engine(
         self: &Arc<Self>,
         statement: Arc<Statement>,
-        role: String,
-        user: String,
-        agent: String,
+        RunAs { role, user, agent }: RunAs,
         sql: String,
         namespace: Namespace,
         timeout: Option<Duration>,
@@ -1043,9 +1049,11 @@ async fn submit(
                 let timeout = body.timeout.filter(|t| *t > 0).map(Duration::from_secs);
                 emu.spawn_engine(
                     statement.clone(),
-                    role.clone(),
-                    user.clone(),
-                    agent.clone(),
+                    RunAs {
+                        role: role.clone(),
+                        user: user.clone(),
+                        agent: agent.clone(),
+                    },
                     sql,
                     namespace,
                     timeout,
