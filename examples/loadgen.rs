@@ -21,6 +21,9 @@
 //! Everything is bounded in count and time and stays on 127.0.0.1; the harness
 //! measures and reports, it asserts nothing about time.
 
+#[path = "loadgen/scale.rs"]
+mod scale;
+
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use futures::future::{join_all, try_join_all};
@@ -52,7 +55,7 @@ struct Args {
     /// The sizes (1,000,000-row table, more samples); default is a quick run of a few minutes.
     #[arg(long)]
     full: bool,
-    /// Run only these sections (comma-separated numbers 1-5).
+    /// Run only these sections (comma-separated numbers 1-8).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Latency samples per path and setting in section 2.
@@ -137,12 +140,15 @@ async fn main() -> Result<()> {
     let mut report = Report::new(&args, &sizes);
     let started = Instant::now();
     let mut failed = 0;
-    let sections: [(u8, &str); 5] = [
+    let sections: [(u8, &str); 8] = [
         (1, "Round trips per call"),
         (2, "Server overhead"),
         (3, "Concurrency"),
         (4, "Large results"),
         (5, "MCP layer alone (whoami)"),
+        (6, "Agent pool: 100 Snowflake users, 1 agent vs 8"),
+        (7, "Replicas sharing Redis: 1 vs 3"),
+        (8, "First call with and without pre-warm"),
     ];
     for (n, title) in sections {
         if !wanted(n) {
@@ -156,7 +162,10 @@ async fn main() -> Result<()> {
             2 => overhead(&mut report, &sizes).await,
             3 => concurrency(&mut report, &sizes).await,
             4 => large_results(&mut report, &sizes, binary.as_deref()).await,
-            _ => mcp_layer(&mut report, &sizes, binary.as_deref()).await,
+            5 => mcp_layer(&mut report, &sizes, binary.as_deref()).await,
+            6 => scale::agent_pool(&mut report, &sizes).await,
+            7 => scale::replicas(&mut report, &sizes).await,
+            _ => scale::prewarm_latency(&mut report).await,
         };
         if let Err(e) = outcome {
             report.line(&format!("**section failed:** {e:#}"));

@@ -5,6 +5,8 @@
 #   scripts/bench.sh --full          the issue's sizes (1,000,000-row table, more samples)
 #   scripts/bench.sh --only 2,5      some sections; see `--help` for every size flag
 #   scripts/bench.sh --report notes/bench.md   also write the report to a file
+#   scripts/bench.sh --only 6,7,8    issue 11: 1 vs 8 agents (100 Snowflake users), 1 vs 3 replicas
+#                                    sharing Redis (needs redis-server), first call with/without pre-warm
 #
 # Builds the server binary and the harness in release (the first build of the dependency tree
 # takes several minutes on 2 cores), then runs target/release/examples/loadgen, which spawns

@@ -61,6 +61,40 @@ pub struct Platforms {
     pub cursors: CursorCodec,
     /// Where the paths and the MCP server count what they do.
     pub metrics: Metrics,
+    /// The credential cache shared with other replicas (`[cache] backend = "redis"`).
+    pub shared_cache: Option<Arc<crate::shared::SharedStore>>,
+    /// Every agent's Snowflake path, by agent name (`snowflake` is the first).
+    pub snowflake_agents: Vec<(String, Arc<SnowflakeGoverned>)>,
+    /// Every agent's Databricks path, by agent name (`databricks` is the first).
+    pub databricks_agents: Vec<(String, Arc<DatabricksGoverned>)>,
+}
+
+impl Platforms {
+    /// The Snowflake path the tools use: the one agent's, or the pool's.
+    pub fn snowflake_query(&self) -> Option<Arc<dyn GovernedQuery>> {
+        pooled(crate::result::Platform::Snowflake, &self.snowflake_agents)
+    }
+
+    /// The Databricks path the tools use: the one agent's, or the pool's.
+    pub fn databricks_query(&self) -> Option<Arc<dyn GovernedQuery>> {
+        pooled(crate::result::Platform::Databricks, &self.databricks_agents)
+    }
+}
+
+fn pooled<P: GovernedQuery + 'static>(
+    platform: crate::result::Platform,
+    agents: &[(String, Arc<P>)],
+) -> Option<Arc<dyn GovernedQuery>> {
+    match agents {
+        [] => None,
+        [(_, only)] => Some(only.clone() as Arc<dyn GovernedQuery>),
+        many => Some(Arc::new(crate::agents::AgentPool::new(
+            platform,
+            many.iter()
+                .map(|(name, p)| (name.clone(), p.clone() as Arc<dyn GovernedQuery>))
+                .collect(),
+        ))),
+    }
 }
 
 /// The cursor codec `server.cursor_key` names, or a random per-process one.
@@ -104,45 +138,62 @@ pub fn build_observed_platforms(cfg: &Config, metrics: &Metrics) -> Result<Platf
             databricks: None,
             cursors,
             metrics: metrics.clone(),
+            shared_cache: None,
+            snowflake_agents: Vec::new(),
+            databricks_agents: Vec::new(),
         });
     };
-    let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry)?;
-    let snowflake = cfg
-        .snowflake
-        .as_ref()
-        .map(|s| {
-            SnowflakeGoverned::new(s, immuta.clone(), &cfg.limits, http.clone())
-                .map(|p| Arc::new(p.with_metrics(metrics, &s.user)))
-        })
-        .transpose()?;
-    let databricks = cfg
-        .databricks
-        .as_ref()
-        .map(|d| {
-            DatabricksGoverned::new(d, immuta.clone(), &cfg.limits, http.clone())
-                .map(|p| Arc::new(p.with_metrics(metrics)))
-        })
-        .transpose()?;
+    let shared_cache =
+        crate::shared::from_config(&cfg.cache).map_err(|e| AppError::Config(e.to_string()))?;
+    let immuta = ImmutaClient::new(immuta_cfg, http.clone(), retry.clone())?;
+    // The agent pool: `[immuta]`/`[snowflake]`/`[databricks]` first, then `[[agents]]`.
+    let identities = crate::agents::identities(cfg);
+    let snowflake_pool_size = identities.iter().filter(|a| a.snowflake.is_some()).count();
+    let (mut snowflake_agents, mut databricks_agents) = (Vec::new(), Vec::new());
+    for (i, agent) in identities.iter().enumerate() {
+        let agent_immuta = match i {
+            0 => immuta.clone(),
+            _ => ImmutaClient::new(&agent.immuta, http.clone(), retry.clone())?,
+        };
+        if let Some(s) = &agent.snowflake {
+            let path = SnowflakeGoverned::new(s, agent_immuta.clone(), &cfg.limits, http.clone())?
+                .with_pool_size(snowflake_pool_size);
+            let path = match &shared_cache {
+                Some(store) => path.with_shared_cache(store.clone()),
+                None => path,
+            };
+            let path = path.with_metrics(metrics, &s.user);
+            snowflake_agents.push((agent.name.clone(), Arc::new(path)));
+        }
+        if let Some(d) = &agent.databricks {
+            let path = DatabricksGoverned::new(d, agent_immuta, &cfg.limits, http.clone())?;
+            let path = match &shared_cache {
+                Some(store) => path.with_shared_cache(store.clone()),
+                None => path,
+            };
+            let path = path.with_metrics(metrics);
+            databricks_agents.push((agent.name.clone(), Arc::new(path)));
+        }
+    }
+    let snowflake = snowflake_agents.first().map(|(_, p)| p.clone());
+    let databricks = databricks_agents.first().map(|(_, p)| p.clone());
     Ok(Platforms {
         immuta: Some(immuta),
         snowflake,
         databricks,
         cursors,
         metrics: metrics.clone(),
+        shared_cache,
+        snowflake_agents,
+        databricks_agents,
     })
 }
 
 /// The MCP handler for the given platforms and user source.
 pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> GovernedServer {
     GovernedServer::new(
-        platforms
-            .snowflake
-            .clone()
-            .map(|s| s as Arc<dyn GovernedQuery>),
-        platforms
-            .databricks
-            .clone()
-            .map(|d| d as Arc<dyn GovernedQuery>),
+        platforms.snowflake_query(),
+        platforms.databricks_query(),
         SqlGuard::new(cfg.guard.read_only, cfg.limits.max_sql_bytes),
         // A configuration that passed `validate` always has a valid list; an
         // unvalidated one that does not, allows nothing (fail closed).
@@ -152,6 +203,7 @@ pub fn build_server(cfg: &Config, platforms: &Platforms, users: UserSource) -> G
     )
     .with_cursors(platforms.cursors.clone())
     .with_metrics(platforms.metrics.clone())
+    .with_prewarm(cfg.cache.prewarm)
 }
 
 fn verifier(oauth: &OAuthConfig, audience: &str, cfg: &Config) -> Result<JwtVerifier, AppError> {
@@ -218,6 +270,21 @@ pub struct HttpServer {
     pub resource_url: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Stops accepting connections (before the MCP sessions are closed).
+    accepting: CancellationToken,
+    /// The tool calls in flight.
+    calls: crate::drain::Drain,
+    /// Every agent's Snowflake path, to remove the PATs this process minted.
+    snowflake_agents: Vec<Arc<SnowflakeGoverned>>,
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Calls still running at the deadline, cancelled on the platforms.
+    pub cancelled_calls: usize,
+    /// PATs this process minted and removed.
+    pub removed_pats: usize,
 }
 
 impl HttpServer {
@@ -225,6 +292,42 @@ impl HttpServer {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// SIGTERM/SIGINT: stop accepting connections, let the calls in flight
+    /// finish for up to `deadline`, cancel the rest (each path cancels its
+    /// statement on the platform), close the MCP sessions, then remove the
+    /// PATs this process minted that no other replica shares.
+    pub async fn shutdown_gracefully(self, deadline: Duration) -> ShutdownReport {
+        self.accepting.cancel();
+        let mut cancelled_calls = 0;
+        if !self.calls.wait_idle(deadline).await {
+            cancelled_calls = self.calls.in_flight();
+            tracing::warn!(
+                calls = cancelled_calls,
+                "shutdown deadline reached; cancelling the calls still running"
+            );
+            self.calls.cancel_all();
+            // The cancels reach the platforms; the calls then end.
+            self.calls.wait_idle(Duration::from_secs(15)).await;
+        }
+        // Let the last responses flush: connections whose calls ended close
+        // on their own; open SSE streams end with the sessions, closed next.
+        let mut task = self.task;
+        let flushed = tokio::time::timeout(Duration::from_millis(500), &mut task).await;
+        self.shutdown.cancel();
+        if flushed.is_err() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let mut removed_pats = 0;
+        for path in &self.snowflake_agents {
+            removed_pats += path.remove_unshared_pats().await;
+        }
+        tracing::info!(cancelled_calls, removed_pats, "shut down");
+        ShutdownReport {
+            cancelled_calls,
+            removed_pats,
+        }
     }
 
     /// Wait until the server stops (it stops on a shutdown signal or an I/O error).
@@ -280,15 +383,25 @@ pub async fn start_http_observed(
         metrics: obs.metrics.clone(),
         readiness: obs.readiness.clone(),
     };
+    let calls = server.drain();
     let router = app(server, auth, &settings);
     let limits = ServeLimits::from(&cfg.server);
-    let task = tokio::spawn(serve(listener, router, shutdown.clone(), limits));
+    // The listener stops first; the MCP sessions (`shutdown`) only after the calls drained.
+    let accepting = shutdown.child_token();
+    let task = tokio::spawn(serve(listener, router, accepting.clone(), limits));
     tracing::info!(%local, %resource_url, "serving MCP over streamable HTTP");
     Ok(HttpServer {
         addr: local,
         resource_url,
         shutdown,
         task,
+        accepting,
+        calls,
+        snowflake_agents: platforms
+            .snowflake_agents
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect(),
     })
 }
 
@@ -483,19 +596,32 @@ pub async fn check(cfg: &Config) -> Vec<CheckLine> {
         },
         None => lines.push(line("immuta", false, "[immuta] is not configured".into())),
     }
-    if let Some(s) = &platforms.snowflake {
+    // One line per agent; named when there is a pool.
+    let named = |name: &str, m: String, pool: usize| match pool {
+        1 => m,
+        _ => format!("agent {name}: {m}"),
+    };
+    let pool = platforms.snowflake_agents.len();
+    for (name, s) in &platforms.snowflake_agents {
         lines.push(match s.check().await {
-            Ok(m) => line("snowflake", true, m),
-            Err(e) => line("snowflake", false, e.to_string()),
+            Ok(m) => line("snowflake", true, named(name, m, pool)),
+            Err(e) => line("snowflake", false, named(name, e.to_string(), pool)),
         });
         lines.extend(crate::doctor::snowflake(s).await);
     }
-    if let Some(d) = &platforms.databricks {
+    let pool = platforms.databricks_agents.len();
+    for (name, d) in &platforms.databricks_agents {
         lines.push(match d.check().await {
-            Ok(m) => line("databricks", true, m),
-            Err(e) => line("databricks", false, e.to_string()),
+            Ok(m) => line("databricks", true, named(name, m, pool)),
+            Err(e) => line("databricks", false, named(name, e.to_string(), pool)),
         });
         lines.extend(crate::doctor::databricks(d).await);
+    }
+    if let Some(store) = &platforms.shared_cache {
+        lines.push(match store.check().await {
+            Ok(m) => line("cache", true, m),
+            Err(m) => line("cache", false, m),
+        });
     }
     lines
 }

@@ -15,6 +15,10 @@
 //! least recently used fresh entry that no lease holds, so a scarce upstream
 //! credential can be given to another key without pulling it from under a
 //! caller that is using it.
+//!
+//! With a shared tier ([`CredentialCache::set_shared`], `[cache] backend =
+//! "redis"`), a local miss first asks the replicas' shared cache and mints
+//! under its cross-replica lock ([`crate::shared::mint_once_across_replicas`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +26,8 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use crate::shared::{SharedTier, mint_once_across_replicas};
 
 /// How one cached value is used: leases out now, and the tick of its last use.
 #[derive(Debug, Default)]
@@ -107,12 +113,14 @@ pub struct CredentialCache<K, V> {
     slots: Mutex<HashMap<K, Slot<V>>>,
     /// Logical clock of uses (leases taken and returned).
     clock: Arc<AtomicU64>,
+    /// The cache shared with other replicas, consulted on a local miss.
+    shared: Option<Arc<dyn SharedTier<K, V>>>,
 }
 
 impl<K, V> CredentialCache<K, V>
 where
-    K: Eq + Hash + Clone + Send + Sync,
-    V: Clone + Send + Sync,
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
     /// Values are reused only while they live longer than `margin`.
     pub fn new(margin: Duration) -> Self {
@@ -120,7 +128,13 @@ where
             margin,
             slots: Mutex::new(HashMap::new()),
             clock: Arc::new(AtomicU64::new(0)),
+            shared: None,
         }
+    }
+
+    /// Share minted values with other replicas through `tier`.
+    pub fn set_shared(&mut self, tier: Arc<dyn SharedTier<K, V>>) {
+        self.shared = Some(tier);
     }
 
     fn slot(&self, key: &K) -> Slot<V> {
@@ -158,7 +172,12 @@ where
             return Ok(Lease::take(entry, &self.clock));
         }
         let previous = guard.take().map(|e| e.value);
-        let (value, expires_at) = mint(previous).await?;
+        let (value, expires_at) = match &self.shared {
+            Some(tier) => {
+                mint_once_across_replicas(tier, &key, self.margin, previous, mint).await?
+            }
+            None => mint(previous).await?,
+        };
         let entry = guard.insert(Entry {
             value,
             expires_at,
@@ -185,13 +204,44 @@ where
 
     /// Drop the entry for `key` if `is_same` says it is the value the caller saw fail.
     /// Returns the dropped value. A newer value minted meanwhile is kept.
-    pub async fn invalidate_if(&self, key: &K, is_same: impl Fn(&V) -> bool) -> Option<V> {
+    pub async fn invalidate_if(
+        &self,
+        key: &K,
+        is_same: impl Fn(&V) -> bool + Send + Sync,
+    ) -> Option<V> {
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
-        if guard.as_ref().is_some_and(|e| is_same(&e.value)) {
-            return guard.take().map(|e| e.value);
+        let dropped = if guard.as_ref().is_some_and(|e| is_same(&e.value)) {
+            guard.take().map(|e| e.value)
+        } else {
+            None
+        };
+        drop(guard);
+        self.forget_shared(key, &is_same).await;
+        dropped
+    }
+
+    /// Remove the shared entry of `key` if `is_same` says it is the value
+    /// seen (e.g. after evicting it locally); no-op without a shared tier.
+    pub async fn forget_shared(&self, key: &K, is_same: &(dyn Fn(&V) -> bool + Send + Sync)) {
+        if let Some(tier) = &self.shared {
+            tier.remove_if(key, &|v: &V| is_same(v)).await;
         }
-        None
+    }
+
+    /// What the shared tier holds for `key`: `Some(Some(v))` a value,
+    /// `Some(None)` nothing, `None` no shared tier or it cannot be asked.
+    pub async fn shared_value(&self, key: &K) -> Option<Option<V>> {
+        match self.shared.as_ref()?.lookup(key).await {
+            crate::shared::Lookup::Found((value, _)) => Some(Some(value)),
+            crate::shared::Lookup::Missing => Some(None),
+            crate::shared::Lookup::Unavailable => None,
+        }
+    }
+
+    /// True when minted values are shared with other replicas.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Take out the least recently used entry of a key other than `except`

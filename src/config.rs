@@ -127,6 +127,12 @@ pub struct Config {
     pub guard: GuardConfig,
     #[serde(default)]
     pub network: NetworkConfig,
+    /// `[cache]`: local only, or shared by replicas through Redis.
+    #[serde(default)]
+    pub cache: crate::shared::CacheConfig,
+    /// `[[agents]]`: more agent identities besides the one of `[immuta]`/`[snowflake]`.
+    #[serde(default)]
+    pub agents: Vec<crate::agents::AgentConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -224,6 +230,14 @@ pub struct ServerConfig {
     /// accepted by another replica).
     #[serde(default)]
     pub cursor_key: Option<SecretRef>,
+    /// On SIGTERM/SIGINT, how long calls in flight may still run before they
+    /// are cancelled on the platforms (default 30).
+    #[serde(default = "default_shutdown_deadline")]
+    pub shutdown_deadline_secs: u64,
+}
+
+fn default_shutdown_deadline() -> u64 {
+    30
 }
 
 impl Default for ServerConfig {
@@ -239,6 +253,7 @@ impl Default for ServerConfig {
             max_sessions_per_user: default_max_sessions_per_user(),
             max_sessions: default_max_sessions(),
             cursor_key: None,
+            shutdown_deadline_secs: default_shutdown_deadline(),
         }
     }
 }
@@ -819,6 +834,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.cache.validate()?;
+        crate::agents::validate(self)?;
         if let Some(i) = &self.immuta {
             if !(1..=1440).contains(&i.ttl_minutes) {
                 return Err(invalid("immuta.ttl_minutes", "must be between 1 and 1440"));

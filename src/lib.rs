@@ -6,6 +6,7 @@
 //! [`immuta`] and [`broker`]) → [`result::ResultSet`]. The [`sandbox`]
 //! emulates all three upstream APIs for tests and first runs.
 
+pub mod agents;
 pub mod allowlist;
 pub mod app;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod cursor;
 pub mod databricks;
 pub mod doctor;
+pub mod drain;
 pub mod guard;
 pub mod health;
 pub mod http;
@@ -29,6 +31,7 @@ pub mod retry;
 pub mod sandbox;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod snowflake;
 pub mod stdio;
 pub mod tool_schema;

@@ -176,7 +176,8 @@ async fn main() -> Result<()> {
                 (false, Some(addr)) => {
                     let server = app::start_http_observed(&cfg, &app_port(&addr), &obs).await?;
                     eprintln!("immuta-mcp: MCP endpoint {}", server.resource_url);
-                    wait_for_shutdown(server).await
+                    let deadline = Duration::from_secs(cfg.server.shutdown_deadline_secs);
+                    wait_for_shutdown(server, deadline).await
                 }
                 (false, None) => bail!("say how to serve: --stdio or --http ADDR"),
             }
@@ -260,10 +261,20 @@ fn app_port(addr: &str) -> String {
         .replace("$DATABRICKS_APP_PORT", &port)
 }
 
-async fn wait_for_shutdown(server: app::HttpServer) -> Result<()> {
+/// Serve until SIGINT or SIGTERM, then shut down gracefully (exit 0).
+async fn wait_for_shutdown(server: app::HttpServer, deadline: std::time::Duration) -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => { r?; server.shutdown().await; Ok(()) }
+        r = tokio::signal::ctrl_c() => r?,
+        _ = terminate.recv() => {}
     }
+    eprintln!("immuta-mcp: shutting down (in-flight calls get {deadline:?})");
+    let report = server.shutdown_gracefully(deadline).await;
+    eprintln!(
+        "immuta-mcp: stopped ({} call(s) cancelled, {} PAT(s) removed)",
+        report.cancelled_calls, report.removed_pats
+    );
+    Ok(())
 }
 
 async fn sandbox(
@@ -342,7 +353,8 @@ async fn sandbox(
                         .mint(u, &server.resource_url, Duration::from_secs(12 * 3600));
                 eprintln!("    {u}: {token}");
             }
-            wait_for_shutdown(server).await
+            let deadline = Duration::from_secs(cfg.server.shutdown_deadline_secs);
+            wait_for_shutdown(server, deadline).await
         }
     }
 }

@@ -329,6 +329,14 @@ pub trait GovernedQuery: Send + Sync {
             self.platform().display_name()
         )))
     }
+
+    /// Obtain the caller's scoped credential ahead of their first query (a
+    /// session just initialized), through the same single-flight as
+    /// [`query`](Self::query); runs no user SQL. Default: nothing to warm.
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        let _ = ctx;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

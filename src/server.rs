@@ -164,6 +164,10 @@ struct Inner {
     tools: Vec<Tool>,
     cursors: CursorCodec,
     metrics: Metrics,
+    /// Warm the user's credentials when a session initializes.
+    prewarm: bool,
+    /// The calls in flight, for a graceful shutdown.
+    drain: crate::drain::Drain,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -193,6 +197,8 @@ impl GovernedServer {
                 tools,
                 cursors: CursorCodec::random(),
                 metrics: Metrics::default(),
+                prewarm: false,
+                drain: crate::drain::Drain::default(),
             }),
         }
     }
@@ -219,6 +225,15 @@ impl GovernedServer {
         self
     }
 
+    /// Vend and mint the user's credentials in the background when their
+    /// session initializes (`cache.prewarm`). Call before the server is cloned.
+    pub fn with_prewarm(mut self, on: bool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.prewarm = on;
+        }
+        self
+    }
+
     /// One audit event per tool call, counted in the metrics too.
     fn record(&self, event: &AuditEvent<'_>) {
         audit::record(event);
@@ -229,6 +244,32 @@ impl GovernedServer {
             event.user,
             event.duration,
         );
+    }
+
+    /// The tool calls in flight (to drain them on shutdown).
+    pub fn drain(&self) -> crate::drain::Drain {
+        self.inner.drain.clone()
+    }
+
+    /// Start warming `user`'s credentials on every configured platform.
+    fn start_prewarm(&self, user: &VerifiedUser) {
+        for path in [&self.inner.snowflake, &self.inner.databricks]
+            .into_iter()
+            .flatten()
+        {
+            let (path, user_id) = (path.clone(), user.user_id.clone());
+            tokio::spawn(async move {
+                let ctx = CallContext::new(user_id, "prewarm");
+                match path.prewarm(&ctx).await {
+                    Ok(()) => {
+                        tracing::debug!(user = %ctx.user, platform = ?path.platform(), "credentials warmed for a new session")
+                    }
+                    Err(e) => {
+                        tracing::info!(user = %ctx.user, platform = ?path.platform(), error = %e, "could not warm credentials for a new session; the first query vends itself")
+                    }
+                }
+            });
+        }
     }
 
     /// The tools this server lists.
@@ -922,6 +963,20 @@ impl ServerHandler for GovernedServer {
             )
     }
 
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        if self.inner.prewarm
+            && let Ok(user) = self.user_for(&context)
+        {
+            self.start_prewarm(&user);
+        }
+        self.negotiate_initialize(&request)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -941,7 +996,8 @@ impl ServerHandler for GovernedServer {
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user_for(&context)?;
         let mut call = CallContext::new(user.user_id.clone(), tool_name(&request.name));
-        call.cancel = context.ct.clone();
+        let (cancel, _in_flight) = self.inner.drain.enter(&context.ct);
+        call.cancel = cancel;
         if let Some(token) = context.meta.get_progress_token() {
             call.progress =
                 Some(PeerProgress::start(context.peer.clone(), token) as Arc<dyn ProgressSink>);

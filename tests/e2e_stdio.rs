@@ -182,9 +182,12 @@ async fn write_statements_are_refused_before_any_upstream_request_over_stdio() {
         control.contains("outcome=\"ok\"") || control.contains("outcome=ok"),
         "{control}"
     );
+    // The vend, mint and identity probe ran at startup (cache.prewarm, on by
+    // default): the call itself needed only its statement.
+    assert!(requests >= 1, "the statement: {control}");
     assert!(
-        requests >= 4,
-        "vend, mint, identity probe and statement: {control}"
+        stderr.contains("credentials warmed for a new session"),
+        "stdio warms the configured user's credentials at startup:\n{stderr}"
     );
     assert_eq!(
         stderr.matches("sandbox statement executed").count(),

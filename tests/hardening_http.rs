@@ -33,6 +33,8 @@ impl Harness {
         let issuer = LocalIssuer::start().await.expect("issuer");
         let mut cfg = sandbox.client_config();
         cfg.identity.oauth = Some(issuer.oauth_config());
+        // These tests count upstream requests; a session's pre-warm would add some.
+        cfg.cache.prewarm = false;
         tweak(&mut cfg);
         let server = app::start_http(&cfg, "127.0.0.1:0")
             .await

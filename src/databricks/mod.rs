@@ -63,6 +63,34 @@ struct GroupCredential {
     applied_identity: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
+impl crate::shared::Shareable for GroupCredential {
+    const PLATFORM: &'static str = "databricks";
+
+    fn to_shared(&self) -> serde_json::Value {
+        serde_json::json!({
+            "group_id": self.group_id,
+            "group_name": self.group_name,
+            "vend_id": self.vend_id,
+            "access_token": self.access_token.expose(),
+            "expires_at_ms": self.expires_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        })
+    }
+
+    fn from_shared(value: serde_json::Value) -> Option<Self> {
+        let text = |name: &str| value.get(name)?.as_str().map(str::to_string);
+        Some(Self {
+            group_id: text("group_id")?,
+            group_name: text("group_name")?,
+            vend_id: text("vend_id")?,
+            access_token: Secret::new(text("access_token").filter(|t| !t.is_empty())?),
+            expires_at: std::time::UNIX_EPOCH
+                + Duration::from_millis(value.get("expires_at_ms")?.as_u64()?),
+            // Each replica asks Databricks once itself before its first statement.
+            applied_identity: Default::default(),
+        })
+    }
+}
+
 /// Asked once per token before its first user statement (see
 /// [`DatabricksGoverned::applied_identity`]): who the token acts as, and
 /// whether that identity is a member of the vended exclusive group (by name,
@@ -224,6 +252,17 @@ impl DatabricksGoverned {
     /// The workspace URL (e.g. for a reachability probe).
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Share vended groups and tokens with the other replicas through `store`
+    /// (`[cache] backend = "redis"`), keyed by this service principal and each end user.
+    pub fn with_shared_cache(mut self, store: std::sync::Arc<crate::shared::SharedStore>) -> Self {
+        let agent = format!("{}|{}", self.host, self.tokens.client_id());
+        self.cache
+            .set_shared(std::sync::Arc::new(crate::shared::SharedCredentials::<
+                GroupCredential,
+            >::new(store, agent)));
+        self
     }
 
     /// Who Databricks says `credential`'s token acts as, asked once per token:
@@ -494,6 +533,10 @@ impl DatabricksGoverned {
 impl GovernedQuery for DatabricksGoverned {
     fn platform(&self) -> Platform {
         Platform::Databricks
+    }
+
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        self.credential(ctx).await.map(drop)
     }
 
     async fn query(

@@ -136,6 +136,11 @@ impl TokenClient {
         }
     }
 
+    /// The service principal's client id (public, not a secret).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The token endpoint URL.
     pub fn token_url(&self) -> &str {
         &self.token_url

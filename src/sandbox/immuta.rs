@@ -227,7 +227,6 @@ impl ImmutaEmulator {
     /// Check `Authorization` against the forms the `immuta_auth` variant accepts.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let variant = self.state.settings.variants.immuta_auth;
-        let key = self.state.creds.immuta_api_key.as_str();
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -237,10 +236,11 @@ impl ImmutaEmulator {
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, t)| t.trim())
         });
-        let raw_ok = given == Some(key);
-        let bearer_key_ok = bearer == Some(key);
+        let is_key = |k: Option<&str>| k.is_some_and(|k| self.state.creds.is_immuta_api_key(k));
+        let raw_ok = is_key(given);
+        let bearer_key_ok = is_key(bearer);
         let token_ok = match bearer {
-            Some(t) if t != key => match self.token_expiry(t) {
+            Some(t) if !is_key(Some(t)) => match self.token_expiry(t) {
                 Some((exp, epoch))
                     if Utc::now() < exp && epoch >= self.state.credential_epoch() =>
                 {
@@ -347,7 +347,6 @@ async fn authenticate(
             "no such Immuta API endpoint in the sandbox (immuta_auth variant without the exchange)",
         );
     }
-    let key = emu.state.creds.immuta_api_key.as_str();
     let from_body = serde_json::from_slice::<AuthenticateRequest>(&body)
         .ok()
         .map(|b| b.apikey);
@@ -356,7 +355,10 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_string());
     let given = from_body.or(from_header);
-    if given.as_deref() != Some(key) {
+    if !given
+        .as_deref()
+        .is_some_and(|g| emu.state.creds.is_immuta_api_key(g))
+    {
         return message(
             StatusCode::UNAUTHORIZED,
             "Unauthorized: the API key is not valid",

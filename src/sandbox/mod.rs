@@ -124,7 +124,16 @@ impl Sandbox {
             settings.prerequisites = fixture.agent.clone();
         }
         let engine = tokio::task::spawn_blocking(move || Engine::new(&fixture));
-        let creds = tokio::task::spawn_blocking(SandboxCredentials::generate);
+        let agents = settings.agents.max(1);
+        let creds = tokio::task::spawn_blocking(move || {
+            let mut creds = SandboxCredentials::generate()?;
+            for n in 2..=agents {
+                creds
+                    .extra_agents
+                    .push(state::AgentCredentials::generate(n)?);
+            }
+            Ok::<_, state::KeyError>(creds)
+        });
         let snowflake_host = immuta::SNOWFLAKE_CONNECTION_KEY.to_string();
         let tls_host = snowflake_host.clone();
         let tls = tokio::task::spawn_blocking(move || tls::SandboxTls::generate(&tls_host));
@@ -292,6 +301,31 @@ impl Sandbox {
             ..Config::default()
         };
         cfg.identity.stdio_user = self.state.engine.user_ids().into_iter().next();
+        cfg
+    }
+
+    /// [`client_config`](Self::client_config) with every further agent the
+    /// sandbox hosts ([`SandboxSettings::agents`]) as an `[[agents]]` entry,
+    /// named `agent-2`, `agent-3`, ...
+    pub fn pool_config(&self) -> Config {
+        let mut cfg = self.client_config();
+        cfg.agents = self
+            .state
+            .creds
+            .extra_agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| crate::agents::AgentConfig {
+                name: format!("agent-{}", i + 2),
+                immuta_api_key: SecretRef::Value(a.immuta_api_key.clone()),
+                immuta_agent_id: None,
+                snowflake_user: Some(a.snowflake_user.clone()),
+                snowflake_private_key: Some(SecretRef::Value(a.snowflake_private_key_pem.clone())),
+                snowflake_private_key_passphrase: None,
+                databricks_client_id: None,
+                databricks_client_secret: None,
+            })
+            .collect();
         cfg
     }
 

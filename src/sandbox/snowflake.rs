@@ -125,16 +125,26 @@ struct Emulator {
     expired_jwts: AtomicU32,
 }
 
+/// Who a PAT's statement runs as: the vended role, the end user it was
+/// vended for, and the agent user owning the PAT (its `CURRENT_USER()`).
+struct RunAs {
+    role: String,
+    user: String,
+    agent: String,
+}
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 enum Principal {
-    /// The agent user, authenticated with a key-pair JWT.
-    Agent,
+    /// An agent user (upper case), authenticated with a key-pair JWT.
+    Agent(String),
     /// A programmatic access token: SQL runs as its role for `user` (the end user the role was vended for).
     Pat {
         token_name: String,
         role: String,
         user: String,
+        /// The agent user owning the PAT (its `CURRENT_USER()`).
+        agent: String,
     },
 }
 
@@ -142,7 +152,7 @@ impl Principal {
     /// Statements are visible only to the principal that submitted them.
     fn owner_key(&self) -> String {
         match self {
-            Principal::Agent => "agent".to_string(),
+            Principal::Agent(agent) => format!("agent:{agent}"),
             Principal::Pat { role, .. } => format!("role:{role}"),
         }
     }
@@ -462,7 +472,7 @@ impl Emulator {
                         "JWT token is invalid.",
                     ));
                 }
-                self.verifier.verify(token).map(|()| Principal::Agent)
+                self.verifier.verify(token).map(Principal::Agent)
             }
             "PROGRAMMATIC_ACCESS_TOKEN" => self.authenticate_pat(token),
             other => Err(AuthError::new(
@@ -509,12 +519,14 @@ impl Emulator {
                 token_name: pat.name,
                 role: AGENT_SNOWFLAKE_ROLE.to_string(),
                 user: AGENT_IDENTITY.to_string(),
+                agent: pat.user,
             });
         }
         Ok(Principal::Pat {
             token_name: pat.name,
             role: pat.role_restriction,
             user,
+            agent: pat.user,
         })
     }
 
@@ -546,8 +558,7 @@ impl Emulator {
     fn spawn_engine(
         self: &Arc<Self>,
         statement: Arc<Statement>,
-        role: String,
-        user: String,
+        RunAs { role, user, agent }: RunAs,
         sql: String,
         namespace: Namespace,
         timeout: Option<Duration>,
@@ -564,7 +575,7 @@ impl Emulator {
         let delay = self.state.settings.snowflake_statement_delay;
         // A PAT session's CURRENT_USER() is the user owning the PAT: the agent.
         let session = Session {
-            login_user: Some(self.state.creds.snowflake_user.to_ascii_uppercase()),
+            login_user: Some(agent),
             groups: Vec::new(),
         };
         tokio::spawn(async move {
@@ -594,8 +605,12 @@ impl Emulator {
     }
 
     /// Execute a token-management statement for the agent (synchronous, no engine).
-    fn run_pat_statement(&self, statement: PatStatement) -> Result<ResultData, SqlError> {
-        let agent = self.state.creds.snowflake_user.to_ascii_uppercase();
+    fn run_pat_statement(
+        &self,
+        agent: &str,
+        statement: PatStatement,
+    ) -> Result<ResultData, SqlError> {
+        let agent = agent.to_ascii_uppercase();
         let check_user = |user: &Option<String>| match user {
             Some(u) if !u.eq_ignore_ascii_case(&agent) => Err(SqlError::new(
                 "003001",
@@ -1014,18 +1029,17 @@ async fn submit(
                 syntax.message,
             )));
         }
-        (Principal::Agent, Ok(Some(pat_statement))) => {
-            let outcome = match emu.run_pat_statement(pat_statement) {
+        (Principal::Agent(agent), Ok(Some(pat_statement))) => {
+            let outcome = match emu.run_pat_statement(agent, pat_statement) {
                 Ok(data) => Outcome::Succeeded(Arc::new(data)),
                 Err(err) => Outcome::Failed(err),
             };
             statement.finish(outcome);
         }
-        (Principal::Agent, Ok(None)) if doctor_sql::parse(&sql).is_some() => {
+        (Principal::Agent(agent), Ok(None)) if doctor_sql::parse(&sql).is_some() => {
             let parsed = doctor_sql::parse(&sql).expect("checked by the guard");
-            let user = emu.state.creds.snowflake_user.to_ascii_uppercase();
             let account = doctor_sql::AgentAccount {
-                user: &user,
+                user: agent,
                 role: AGENT_SNOWFLAKE_ROLE,
                 fingerprint: &emu.state.creds.snowflake_public_key_fingerprint,
                 prerequisites: &emu.state.settings.prerequisites,
@@ -1039,15 +1053,14 @@ async fn submit(
             };
             statement.finish(outcome);
         }
-        (Principal::Agent, Ok(None)) => {
+        (Principal::Agent(agent), Ok(None)) => {
             let err = match first_object(&sql) {
                 Some(object) => SqlError::not_authorized(&object),
                 None => SqlError::new(
                     "003001",
                     "42501",
                     format!(
-                        "SQL access control error:\nInsufficient privileges: user '{}' authenticated with a key-pair JWT may only manage programmatic access tokens; its role has no data grants.",
-                        emu.state.creds.snowflake_user.to_ascii_uppercase()
+                        "SQL access control error:\nInsufficient privileges: user '{agent}' authenticated with a key-pair JWT may only manage programmatic access tokens; its role has no data grants."
                     ),
                 ),
             };
@@ -1065,6 +1078,7 @@ async fn submit(
                 role,
                 user,
                 token_name,
+                agent,
             },
             Ok(None),
         ) => {
@@ -1092,8 +1106,11 @@ async fn submit(
                 let timeout = body.timeout.filter(|t| *t > 0).map(Duration::from_secs);
                 emu.spawn_engine(
                     statement.clone(),
-                    role.clone(),
-                    user.clone(),
+                    RunAs {
+                        role: role.clone(),
+                        user: user.clone(),
+                        agent: agent.clone(),
+                    },
                     sql,
                     namespace,
                     timeout,

@@ -103,6 +103,65 @@ pub struct SandboxCredentials {
     /// Service principal secret (fresh per start).
     pub databricks_client_secret: String,
     pub warehouse_id: String,
+    /// Further agents of a pool ([`SandboxSettings::agents`] − 1), each with
+    /// its own Immuta API key and Snowflake service user and key.
+    pub extra_agents: Vec<AgentCredentials>,
+}
+
+/// One more agent identity the sandbox accepts.
+#[derive(Clone)]
+pub struct AgentCredentials {
+    pub immuta_api_key: String,
+    /// `IMMUTA_AGENT_<n>`.
+    pub snowflake_user: String,
+    pub snowflake_private_key_pem: String,
+}
+
+impl std::fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCredentials")
+            .field("snowflake_user", &self.snowflake_user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentCredentials {
+    /// Agent number `n` (2, 3, ...): a fresh API key and RSA-2048 key.
+    pub fn generate(n: usize) -> Result<AgentCredentials, KeyError> {
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            .map_err(|e| KeyError(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| KeyError(e.to_string()))?;
+        let token = || uuid::Uuid::new_v4().simple().to_string();
+        Ok(AgentCredentials {
+            immuta_api_key: format!("imm_{}{}", token(), token()),
+            snowflake_user: format!("IMMUTA_AGENT_{n}"),
+            snowflake_private_key_pem: pem.to_string(),
+        })
+    }
+}
+
+impl SandboxCredentials {
+    /// True for the API key of any agent the sandbox hosts.
+    pub fn is_immuta_api_key(&self, given: &str) -> bool {
+        given == self.immuta_api_key || self.extra_agents.iter().any(|a| a.immuta_api_key == given)
+    }
+
+    /// Every agent's Snowflake (user, PKCS#8 PEM), the first agent first.
+    pub fn snowflake_agents(&self) -> Vec<(String, String)> {
+        std::iter::once((
+            self.snowflake_user.clone(),
+            self.snowflake_private_key_pem.clone(),
+        ))
+        .chain(self.extra_agents.iter().map(|a| {
+            (
+                a.snowflake_user.clone(),
+                a.snowflake_private_key_pem.clone(),
+            )
+        }))
+        .collect()
+    }
 }
 
 impl std::fmt::Debug for SandboxCredentials {
@@ -154,6 +213,7 @@ impl SandboxCredentials {
             databricks_client_id: uuid::Uuid::new_v4().to_string(),
             databricks_client_secret: format!("dose{}", token()),
             warehouse_id: token()[..16].to_string(),
+            extra_agents: Vec::new(),
         })
     }
 }
@@ -163,6 +223,9 @@ impl SandboxCredentials {
 pub struct SandboxSettings {
     /// Live PATs per Snowflake user at most (default 15).
     pub pat_limit_per_user: usize,
+    /// Agent identities hosted (default 1): agent 1 is the one in
+    /// `client_config`, agents 2.. are in [`SandboxCredentials::extra_agents`].
+    pub agents: usize,
     /// Snowflake statements slower than this answer 202 (default 45 s, as Snowflake).
     pub snowflake_sync_wait: Duration,
     /// Rows per Snowflake result partition (default 10,000).
@@ -203,6 +266,7 @@ impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
             pat_limit_per_user: 15,
+            agents: 1,
             snowflake_sync_wait: Duration::from_secs(45),
             partition_rows: 10_000,
             databricks_chunk_rows: 10_000,

@@ -66,6 +66,8 @@ pub struct SnowflakeGoverned {
     account: Option<String>,
     base_url: Option<String>,
     verify_identity: bool,
+    /// The agent identity shared cache entries are keyed by.
+    agent: String,
 }
 
 /// Asked once per PAT before its first user statement (see
@@ -129,6 +131,7 @@ impl SnowflakeGoverned {
             statement_timeout_secs: timeout.min(120),
             margin: limits.credential_margin(),
             capacity_backoff: pat::DEFAULT_CAPACITY_BACKOFF,
+            pool_size: 1,
         };
         Ok(Self {
             pats: PatManager::new(immuta, jwt, api.clone(), settings),
@@ -140,6 +143,11 @@ impl SnowflakeGoverned {
             account: cfg.account.clone().filter(|a| !a.trim().is_empty()),
             base_url: cfg.base_url.clone(),
             verify_identity: cfg.verify_identity,
+            agent: format!(
+                "{}@{}",
+                cfg.user.to_ascii_uppercase(),
+                cfg.account.clone().unwrap_or_default().to_ascii_uppercase()
+            ),
         })
     }
 
@@ -196,6 +204,21 @@ impl SnowflakeGoverned {
             })
             .await
             .cloned()
+    }
+
+    /// Share vended roles and PATs with the other replicas through `store`
+    /// (`[cache] backend = "redis"`), keyed by this agent user and each end user.
+    pub fn with_shared_cache(mut self, store: std::sync::Arc<crate::shared::SharedStore>) -> Self {
+        let agent = self.agent.clone();
+        self.pats.share_through(store, &agent);
+        self
+    }
+
+    /// This agent is one of `agents` in a pool (the capacity error says how
+    /// many agents the load would need).
+    pub fn with_pool_size(mut self, agents: usize) -> Self {
+        self.pats.set_pool_size(agents);
+        self
     }
 
     /// Replace the retry policy (tests use short backoffs).
@@ -318,6 +341,12 @@ impl SnowflakeGoverned {
         self.pats.remove_all().await;
     }
 
+    /// On a graceful shutdown: remove the PATs this process created that no
+    /// other replica shares; returns how many were removed.
+    pub async fn remove_unshared_pats(&self) -> usize {
+        self.pats.remove_unshared().await
+    }
+
     /// What a continuation cursor binds of `session`: its PAT (by token name) and
     /// the time the cache stops using it.
     fn binding(&self, session: &pat::PatSession) -> CredentialBinding {
@@ -436,6 +465,21 @@ impl GovernedQuery for SnowflakeGoverned {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    async fn prewarm(&self, ctx: &CallContext) -> Result<(), QueryError> {
+        let session = self.pats.session(ctx).await?;
+        if self.verify_identity {
+            // The identity probe too, so the first query runs as fast as a warm one.
+            let warehouse = self.default_warehouse.clone();
+            if let Err(e @ QueryError::IdentityMismatch(_)) =
+                self.applied_identity(ctx, &session, &warehouse).await
+            {
+                self.pats.reject(ctx, &session).await;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     async fn fetch_page(

@@ -80,9 +80,44 @@ pub struct PatSession {
     pub applied_identity: Arc<tokio::sync::OnceCell<String>>,
 }
 
+impl crate::shared::Shareable for PatSession {
+    const PLATFORM: &'static str = "snowflake";
+
+    fn to_shared(&self) -> serde_json::Value {
+        serde_json::json!({
+            "vend_id": self.vend_id,
+            "role": self.role,
+            "account": self.account,
+            "base_url": self.base_url,
+            "token_name": self.token_name,
+            "pat": self.pat.expose(),
+            "expires_at_ms": self.expires_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        })
+    }
+
+    fn from_shared(value: serde_json::Value) -> Option<Self> {
+        let text = |name: &str| value.get(name)?.as_str().map(str::to_string);
+        let pat = text("pat").filter(|p| !p.is_empty())?;
+        Some(Self {
+            vend_id: text("vend_id")?,
+            role: text("role")?,
+            account: text("account")?,
+            base_url: text("base_url")?,
+            token_name: text("token_name")?,
+            pat: Secret::new(pat),
+            expires_at: std::time::UNIX_EPOCH
+                + Duration::from_millis(value.get("expires_at_ms")?.as_u64()?),
+            // Each replica asks Snowflake once itself before its first statement.
+            applied_identity: Arc::default(),
+        })
+    }
+}
+
 /// A token this process created, remembered so it can be cleaned up.
 #[derive(Debug, Clone)]
 struct CreatedToken {
+    /// The end user it was minted for.
+    user: String,
     account: String,
     base_url: String,
     name: String,
@@ -105,6 +140,8 @@ pub struct PatSettings {
     /// is in use, that user's calls fail at once for this long (no vend, no
     /// Snowflake request). [`DEFAULT_CAPACITY_BACKOFF`] by default.
     pub capacity_backoff: Duration,
+    /// Agents in the pool this agent belongs to (1 without `[[agents]]`).
+    pub pool_size: usize,
 }
 
 /// Default [`PatSettings::capacity_backoff`].
@@ -177,6 +214,18 @@ impl PatManager {
     /// Change how long a user's calls fail at once after a capacity failure.
     pub fn set_capacity_backoff(&mut self, backoff: Duration) {
         self.settings.capacity_backoff = backoff;
+    }
+
+    /// Share sessions with the other replicas through `store`, as `agent`'s.
+    pub fn share_through(&mut self, store: Arc<crate::shared::SharedStore>, agent: &str) {
+        self.cache.set_shared(Arc::new(
+            crate::shared::SharedCredentials::<PatSession>::new(store, agent),
+        ));
+    }
+
+    /// This agent is one of `agents` in a pool.
+    pub fn set_pool_size(&mut self, agents: usize) {
+        self.settings.pool_size = agents.max(1);
     }
 
     /// Use another SQL API client (e.g. with a different retry policy).
@@ -281,6 +330,39 @@ impl PatManager {
         }
     }
 
+    /// On shutdown: remove every token this process created that no other
+    /// replica shares (best effort); returns how many were removed. Without a
+    /// shared cache that is every token. With one, a token the shared cache
+    /// still holds for its user may be in use by another replica and is kept
+    /// (it expires with its vend), and so is every token while the shared
+    /// cache cannot be asked.
+    pub async fn remove_unshared(&self) -> usize {
+        let tokens: Vec<CreatedToken> = self.created.lock().expect("created lock").clone();
+        let ctx = CallContext::new("immuta-mcp", "shutdown");
+        let mut removed = 0;
+        for t in tokens {
+            if self.cache.is_shared() {
+                match self.cache.shared_value(&t.user).await {
+                    Some(Some(shared)) if shared.token_name == t.name => {
+                        tracing::info!(token = %t.name, "keeping a Snowflake PAT other replicas share");
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::info!(token = %t.name, "the shared cache cannot be asked; keeping the PAT (it expires with its vend)");
+                        continue;
+                    }
+                }
+            }
+            removed += usize::from(
+                self.remove_token(&ctx, &t.account, &t.base_url, &t.name)
+                    .await,
+            );
+        }
+        self.cache.clear().await;
+        removed
+    }
+
     async fn mint(
         &self,
         ctx: &CallContext,
@@ -292,7 +374,7 @@ impl PatManager {
         let ctx = &detached(ctx);
         if let Some(left) = self.capacity_backoff_left(&ctx.user) {
             tracing::debug!(user = %ctx.user, "Snowflake user capacity was reached moments ago; not vending again yet");
-            return Err(capacity_error(left));
+            return Err(self.capacity_error(left));
         }
         let vend = self.immuta.vend(ctx).await?;
         let minted = self.mint_for_vend(ctx, &vend, previous).await;
@@ -371,7 +453,7 @@ impl PatManager {
             Err(e) if is_token_limit(&e) => {
                 tracing::warn!(user = %ctx.user, error = %e, "Snowflake user capacity reached: every PAT slot of the agent user is held by a running query");
                 self.note_capacity_reached(&ctx.user);
-                return Err(capacity_error(self.settings.capacity_backoff));
+                return Err(self.capacity_error(self.settings.capacity_backoff));
             }
             Err(e) => {
                 return Err(self.credential_error(&account, "create a PAT for the vended role", e));
@@ -389,6 +471,7 @@ impl PatManager {
             .lock()
             .expect("created lock")
             .push(CreatedToken {
+                user: ctx.user.clone(),
                 account: account.clone(),
                 base_url: base_url.clone(),
                 name: token_name.clone(),
@@ -457,6 +540,11 @@ impl PatManager {
             return Err(limit_error);
         };
         tracing::info!(user = %ctx.user, evicted_user = %evicted_user, token = %evicted.token_name, "PAT limit reached: evicting the least recently used idle Snowflake session of another user");
+        self.cache
+            .forget_shared(&evicted_user, &|s: &PatSession| {
+                s.token_name == evicted.token_name
+            })
+            .await;
         self.remove_token(
             ctx,
             &evicted.account,
@@ -482,6 +570,34 @@ impl PatManager {
         until
             .checked_duration_since(Instant::now())
             .filter(|left| !left.is_zero())
+    }
+
+    /// The error of a call that found every PAT slot of this agent user in
+    /// use, with how many agents the current demand would need: the users
+    /// holding this agent's PATs plus those refused within the back-off, over
+    /// the PATs one agent holds, times the pool (users spread evenly).
+    fn capacity_error(&self, retry_in: Duration) -> QueryError {
+        let now = SystemTime::now();
+        let held = self
+            .created
+            .lock()
+            .expect("created lock")
+            .iter()
+            .filter(|t| t.expires_at > now)
+            .count()
+            .max(1);
+        let instant = Instant::now();
+        let refused = self
+            .capacity_backoff
+            .lock()
+            .expect("capacity backoff lock")
+            .values()
+            .filter(|until| **until > instant)
+            .count()
+            .max(1);
+        let pool = self.settings.pool_size.max(1);
+        let needed = (pool * (held + refused)).div_ceil(held).max(pool + 1);
+        capacity_error(retry_in, pool, held, needed)
     }
 
     /// Remember that `user`'s mint failed for lack of capacity.
@@ -831,10 +947,10 @@ fn detached(ctx: &CallContext) -> CallContext {
 }
 
 /// The error of a call that found every PAT slot of the agent user in use.
-fn capacity_error(retry_in: Duration) -> QueryError {
+fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -> QueryError {
     let secs = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
     QueryError::Credential(format!(
-        "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; all end users' PATs are created on the one agent user) belongs to another user's running query. Retry shortly (in {} s or later)",
+        "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; each end user's PAT is created on the agent user serving them) belongs to another user's running query. Retry shortly (in {} s or later). The server runs {pool} agent(s) holding about {held} PATs each; the users asking now would need about {needed} agents: add agents under [[agents]]",
         secs.max(1)
     ))
 }

@@ -12,10 +12,13 @@ mod leak;
 mod logs;
 #[allow(unused_imports)] // only the Databricks Apps tests use the proxy
 pub use apps_proxy::AppsProxy;
+mod redis_server;
 #[allow(unused_imports)] // not every test binary checks for leaks
 pub use leak::*;
 #[allow(unused_imports)] // not every test binary reads logs
 pub use logs::LogBuffer;
+#[allow(unused_imports)] // only the shared-cache tests start Redis
+pub use redis_server::RedisServer;
 
 use immuta_mcp::app::{self, HttpServer, LocalIssuer};
 use immuta_mcp::config::Config;
@@ -271,6 +274,8 @@ impl HttpEnv {
             .expect("issuer starts");
         let mut config = sandbox.client_config();
         config.identity.oauth = Some(issuer.oauth_config());
+        // These tests count upstream requests per call; tests/prewarm.rs turns it on.
+        config.cache.prewarm = false;
         tweak(&mut config);
         let server = bounded("http start", app::start_http(&config, "127.0.0.1:0"))
             .await

@@ -72,8 +72,54 @@ struct Claims {
     exp: u64,
 }
 
-/// The public key registered for the agent user, and the JWT rules.
+/// The public keys registered for the agent users the sandbox hosts (one
+/// per agent of a pool), and the JWT rules.
 pub struct KeyPairVerifier {
+    keys: Vec<RegisteredKey>,
+}
+
+impl KeyPairVerifier {
+    /// Derive each agent user's public key and fingerprint from its private key.
+    pub fn new(creds: &SandboxCredentials, max_lifetime: Duration) -> Self {
+        let keys = creds
+            .snowflake_agents()
+            .into_iter()
+            .map(|(user, pem)| {
+                RegisteredKey::new(&creds.snowflake_account, &user, &pem, max_lifetime)
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// Check a key-pair JWT; `Ok` names the agent user (upper case) it was
+    /// issued for with that user's registered key.
+    pub fn verify(&self, token: &str) -> Result<String, AuthError> {
+        // The key is chosen by the user `iss` names (read before any check),
+        // as Snowflake looks up the user's registered key; the signature is
+        // then verified with that key alone.
+        let named = token
+            .split('.')
+            .nth(1)
+            .and_then(|payload| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .ok()
+            })
+            .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+            .and_then(|claims| claims.get("iss")?.as_str().map(str::to_string))
+            .and_then(|iss| iss.split_once(".SHA256:").map(|(user, _)| user.to_string()));
+        let key = named
+            .and_then(|user| self.keys.iter().find(|k| k.qualified_user == user))
+            .or_else(|| self.keys.first())
+            .ok_or_else(|| AuthError::jwt("no public key is registered for the user"))?;
+        key.verify(token).map(|()| key.user.clone())
+    }
+}
+
+/// The public key registered for one agent user.
+struct RegisteredKey {
+    /// `USER` (upper case).
+    user: String,
     /// `None` when the sandbox's private key could not be read: every JWT is refused.
     key: Option<DecodingKey>,
     fingerprint: String,
@@ -81,15 +127,16 @@ pub struct KeyPairVerifier {
     max_lifetime: Duration,
 }
 
-impl KeyPairVerifier {
-    /// Derive the public key and its `SHA256:` fingerprint from the sandbox's private key.
-    pub fn new(creds: &SandboxCredentials, max_lifetime: Duration) -> Self {
+impl RegisteredKey {
+    /// Derive the public key and its `SHA256:` fingerprint from the agent's private key.
+    fn new(account: &str, user: &str, private_key_pem: &str, max_lifetime: Duration) -> Self {
         let qualified_user = format!(
             "{}.{}",
-            creds.snowflake_account.to_ascii_uppercase(),
-            creds.snowflake_user.to_ascii_uppercase()
+            account.to_ascii_uppercase(),
+            user.to_ascii_uppercase()
         );
-        let derived = rsa::RsaPrivateKey::from_pkcs8_pem(&creds.snowflake_private_key_pem)
+        let user = user.to_ascii_uppercase();
+        let derived = rsa::RsaPrivateKey::from_pkcs8_pem(private_key_pem)
             .map_err(|e| e.to_string())
             .and_then(|private| {
                 let public = rsa::RsaPublicKey::from(&private);
@@ -107,6 +154,7 @@ impl KeyPairVerifier {
             });
         match derived {
             Ok((key, fingerprint)) => Self {
+                user,
                 key: Some(key),
                 fingerprint,
                 qualified_user,
@@ -115,6 +163,7 @@ impl KeyPairVerifier {
             Err(reason) => {
                 tracing::error!(%reason, "sandbox Snowflake private key unreadable; every key-pair JWT will be refused");
                 Self {
+                    user,
                     key: None,
                     fingerprint: String::new(),
                     qualified_user,
@@ -124,8 +173,8 @@ impl KeyPairVerifier {
         }
     }
 
-    /// Check a key-pair JWT; `Ok` means it was issued for the agent user with the registered key.
-    pub fn verify(&self, token: &str) -> Result<(), AuthError> {
+    /// Check a key-pair JWT; `Ok` means it was issued for this agent user with its registered key.
+    fn verify(&self, token: &str) -> Result<(), AuthError> {
         let Some(key) = &self.key else {
             return Err(AuthError::jwt("no public key is registered for the user"));
         };
