@@ -44,6 +44,9 @@ impl ObservedEnv {
             .expect("issuer starts");
         let mut config = sandbox.client_config();
         config.identity.oauth = Some(issuer.oauth_config());
+        // The scrape test counts each call's vends and mints; pre-warm would add its own
+        // (tests/prewarm.rs covers it).
+        config.cache.prewarm = false;
         tweak(&mut config);
         let obs = Observability::new(&config);
         let server = bounded(
