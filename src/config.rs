@@ -637,6 +637,18 @@ pub struct Limits {
     /// credential its query ran under). 0 issues cursors that have already expired.
     #[serde(default = "default_cursor_ttl")]
     pub cursor_ttl_secs: u64,
+    /// Calls of one end user that may reach a platform at once (per process); more wait
+    /// (see `limit_wait_secs`). Keep it below `max_inflight_statements` so one user's
+    /// runaway agent cannot take every slot.
+    #[serde(default = "default_calls_per_user")]
+    pub max_calls_per_user: usize,
+    /// Calls of all users that may reach a platform at once (per process).
+    #[serde(default = "default_inflight_statements")]
+    pub max_inflight_statements: usize,
+    /// How long a call waits for a free slot before it fails with a tool error naming
+    /// the limit, seconds.
+    #[serde(default = "default_limit_wait")]
+    pub limit_wait_secs: u64,
 }
 
 fn default_rows() -> usize {
@@ -669,6 +681,15 @@ fn default_continuation_rows() -> u64 {
 fn default_cursor_ttl() -> u64 {
     3600
 }
+fn default_calls_per_user() -> usize {
+    8
+}
+fn default_inflight_statements() -> usize {
+    128
+}
+fn default_limit_wait() -> u64 {
+    10
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -683,6 +704,9 @@ impl Default for Limits {
             request_timeout_secs: default_request_timeout(),
             max_continuation_rows: default_continuation_rows(),
             cursor_ttl_secs: default_cursor_ttl(),
+            max_calls_per_user: default_calls_per_user(),
+            max_inflight_statements: default_inflight_statements(),
+            limit_wait_secs: default_limit_wait(),
         }
     }
 }
@@ -893,6 +917,18 @@ impl Config {
             return Err(invalid(
                 "limits.default_max_rows",
                 "must be between 1 and limits.max_rows_cap",
+            ));
+        }
+        if self.limits.max_calls_per_user == 0 || self.limits.max_inflight_statements == 0 {
+            return Err(invalid(
+                "limits.max_calls_per_user / limits.max_inflight_statements",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.max_calls_per_user > self.limits.max_inflight_statements {
+            return Err(invalid(
+                "limits.max_calls_per_user",
+                "must not exceed limits.max_inflight_statements (one user could take every slot)",
             ));
         }
         if self.limits.retry_attempts == 0 {

@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod databricks;
 pub mod doctor;
 pub mod drain;
+pub mod fair;
 pub mod guard;
 pub mod health;
 pub mod http;

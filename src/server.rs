@@ -17,6 +17,7 @@ use crate::allowlist::AllowList;
 use crate::audit::{self, AuditEvent};
 use crate::config::Limits;
 use crate::cursor::{Cursor, CursorCodec, unix_secs};
+use crate::fair::{Admission, FairLimits};
 use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
@@ -168,6 +169,8 @@ struct Inner {
     prewarm: bool,
     /// The calls in flight, for a graceful shutdown.
     drain: crate::drain::Drain,
+    /// Per-user and process-wide slots for calls that reach a platform.
+    fair: Arc<FairLimits>,
 }
 
 /// The rmcp server handler (cheap to clone: one per MCP session).
@@ -186,6 +189,11 @@ impl GovernedServer {
         users: UserSource,
     ) -> Self {
         let tools = tool_definitions(guard.read_only());
+        let fair = FairLimits::new(
+            limits.max_calls_per_user,
+            limits.max_inflight_statements,
+            Duration::from_secs(limits.limit_wait_secs),
+        );
         Self {
             inner: Arc::new(Inner {
                 snowflake,
@@ -199,6 +207,7 @@ impl GovernedServer {
                 metrics: Metrics::default(),
                 prewarm: false,
                 drain: crate::drain::Drain::default(),
+                fair,
             }),
         }
     }
@@ -561,6 +570,7 @@ impl GovernedServer {
                 message: QueryError::NotConfigured(platform).to_string(),
             });
         };
+        let _slot = self.admit(call, platform.as_str()).await?;
         let page = PageRequest {
             statement_id: cursor.statement_id,
             position: cursor.position,
@@ -576,6 +586,23 @@ impl GovernedServer {
                 message: format!("fetch_more: {e}"),
             }),
         }
+    }
+
+    /// A slot for a call that is about to reach `platform` (see [`crate::fair`]).
+    async fn admit(
+        &self,
+        call: &CallContext,
+        platform: &'static str,
+    ) -> Result<Admission, Failure> {
+        self.inner
+            .fair
+            .admit(&call.user, &call.cancel, |waiting| call.report(0, waiting))
+            .await
+            .map_err(|busy| Failure::Tool {
+                platform,
+                kind: busy.outcome(),
+                message: busy.to_string(),
+            })
     }
 
     fn catalog_request(&self, sql: String) -> QueryRequest {
@@ -627,6 +654,7 @@ impl GovernedServer {
                 message: QueryError::NotConfigured(platform).to_string(),
             });
         };
+        let _slot = self.admit(call, tool_platform).await?;
         match path.query(call, &request).await {
             Ok(rs) => Ok(Dispatched::Rows(platform, rs)),
             Err(e) => Err(Failure::Tool {
