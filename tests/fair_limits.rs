@@ -31,24 +31,32 @@ async fn env_with(per_user: usize, server: usize, wait_secs: u64) -> HttpEnv {
     .await
 }
 
+/// Alice and Bob connected with warm credentials (so a burst sends only its
+/// statements), every later Snowflake submit held 3 s, and the submit count so far.
+async fn two_warm_users_on_a_slow_platform(
+    per_user: usize,
+    server: usize,
+) -> (HttpEnv, Client, Client, u64) {
+    let env = env_with(per_user, server, 1).await;
+    let alice = env.connect(ALICE).await;
+    let bob = env.connect(BOB).await;
+    call_ok(&alice, "query_snowflake", query()).await;
+    call_ok(&bob, "query_snowflake", query()).await;
+    let before = submits(&env);
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Latency(Duration::from_secs(3)),
+    );
+    (env, alice, bob, before)
+}
+
 fn submits(env: &HttpEnv) -> u64 {
     env.sandbox.state.count(Endpoint::SnowflakeSubmit)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_over_the_limit_is_refused_while_another_user_runs() {
-    let env = env_with(2, 3, 1).await;
-    let alice = env.connect(ALICE).await;
-    let bob = env.connect(BOB).await;
-    // Warm both users' credentials so a burst sends only its statements.
-    call_ok(&alice, "query_snowflake", query()).await;
-    call_ok(&bob, "query_snowflake", query()).await;
-    let before = submits(&env);
-
-    env.sandbox.faults().add(
-        Endpoint::SnowflakeSubmit,
-        Fault::Latency(Duration::from_secs(3)),
-    );
+    let (env, alice, bob, before) = two_warm_users_on_a_slow_platform(2, 3).await;
     let (a1, a2, a3, b1) = tokio::join!(
         call(&alice, "query_snowflake", query()),
         call(&alice, "query_snowflake", query()),
@@ -85,17 +93,7 @@ async fn a_user_over_the_limit_is_refused_while_another_user_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_process_wide_limit_is_shared_by_every_user() {
-    let env = env_with(2, 2, 1).await;
-    let alice = env.connect(ALICE).await;
-    let bob = env.connect(BOB).await;
-    call_ok(&alice, "query_snowflake", query()).await;
-    call_ok(&bob, "query_snowflake", query()).await;
-    let before = submits(&env);
-
-    env.sandbox.faults().add(
-        Endpoint::SnowflakeSubmit,
-        Fault::Latency(Duration::from_secs(3)),
-    );
+    let (env, alice, bob, before) = two_warm_users_on_a_slow_platform(2, 2).await;
     let busy = async {
         // Once alice's two statements are on the platform, bob finds no slot.
         eventually("alice's statements are running", || {
