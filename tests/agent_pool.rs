@@ -212,3 +212,20 @@ async fn the_sandbox_refuses_an_agents_key_for_another_agent_user() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn check_finds_every_prerequisite_met_for_every_agent_of_a_correct_pool() {
+    // Each agent user has its own registered key: the doctor's `DESC USER` for agent 2
+    // must show agent 2's fingerprint, not the default agent's.
+    let sandbox = sandbox(2).await;
+    let cfg = sandbox.pool_config();
+    let lines = app::check(&cfg).await;
+    let failing: Vec<_> = lines.iter().filter(|l| !l.ok).collect();
+    assert!(failing.is_empty(), "{failing:?}");
+    let key_lines = lines
+        .iter()
+        .filter(|l| l.component == "snowflake.key")
+        .count();
+    assert_eq!(key_lines, 2, "one key line per agent: {lines:?}");
+    sandbox.shutdown().await;
+}

@@ -1038,10 +1038,16 @@ async fn submit(
         }
         (Principal::Agent(agent), Ok(None)) if doctor_sql::parse(&sql).is_some() => {
             let parsed = doctor_sql::parse(&sql).expect("checked by the guard");
+            // Each agent user has its own registered key.
+            let fingerprint = emu
+                .state
+                .creds
+                .snowflake_fingerprint_of(agent)
+                .unwrap_or_default();
             let account = doctor_sql::AgentAccount {
                 user: agent,
                 role: AGENT_SNOWFLAKE_ROLE,
-                fingerprint: &emu.state.creds.snowflake_public_key_fingerprint,
+                fingerprint: &fingerprint,
                 prerequisites: &emu.state.settings.prerequisites,
             };
             let outcome = match doctor_sql::answer(&parsed, &account) {

@@ -8,7 +8,7 @@ use crate::sandbox::faults::{Endpoint, Faults};
 use crate::sandbox::variants::SandboxVariants;
 use base64::Engine as _;
 use rsa::RsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +143,23 @@ impl AgentCredentials {
 }
 
 impl SandboxCredentials {
+    /// The registered key's fingerprint (`RSA_PUBLIC_KEY_FP`) of agent user `user`, for
+    /// the default agent and each agent of a pool.
+    pub fn snowflake_fingerprint_of(&self, user: &str) -> Option<String> {
+        if user.eq_ignore_ascii_case(&self.snowflake_user) {
+            return Some(self.snowflake_public_key_fingerprint.clone());
+        }
+        let agent = self
+            .extra_agents
+            .iter()
+            .find(|a| a.snowflake_user.eq_ignore_ascii_case(user))?;
+        let key = RsaPrivateKey::from_pkcs8_pem(&agent.snowflake_private_key_pem).ok()?;
+        let der = key.to_public_key().to_public_key_der().ok()?;
+        Some(crate::snowflake::keypair::fingerprint_of_spki_der(
+            der.as_bytes(),
+        ))
+    }
+
     /// True for the API key of any agent the sandbox hosts.
     pub fn is_immuta_api_key(&self, given: &str) -> bool {
         given == self.immuta_api_key || self.extra_agents.iter().any(|a| a.immuta_api_key == given)
