@@ -71,7 +71,10 @@ full_targets_of() {
     audit) echo "--test=check_and_audit" ;;
     identity) echo "--lib --test=hardening_http --test=hardening_limits --test=config_secrets" ;;
     immuta) echo "--lib --test=immuta_client --test=snowflake_path --test=databricks_path" ;;
-    keypair | pat | broker) echo "--lib --test=snowflake_path" ;;
+    # pat: the DAYS_TO_EXPIRY path and its scheduled removal (e2e_snowflake_days_only, ~60 s),
+    # the session lookups of fetch_more, remove_all at shutdown and in `check --as`.
+    pat) echo "--lib --test=snowflake_path --test=fetch_more --test=graceful_shutdown --test=check_doctor --test=e2e_snowflake_days_only" ;;
+    keypair | broker) echo "--lib --test=snowflake_path" ;;
     oauth) echo "--lib --test=databricks_path" ;;
   esac
 }
