@@ -451,15 +451,11 @@ async fn browser_login_with_pkce_and_a_loopback_redirect() {
         .text()
         .await
         .unwrap();
-    let request_id = page
-        .split("name=request value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the consent page carries the request id");
+    let request_id = consent_request_id(&page);
     let decision = browser
         .post(address.join("/authorize/decision").unwrap())
         .form(&[
-            ("request", request_id),
+            ("request", request_id.as_str()),
             ("user", ALICE),
             ("decision", "approve"),
         ])
@@ -643,12 +639,7 @@ async fn the_authorization_server_refuses_what_a_real_one_refuses() {
         .text()
         .await
         .unwrap();
-    let request_id = page
-        .split("name=request value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let request_id = consent_request_id(&page);
     let r = no_redirects
         .post(format!("{base}/authorize/decision"))
         .form(&[
@@ -1185,4 +1176,13 @@ async fn without_a_keyring_auto_keeps_tokens_in_a_private_file_and_moves_them_in
         "no second sign-in"
     );
     close(client).await;
+}
+
+/// The request id the authorization server's consent page carries (its hidden `request` field).
+fn consent_request_id(page: &str) -> String {
+    page.split("name=request value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the consent page carries the request id")
+        .to_string()
 }
