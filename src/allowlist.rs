@@ -401,15 +401,19 @@ struct Context {
 
 /// An identifier as written in configuration or a tool argument, resolved as
 /// the platform resolves it: Snowflake unquoted → upper case, `"Quoted"` →
-/// verbatim; Databricks (case-insensitive) → lower case, backticks dropped.
+/// verbatim (`""` → `"`); Databricks (case-insensitive) → lower case,
+/// backticks dropped (`` `a``b` `` → ``a`b``). See [`crate::sql_ident`].
 fn canonical(platform: Platform, name: &str) -> String {
     let name = name.trim();
+    let quoted = crate::sql_ident::unquote(platform, name).ok();
     match platform {
         Platform::Snowflake => match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-            Some(quoted) => quoted.replace("\"\"", "\""),
+            Some(inner) => quoted.unwrap_or_else(|| inner.replace("\"\"", "\"")),
             None => name.to_ascii_uppercase(),
         },
-        Platform::Databricks => name.trim_matches('`').to_lowercase(),
+        Platform::Databricks => quoted
+            .unwrap_or_else(|| name.trim_matches('`').to_string())
+            .to_lowercase(),
     }
 }
 
@@ -599,6 +603,18 @@ mod tests {
         allowed(&open, SF, "SELECT * FROM HR.PUBLIC.EMPLOYEES");
         allowed(&open, SF, "SELECT * FROM IDENTIFIER('HR.PUBLIC.X')");
         assert!(open.allows(DB, "anything", "at_all"));
+    }
+
+    #[test]
+    fn quoted_entries_undo_doubled_quotes_as_the_platform_does() {
+        // Databricks "Identifiers": `a``b` names a`b; Snowflake: "a""b" names a"b.
+        let l = list(DB, &["`odd``cat`.s"], None);
+        allowed(&l, DB, "SELECT * FROM `odd``cat`.s.t");
+        allowed(&l, DB, "SELECT * FROM `ODD``CAT`.s.t");
+        refused(&l, DB, "SELECT * FROM `odd`.s.t");
+        let l = list(SF, &["\"odd\"\"db\".S"], None);
+        allowed(&l, SF, "SELECT * FROM \"odd\"\"db\".S.T");
+        refused(&l, SF, "SELECT * FROM ODD.S.T");
     }
 
     #[test]

@@ -34,5 +34,6 @@ pub mod secret;
 pub mod server;
 pub mod shared;
 pub mod snowflake;
+pub mod sql_ident;
 pub mod stdio;
 pub mod tool_schema;

@@ -1,5 +1,9 @@
-//! The MCP server: tool definitions, per-call identity, guard, progress,
+//! The MCP server: per-call identity, dispatch, guard, progress,
 //! cancellation and the audit event.
+//!
+//! Submodules: [`ToolName`] (tool_name.rs) names the tools; tools.rs builds
+//! what tools/list shows; args.rs holds the argument and answer types;
+//! catalog.rs writes the server's own `list_tables`/`describe_table` SQL.
 //!
 //! [`GovernedServer`] implements rmcp's `ServerHandler` by hand (not with the
 //! tool macros) so that every call goes through one path:
@@ -22,129 +26,34 @@ use crate::guard::SqlGuard;
 use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
 use crate::query::{
-    CallContext, CallFacts, GovernedQuery, PageRequest, ProgressSink, QueryError, QueryParameter,
-    QueryRequest,
+    CallContext, CallFacts, GovernedQuery, PageRequest, ProgressSink, QueryError, QueryRequest,
 };
 use crate::result::{Platform, ResultSet};
-use crate::tool_schema;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-pub const QUERY_SNOWFLAKE: &str = "query_snowflake";
-pub const QUERY_DATABRICKS: &str = "query_databricks";
-pub const LIST_TABLES: &str = "list_tables";
-pub const DESCRIBE_TABLE: &str = "describe_table";
-pub const WHOAMI: &str = "whoami";
-pub const FETCH_MORE: &str = "fetch_more";
-/// Every tool this server offers.
-pub const TOOL_NAMES: &[&str] = &[
-    QUERY_SNOWFLAKE,
-    QUERY_DATABRICKS,
-    FETCH_MORE,
-    LIST_TABLES,
-    DESCRIBE_TABLE,
-    WHOAMI,
-];
+mod args;
+mod catalog;
+mod tool_name;
+mod tools;
 
-/// Arguments of `query_snowflake`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SnowflakeQueryArgs {
-    /// Exactly one Snowflake SQL statement (read-only unless the operator allowed more).
-    pub sql: String,
-    /// Database for unqualified names (defaults to the server's configured database).
-    pub database: Option<String>,
-    /// Schema for unqualified names.
-    pub schema: Option<String>,
-    /// Warehouse to run on (defaults to the configured warehouse).
-    pub warehouse: Option<String>,
-    /// Most rows to return; more rows mark the result `truncated`.
-    pub max_rows: Option<u64>,
-}
-
-/// Arguments of `query_databricks`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DatabricksQueryArgs {
-    /// Exactly one Databricks SQL statement (read-only unless the operator allowed more).
-    pub sql: String,
-    /// Unity Catalog catalog for unqualified names.
-    pub catalog: Option<String>,
-    /// Schema for unqualified names.
-    pub schema: Option<String>,
-    /// Most rows to return; more rows mark the result `truncated`.
-    pub max_rows: Option<u64>,
-}
-
-/// Arguments of `list_tables`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListTablesArgs {
-    /// Which platform to list.
-    pub platform: Platform,
-    /// Snowflake database or Databricks catalog to limit the list to.
-    pub database: Option<String>,
-    /// Schema to limit the list to (needs `database`).
-    pub schema: Option<String>,
-}
-
-/// Arguments of `describe_table`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DescribeTableArgs {
-    /// Which platform the table lives on.
-    pub platform: Platform,
-    /// Fully qualified table name: `DB.SCHEMA.TABLE` (Snowflake) or `catalog.schema.table` (Databricks).
-    pub table: String,
-}
-
-/// Arguments of `fetch_more`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FetchMoreArgs {
-    /// The `next_cursor` of a previous result, exactly as returned.
-    pub cursor: String,
-    /// Most rows to return in this page; more rows give another `next_cursor`.
-    pub max_rows: Option<u64>,
-}
-
-/// Arguments of `whoami` (none).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoArgs {}
-
-/// Answer of `whoami`.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub struct WhoAmI {
-    /// The end user every query runs for (Immuta user id).
-    pub user: String,
-    /// How the user was established: `stdio_config`, `stdio_id_token`, `http_bearer` or `databricks_apps`.
-    pub identity_source: String,
-    /// Issuer of the verified token (`local-config` for a configured stdio user).
-    pub issuer: String,
-    /// Platforms this server can query.
-    pub platforms: Vec<PlatformStatus>,
-    /// True when only read statements are allowed.
-    pub read_only: bool,
-}
-
-/// Whether one platform is available.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub struct PlatformStatus {
-    pub platform: Platform,
-    pub configured: bool,
-}
+pub use crate::sql_ident::validate_table_name;
+pub use args::{
+    DatabricksQueryArgs, DescribeTableArgs, FetchMoreArgs, ListTablesArgs, NoArgs, PlatformStatus,
+    SnowflakeQueryArgs, WhoAmI,
+};
+pub use catalog::{describe_table_sql, list_tables_sql};
+pub use tool_name::{TOOL_NAMES, ToolName, UnknownTool};
+pub(crate) use tools::tool_definitions;
 
 /// How the server learns the end user of a call.
 #[derive(Debug, Clone)]
@@ -247,7 +156,7 @@ impl GovernedServer {
     fn record(&self, event: &AuditEvent<'_>) {
         audit::record(event);
         self.inner.metrics.tool_call(
-            tool_name(event.tool),
+            ToolName::label(event.tool),
             event.platform,
             event.outcome,
             event.user,
@@ -443,8 +352,14 @@ impl GovernedServer {
         arguments: Value,
         call: &CallContext,
     ) -> Result<Dispatched, Failure> {
-        match tool {
-            QUERY_SNOWFLAKE => {
+        let Some(name) = ToolName::parse(tool) else {
+            return Err(Failure::Protocol(McpError::invalid_params(
+                format!("unknown tool {tool:?}; call tools/list for the available tools"),
+                None,
+            )));
+        };
+        match name {
+            ToolName::QuerySnowflake => {
                 let a: SnowflakeQueryArgs = parse_args(tool, arguments)?;
                 let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
                 let request = QueryRequest {
@@ -459,7 +374,7 @@ impl GovernedServer {
                 self.run(Platform::Snowflake, request, call, AllowCheck::Sql)
                     .await
             }
-            QUERY_DATABRICKS => {
+            ToolName::QueryDatabricks => {
                 let a: DatabricksQueryArgs = parse_args(tool, arguments)?;
                 let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
                 let request = QueryRequest {
@@ -474,7 +389,7 @@ impl GovernedServer {
                 self.run(Platform::Databricks, request, call, AllowCheck::Sql)
                     .await
             }
-            LIST_TABLES => {
+            ToolName::ListTables => {
                 let a: ListTablesArgs = parse_args(tool, arguments)?;
                 let (sql, parameters) =
                     list_tables_sql(a.platform, a.database.as_deref(), a.schema.as_deref())
@@ -499,14 +414,14 @@ impl GovernedServer {
                     other => Ok(other),
                 }
             }
-            DESCRIBE_TABLE => {
+            ToolName::DescribeTable => {
                 let a: DescribeTableArgs = parse_args(tool, arguments)?;
-                let name = validate_table_name(a.platform, &a.table).map_err(Failure::bad_input)?;
+                let (sql, name) =
+                    describe_table_sql(a.platform, &a.table).map_err(Failure::bad_input)?;
                 self.inner
                     .allow
                     .check_table(a.platform, &name)
                     .map_err(|e| Failure::not_allowed(a.platform, e))?;
-                let sql = format!("DESCRIBE TABLE {name}");
                 self.run(
                     a.platform,
                     self.catalog_request(sql),
@@ -515,12 +430,12 @@ impl GovernedServer {
                 )
                 .await
             }
-            FETCH_MORE => {
+            ToolName::FetchMore => {
                 let a: FetchMoreArgs = parse_args(tool, arguments)?;
                 let max_rows = self.max_rows(a.max_rows).map_err(Failure::bad_input)?;
                 self.fetch_more(user, &a.cursor, max_rows, call).await
             }
-            WHOAMI => {
+            ToolName::WhoAmI => {
                 let _: NoArgs = parse_args(tool, arguments)?;
                 Ok(Dispatched::WhoAmI(WhoAmI {
                     user: user.user_id.clone(),
@@ -536,10 +451,6 @@ impl GovernedServer {
                     read_only: self.inner.guard.read_only(),
                 }))
             }
-            other => Err(Failure::Protocol(McpError::invalid_params(
-                format!("unknown tool {other:?}; call tools/list for the available tools"),
-                None,
-            ))),
         }
     }
 
@@ -724,218 +635,6 @@ fn parse_args<T: serde::de::DeserializeOwned>(tool: &str, arguments: Value) -> R
     })
 }
 
-/// A plain identifier: letters, digits, `_`, `$` (not first), at most 255 chars.
-fn is_plain_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-        && s.len() <= 255
-}
-
-fn validate_identifier(platform: Platform, part: &str) -> Result<String, String> {
-    let quote = match platform {
-        Platform::Snowflake => '"',
-        Platform::Databricks => '`',
-    };
-    if is_plain_identifier(part) {
-        return Ok(part.to_string());
-    }
-    let quoted = part.len() >= 2 && part.starts_with(quote) && part.ends_with(quote);
-    let inner = if quoted {
-        &part[1..part.len() - 1]
-    } else {
-        part
-    };
-    // `'` and `\` are refused too: a Databricks catalog/schema name ends up inside a
-    // string literal of `list_tables` (security audit F6), and neither has a place in
-    // a name a model should pick.
-    if quoted
-        && !inner.is_empty()
-        && !inner.contains(quote)
-        && !inner.contains(['\'', '\\'])
-        && !inner.chars().any(char::is_control)
-    {
-        return Ok(part.to_string());
-    }
-    Err(format!(
-        "{part:?} is not a valid {platform} identifier: use letters, digits and _ (or quote it with {quote})"
-    ))
-}
-
-/// Check a 1–3 part table name and return it unchanged.
-pub fn validate_table_name(platform: Platform, table: &str) -> Result<String, String> {
-    let parts = split_name(table);
-    if parts.is_empty() || parts.len() > 3 {
-        return Err(format!(
-            "{table:?} is not a table name: use DB.SCHEMA.TABLE or catalog.schema.table"
-        ));
-    }
-    let checked: Result<Vec<String>, String> = parts
-        .iter()
-        .map(|p| validate_identifier(platform, p))
-        .collect();
-    Ok(checked?.join("."))
-}
-
-fn split_name(name: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quote: Option<char> = None;
-    for (i, ch) in name.char_indices() {
-        match (in_quote, ch) {
-            (None, '"' | '`') => in_quote = Some(ch),
-            (Some(q), c) if c == q => in_quote = None,
-            (None, '.') => {
-                parts.push(&name[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&name[start..]);
-    parts
-}
-
-/// The statement `list_tables` runs (filtered by the platform to what the vended role can
-/// see) and its parameters.
-///
-/// Snowflake: `SHOW TABLES IN …` with the validated (plain or double-quoted) names; SHOW
-/// takes no bind variables. Databricks: a query of `system.information_schema.tables`
-/// whose catalog/schema are bound as Statement Execution API named parameters
-/// (`:catalog`, `:schema`), never spliced into the text (security audit F6).
-pub fn list_tables_sql(
-    platform: Platform,
-    database: Option<&str>,
-    schema: Option<&str>,
-) -> Result<(String, Vec<QueryParameter>), String> {
-    let database = database
-        .map(|d| validate_identifier(platform, d))
-        .transpose()?;
-    let schema = schema
-        .map(|s| validate_identifier(platform, s))
-        .transpose()?;
-    if schema.is_some() && database.is_none() {
-        return Err(
-            "schema needs database (the Snowflake database or Databricks catalog) as well".into(),
-        );
-    }
-    Ok(match platform {
-        Platform::Snowflake => (
-            match (database, schema) {
-                (Some(d), Some(s)) => format!("SHOW TABLES IN SCHEMA {d}.{s}"),
-                (Some(d), None) => format!("SHOW TABLES IN DATABASE {d}"),
-                _ => "SHOW TABLES IN ACCOUNT".to_string(),
-            },
-            Vec::new(),
-        ),
-        Platform::Databricks => {
-            let mut sql = "SELECT table_catalog, table_schema, table_name, table_type FROM system.information_schema.tables"
-                .to_string();
-            let mut parameters = Vec::new();
-            let unquote = |s: String| s.trim_matches('`').to_string();
-            if let Some(d) = database {
-                sql.push_str(" WHERE table_catalog = :catalog");
-                parameters.push(QueryParameter {
-                    name: "catalog".into(),
-                    value: unquote(d),
-                });
-                if let Some(s) = schema {
-                    sql.push_str(" AND table_schema = :schema");
-                    parameters.push(QueryParameter {
-                        name: "schema".into(),
-                        value: unquote(s),
-                    });
-                }
-            }
-            sql.push_str(" ORDER BY table_catalog, table_schema, table_name");
-            (sql, parameters)
-        }
-    })
-}
-
-pub(crate) fn tool_definitions(read_only: bool) -> Vec<Tool> {
-    let mode = if read_only {
-        "Only read statements run (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), one statement per call."
-    } else {
-        "One statement per call; the operator allowed statements other than reads."
-    };
-    let governed = "It runs as the end user's ephemeral role vended by Immuta, so it returns only the rows and columns \
-                    that user may see (masked columns arrive masked, filtered rows are absent, tables the user may not \
-                    read give a 'does not exist or not authorized' error). Do not try to switch roles.";
-    let query_annotations = ToolAnnotations::new()
-        .read_only(read_only)
-        .destructive(!read_only)
-        .open_world(true);
-    let catalog_annotations = ToolAnnotations::new()
-        .read_only(true)
-        .destructive(false)
-        .open_world(true);
-    let result_schema = tool_schema::output::<ResultSet>();
-    vec![
-        Tool::new(
-            QUERY_SNOWFLAKE,
-            format!(
-                "Run one SQL statement on Snowflake for the current user. {governed} {mode} Results come back as \
-                 typed columns and rows (structuredContent) and as a text table; `truncated` says more rows exist \
-                 than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
-            ),
-            tool_schema::input::<SnowflakeQueryArgs>(),
-        )
-        .with_title("Query Snowflake (governed by Immuta)")
-        .with_raw_output_schema(result_schema.clone())
-        .with_annotations(query_annotations.clone()),
-        Tool::new(
-            QUERY_DATABRICKS,
-            format!(
-                "Run one SQL statement on Databricks (Unity Catalog) for the current user. {governed} {mode} Results \
-                 come back as typed columns and rows (structuredContent) and as a text table; `truncated` says more \
-                 rows exist than `max_rows`, and `next_cursor` (when present) reads the next page with fetch_more."
-            ),
-            tool_schema::input::<DatabricksQueryArgs>(),
-        )
-        .with_title("Query Databricks (governed by Immuta)")
-        .with_raw_output_schema(result_schema.clone())
-        .with_annotations(query_annotations),
-        Tool::new(
-            LIST_TABLES,
-            "List the tables the current user can read on one platform (optionally within one database/catalog and \
-             schema). Use it before writing a query.",
-            tool_schema::input::<ListTablesArgs>(),
-        )
-        .with_title("List readable tables")
-        .with_raw_output_schema(result_schema.clone())
-        .with_annotations(catalog_annotations.clone()),
-        Tool::new(
-            DESCRIBE_TABLE,
-            "Describe the columns of one table the current user can read (name and type per column).",
-            tool_schema::input::<DescribeTableArgs>(),
-        )
-        .with_title("Describe a table")
-        .with_raw_output_schema(result_schema.clone())
-        .with_annotations(catalog_annotations.clone()),
-        Tool::new(
-            FETCH_MORE,
-            "Read the next page of a truncated query result: pass the `next_cursor` of a previous result of \
-             query_snowflake, query_databricks or list_tables (or of fetch_more). Returns the same columns and \
-             result shape, with its own `next_cursor` until the last page. The platform is not queried again: \
-             the page is read from the finished statement as the same user. A cursor works only for the user \
-             who ran the query and until that user's credential expires; if it is refused, run the query again.",
-            tool_schema::input::<FetchMoreArgs>(),
-        )
-        .with_title("Fetch more rows of a result")
-        .with_raw_output_schema(result_schema.clone())
-        .with_annotations(catalog_annotations.clone()),
-        Tool::new(
-            WHOAMI,
-            "Report which end user this server acts for and which platforms are configured. Never returns secrets.",
-            tool_schema::input::<NoArgs>(),
-        )
-        .with_title("Who am I")
-        .with_raw_output_schema(tool_schema::output::<WhoAmI>())
-        .with_annotations(ToolAnnotations::new().read_only(true).destructive(false).open_world(false)),
-    ]
-}
-
 /// Forwards platform progress to the MCP client as monotonic progress notifications.
 struct PeerProgress {
     tx: tokio::sync::mpsc::UnboundedSender<(f64, String)>,
@@ -965,18 +664,6 @@ impl ProgressSink for PeerProgress {
     fn progress(&self, _step: u32, message: &str) {
         let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = self.tx.send((f64::from(n), message.to_string()));
-    }
-}
-
-fn tool_name(name: &str) -> &'static str {
-    match name {
-        QUERY_SNOWFLAKE => QUERY_SNOWFLAKE,
-        QUERY_DATABRICKS => QUERY_DATABRICKS,
-        LIST_TABLES => LIST_TABLES,
-        DESCRIBE_TABLE => DESCRIBE_TABLE,
-        WHOAMI => WHOAMI,
-        FETCH_MORE => FETCH_MORE,
-        _ => "unknown",
     }
 }
 
@@ -1023,7 +710,7 @@ impl ServerHandler for GovernedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user_for(&context)?;
-        let mut call = CallContext::new(user.user_id.clone(), tool_name(&request.name));
+        let mut call = CallContext::new(user.user_id.clone(), ToolName::label(&request.name));
         let (cancel, _in_flight) = self.inner.drain.enter(&context.ct);
         call.cancel = cancel;
         if let Some(token) = context.meta.get_progress_token() {
@@ -1034,117 +721,5 @@ impl ServerHandler for GovernedServer {
         self.call(&user, &request.name, arguments, call)
             .await
             .map(CallToolResponse::from)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names_are_validated() {
-        assert_eq!(
-            validate_table_name(Platform::Snowflake, "SALES.PUBLIC.ORDERS").unwrap(),
-            "SALES.PUBLIC.ORDERS"
-        );
-        assert_eq!(
-            validate_table_name(Platform::Snowflake, "\"My Db\".PUBLIC.T").unwrap(),
-            "\"My Db\".PUBLIC.T"
-        );
-        assert!(validate_table_name(Platform::Snowflake, "T; DROP TABLE X").is_err());
-        assert!(validate_table_name(Platform::Databricks, "a.b.c.d").is_err());
-        assert!(validate_table_name(Platform::Databricks, "main.`odd name`.t").is_ok());
-        assert!(validate_table_name(Platform::Databricks, "main.x'--.t").is_err());
-    }
-
-    #[test]
-    fn list_sql_per_platform() {
-        let sql = |p, d, s| list_tables_sql(p, d, s).unwrap();
-        assert_eq!(
-            sql(Platform::Snowflake, None, None),
-            ("SHOW TABLES IN ACCOUNT".to_string(), vec![])
-        );
-        assert_eq!(
-            sql(Platform::Snowflake, Some("SALES"), Some("PUBLIC")).0,
-            "SHOW TABLES IN SCHEMA SALES.PUBLIC"
-        );
-        let param = |name: &str, value: &str| QueryParameter {
-            name: name.into(),
-            value: value.into(),
-        };
-        let (db, params) = sql(Platform::Databricks, Some("main"), Some("`sales`"));
-        assert!(
-            db.contains("WHERE table_catalog = :catalog AND table_schema = :schema"),
-            "{db}"
-        );
-        assert!(!db.contains("main") && !db.contains("sales"), "{db}");
-        assert_eq!(
-            params,
-            vec![param("catalog", "main"), param("schema", "sales")]
-        );
-        assert!(list_tables_sql(Platform::Databricks, None, Some("x")).is_err());
-        assert!(list_tables_sql(Platform::Databricks, Some("m' OR '1'='1"), None).is_err());
-        // Security audit F6: the back-quoted forms used to be spliced into the literal.
-        for injected in [
-            "`main' OR '1'='1`",
-            "`x' UNION SELECT table_catalog, table_schema, table_name, 'x' FROM system.information_schema.tables --`",
-            "`main\\`",
-            "`ma\\'in`",
-        ] {
-            assert!(
-                list_tables_sql(Platform::Databricks, Some(injected), None).is_err(),
-                "{injected}"
-            );
-            assert!(
-                list_tables_sql(Platform::Databricks, Some("main"), Some(injected)).is_err(),
-                "{injected}"
-            );
-        }
-        assert!(validate_table_name(Platform::Snowflake, "\"a'b\".S.T").is_err());
-        // Quoted names without those characters still work, bound as their bare text.
-        let (_, params) = sql(Platform::Databricks, Some("`my-catalog`"), None);
-        assert_eq!(params, vec![param("catalog", "my-catalog")]);
-    }
-
-    #[test]
-    fn tools_have_output_schemas_and_annotations() {
-        let tools = tool_definitions(true);
-        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(
-            names,
-            [
-                QUERY_SNOWFLAKE,
-                QUERY_DATABRICKS,
-                LIST_TABLES,
-                DESCRIBE_TABLE,
-                FETCH_MORE,
-                WHOAMI
-            ]
-        );
-        for t in &tools {
-            assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
-            let props = t.input_schema.get("properties").and_then(|p| p.as_object());
-            assert!(
-                props.is_none_or(|p| !p.contains_key("user")),
-                "no tool takes a user argument"
-            );
-        }
-        let q = &tools[0];
-        let output = q.output_schema.as_ref().unwrap();
-        assert!(
-            output["properties"].get("next_cursor").is_some(),
-            "the result schema names next_cursor: {output:?}"
-        );
-        let fetch = tools.iter().find(|t| t.name == FETCH_MORE).unwrap();
-        assert_eq!(fetch.output_schema, q.output_schema, "same result shape");
-        let fetch_props = fetch.input_schema["properties"].as_object().unwrap();
-        assert!(fetch_props.contains_key("cursor") && fetch_props.contains_key("max_rows"));
-        assert_eq!(q.annotations.as_ref().unwrap().read_only_hint, Some(true));
-        assert_eq!(q.annotations.as_ref().unwrap().open_world_hint, Some(true));
-        let writable = tool_definitions(false);
-        assert_eq!(
-            writable[0].annotations.as_ref().unwrap().read_only_hint,
-            Some(false)
-        );
     }
 }

@@ -62,7 +62,7 @@ pub fn validate(
     }
     for (tool, scopes) in per_tool {
         let key = format!("identity.oauth.tool_scopes.{tool}");
-        if !crate::server::TOOL_NAMES.contains(&tool.as_str()) {
+        if crate::server::ToolName::parse(tool).is_none() {
             return Err((
                 key,
                 format!(
