@@ -1,0 +1,354 @@
+//! Unit tests of the SQL guard as a whole: reads pass, writes, role switches,
+//! side-effect functions and malformed SQL are refused with a clear message.
+
+use super::*;
+
+const SF: Platform = Platform::Snowflake;
+const DB: Platform = Platform::Databricks;
+
+fn ro() -> SqlGuard {
+    SqlGuard::new(true, 10_000)
+}
+fn rw() -> SqlGuard {
+    SqlGuard::new(false, 10_000)
+}
+fn refused(guard: &SqlGuard, platform: Platform, sql: &str) -> String {
+    match guard.check(platform, sql) {
+        Ok(kind) => panic!("{sql:?} on {platform} was allowed as {kind:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn reads_pass_on_both_platforms() {
+    for p in [SF, DB] {
+        assert_eq!(ro().check(p, "SELECT 1").unwrap(), StatementKind::Select);
+        assert_eq!(
+            ro().check(p, "with x as (select a from t) select * from x;")
+                .unwrap(),
+            StatementKind::Select
+        );
+        assert_eq!(ro().check(p, "SHOW SCHEMAS").unwrap(), StatementKind::Show);
+        assert_eq!(ro().check(p, "DESC t").unwrap(), StatementKind::Describe);
+        assert_eq!(
+            ro().check(p, "EXPLAIN SELECT * FROM t").unwrap(),
+            StatementKind::Explain
+        );
+        assert_eq!(
+            ro().check(p, "SELECT 1 ;  -- done\n ; /* trailing */ ")
+                .unwrap(),
+            StatementKind::Select
+        );
+    }
+}
+
+#[test]
+fn writes_are_named_in_the_refusal() {
+    let msg = refused(&ro(), SF, "INSERT INTO t VALUES (1)");
+    assert!(
+        msg.contains("only read-only statements are allowed"),
+        "{msg}"
+    );
+    assert!(msg.contains("this is an INSERT"), "{msg}");
+    assert!(refused(&ro(), DB, "DROP TABLE t").contains("DROP TABLE"));
+    assert!(
+        refused(&ro(), SF, "CREATE TABLE x AS SELECT 1").contains("CREATE TABLE ... AS SELECT")
+    );
+}
+
+#[test]
+fn write_mode_allows_single_writes_but_not_role_switches() {
+    assert_eq!(
+        rw().check(SF, "INSERT INTO t VALUES (1)").unwrap(),
+        StatementKind::Other("INSERT".into())
+    );
+    assert!(refused(&rw(), SF, "USE ROLE ACCOUNTADMIN").contains("USE ROLE is never allowed"));
+    assert!(refused(&rw(), SF, "use secondary roles all").contains("USE SECONDARY ROLES"));
+    assert!(refused(&rw(), DB, "SET ROLE admin").contains("SET ROLE"));
+    assert!(refused(&rw(), SF, "ALTER USER me SET DEFAULT_ROLE = sysadmin").contains("ALTER USER"));
+    assert!(refused(&rw(), SF, "EXECUTE IMMEDIATE 'USE ROLE x'").contains("cannot inspect"));
+    assert!(
+        refused(&rw(), SF, "INSERT INTO t VALUES (1); DELETE FROM t").contains("one statement")
+    );
+}
+
+#[test]
+fn multiple_statements_are_refused() {
+    let msg = refused(&ro(), SF, "SELECT 1; DROP TABLE t");
+    assert!(msg.contains("only one statement per call"), "{msg}");
+    assert!(msg.contains("2 statements"), "{msg}");
+    assert!(refused(&ro(), DB, "COMMIT; DROP TABLE t").contains("one statement"));
+}
+
+#[test]
+fn empty_and_oversized_sql() {
+    assert_eq!(ro().check(SF, "  \n"), Err(GuardError::Empty));
+    assert_eq!(ro().check(SF, "-- just a comment"), Err(GuardError::Empty));
+    assert_eq!(ro().check(SF, " ; ;"), Err(GuardError::Empty));
+    let guard = SqlGuard::new(true, 10);
+    assert!(refused(&guard, SF, "SELECT 1234567890").contains("limit of 10 bytes"));
+}
+
+#[test]
+fn invisible_and_lookalike_characters() {
+    assert!(refused(&ro(), SF, "SELECT\u{200B} 1").contains("U+200B"));
+    assert!(refused(&ro(), SF, "SELECT 'a\u{202E}b'").contains("U+202E"));
+    let msg = refused(&ro(), SF, "ＳＥＬＥＣＴ 1");
+    assert!(msg.contains("U+FF33"), "{msg}");
+    assert!(msg.contains("outside a string literal"), "{msg}");
+    // Non-ASCII text inside literals and quoted identifiers is fine.
+    assert!(ro().check(SF, "SELECT 'Zoë ✓' AS \"naïve\"").is_ok());
+    assert!(
+        ro().check(DB, "SELECT `größe` FROM t WHERE c = 'ü'")
+            .is_ok()
+    );
+}
+
+#[test]
+fn ambiguous_comments_and_strings() {
+    assert!(
+        refused(&ro(), SF, "SELECT 1 /* /* */ ; DROP TABLE t; /* */")
+            .contains("nested block comments")
+    );
+    assert!(refused(&ro(), SF, "SELECT 1 # comment").contains("`#` comments"));
+    assert!(refused(&ro(), DB, "SELECT $$a$$").contains("dollar-quoted"));
+    assert!(ro().check(SF, "SELECT $$a;b$$").is_ok());
+    assert!(ro().check(SF, "SELECT 'a\\'; DROP TABLE t; --'").is_ok());
+}
+
+#[test]
+fn hidden_writes_inside_reads() {
+    assert!(refused(&ro(), SF, "SELECT * INTO t2 FROM t").contains("SELECT ... INTO"));
+    assert!(
+        refused(
+            &ro(),
+            SF,
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"
+        )
+        .contains("this is a DELETE")
+    );
+    assert!(refused(&ro(), DB, "EXPLAIN ANALYZE DELETE FROM t").contains("EXPLAIN of DELETE"));
+    assert!(rw().check(SF, "SELECT * INTO t2 FROM t").is_ok());
+}
+
+#[test]
+fn side_effect_functions() {
+    let msg = refused(&ro(), SF, "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)");
+    assert!(msg.contains("SYSTEM$"), "{msg}");
+    assert!(refused(&ro(), SF, "select \"SYSTEM$ABORT_SESSION\"(1)").contains("SYSTEM$"));
+    assert!(
+        refused(&ro(), SF, "SELECT IDENTIFIER('system$cancel_query')('x')").contains("SYSTEM$")
+    );
+    assert!(
+        refused(
+            &ro(),
+            DB,
+            "SELECT reflect('java.lang.Runtime', 'getRuntime')"
+        )
+        .contains("reflect()")
+    );
+    assert!(
+        ro().check(SF, "SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))")
+            .is_ok()
+    );
+    assert!(
+        rw().check(SF, "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)")
+            .is_ok()
+    );
+}
+
+#[test]
+fn unparseable_sql_fails_closed() {
+    let msg = refused(&ro(), SF, "SEL/**/ECT 1");
+    assert!(
+        msg.contains("could not be parsed as snowflake SQL"),
+        "{msg}"
+    );
+    assert!(refused(&rw(), SF, "SELECT FROM WHERE").contains("could not be parsed"));
+    assert!(refused(&ro(), SF, "PUT file:///tmp/x @s").contains("this is a PUT"));
+    // SHOW/DESCRIBE forms the parser lacks still pass.
+    assert_eq!(
+        ro().check(DB, "DESCRIBE TABLE t").unwrap(),
+        StatementKind::Describe
+    );
+    assert_eq!(
+        ro().check(DB, "DESCRIBE HISTORY t").unwrap(),
+        StatementKind::Describe
+    );
+}
+
+// Tests added for surviving mutants (scripts/mutants.sh).
+
+#[test]
+fn sql_of_exactly_the_limit_passes_one_byte_more_is_refused() {
+    assert_eq!(
+        SqlGuard::new(true, 8).check(SF, "SELECT 1"),
+        Ok(StatementKind::Select)
+    );
+    assert_eq!(
+        SqlGuard::new(true, 8).check(SF, "SELECT 12"),
+        Err(GuardError::TooLong { len: 9, max: 8 })
+    );
+}
+
+#[test]
+fn only_writes_are_not_reads_and_the_mode_is_reported() {
+    for p in [SF, DB] {
+        for sql in ["SELECT 1", "SHOW SCHEMAS", "DESC t", "EXPLAIN SELECT 1"] {
+            assert!(ro().check(p, sql).unwrap().is_read(), "{sql} on {p}");
+        }
+        let write = rw().check(p, "INSERT INTO t VALUES (1)").unwrap();
+        assert!(!write.is_read(), "{write:?} on {p}");
+    }
+    assert!(ro().read_only());
+    assert!(!rw().read_only());
+}
+
+#[test]
+fn non_ascii_text_in_comments_is_fine_but_not_next_to_them() {
+    for p in [SF, DB] {
+        for sql in [
+            "SELECT 1 -- café ✓\nFROM t",
+            "SELECT /* größe */ 1",
+            "SELECT 1 /* ü */",
+        ] {
+            assert_eq!(
+                ro().check(p, sql),
+                Ok(StatementKind::Select),
+                "{sql} on {p}"
+            );
+        }
+        let msg = refused(&ro(), p, "SELECT /* ü */ ü FROM t");
+        assert!(
+            msg.contains("U+00FC") && msg.contains("character 16"),
+            "{msg}"
+        );
+        // Positions are tracked across lines: literals on later lines are still literals.
+        assert_eq!(
+            ro().check(p, "SELECT 'a',\n  'é',\n\n 'ü' AS x\nFROM t -- ✓"),
+            Ok(StatementKind::Select)
+        );
+        let msg = refused(&ro(), p, "SELECT 'é',\nü FROM t");
+        assert!(
+            msg.contains("U+00FC") && msg.contains("character 13"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn invisible_characters_are_reported_at_their_position() {
+    let msg = refused(&ro(), SF, "SELECT 1\u{200B}");
+    assert!(msg.contains("U+200B at character 9"), "{msg}");
+}
+
+#[test]
+fn every_role_switch_is_found_by_the_naive_scan_inside_strings_and_comments() {
+    for p in [SF, DB] {
+        for (sql, what) in [
+            (
+                "SELECT 'use secondary roles all' AS x",
+                "USE SECONDARY ROLES",
+            ),
+            ("SELECT 1 -- set role admin", "SET ROLE"),
+            (
+                "SELECT 1 /* set session_authorization bob */",
+                "SET SESSION AUTHORIZATION",
+            ),
+            ("SELECT 'alter user me set x = 1' AS x", "ALTER USER"),
+        ] {
+            let msg = refused(&rw(), p, sql);
+            assert!(
+                msg.contains(what) && msg.contains("never allowed"),
+                "{sql}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unparsed_show_or_describe_admits_create_only_right_after_show() {
+    for (p, sql) in [
+        (SF, "SHOW TABLES CREATE TABLE t"),
+        (DB, "DESCRIBE HISTORY t CREATE TABLE u"),
+    ] {
+        let msg = refused(&ro(), p, sql);
+        assert!(
+            msg.contains("could not be parsed") || msg.contains("only read-only"),
+            "{sql}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn the_token_scan_names_dynamic_sql_the_naive_scan_and_parser_cannot_see() {
+    // A comment splits the words for the naive scan; the tokens still pair them.
+    for sql in [
+        "EXECUTE /* c */ IMMEDIATE 'SELECT 1'",
+        "SELECT 1; EXECUTE /* c */ IMMEDIATE 'x'",
+        "SELECT 1; SELECT 2; ALTER /* c */ USER me SET x = 1",
+    ] {
+        let msg = refused(&rw(), SF, sql);
+        assert!(msg.contains("never allowed"), "{sql}: {msg}");
+    }
+    // ALTER of anything but a user is an ordinary write.
+    assert_eq!(
+        rw().check(SF, "ALTER TABLE t ADD COLUMN c INT"),
+        Ok(StatementKind::Other("ALTER TABLE".into()))
+    );
+}
+
+#[test]
+fn a_quoted_keyword_is_a_name_not_a_show_or_describe() {
+    for p in [SF, DB] {
+        for sql in ["\"SHOW\" TABLES", "\"DESC\" t"] {
+            let msg = refused(&ro(), p, sql);
+            assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+        }
+    }
+}
+
+#[test]
+fn words_at_the_very_end_of_the_text_are_scanned_too() {
+    for p in [SF, DB] {
+        let msg = refused(&rw(), p, "SELECT 1 -- use role");
+        assert!(msg.contains("USE ROLE"), "{msg}");
+        let msg = refused(&ro(), p, "SELECT 1 -- system$cancel_all_queries");
+        assert!(msg.contains("SYSTEM$"), "{msg}");
+    }
+}
+
+#[test]
+fn set_session_or_local_alone_is_not_a_role_switch() {
+    for p in [SF, DB] {
+        if let Err(e) = rw().check(p, "SET LOCAL x = 1") {
+            assert!(!matches!(e, GuardError::RoleSwitch { .. }), "{e}");
+        }
+    }
+}
+
+#[test]
+fn commas_and_parentheses_only_inside_the_one_list_of_an_unparsed_show() {
+    for (p, sql) in [
+        (DB, "DESCRIBE HISTORY a, b"),
+        (SF, "DESC FUNCTION f)"),
+        (SF, "DESC FUNCTION f(NUMBER))"),
+    ] {
+        let msg = refused(&ro(), p, sql);
+        assert!(msg.contains("could not be parsed"), "{sql}: {msg}");
+    }
+    assert_eq!(
+        ro().check(SF, "DESC FUNCTION f(NUMBER, VARCHAR)"),
+        Ok(StatementKind::Describe)
+    );
+}
+
+#[test]
+fn the_flow_operator_rule_is_snowflakes_only() {
+    let msg = refused(&ro(), SF, "SELECT a ->> 'b' FROM t");
+    assert!(msg.contains("flow operator"), "{msg}");
+    match ro().check(DB, "SELECT a ->> 'b' FROM t") {
+        Ok(kind) => assert_eq!(kind, StatementKind::Select),
+        Err(e) => assert!(!e.to_string().contains("flow operator"), "{e}"),
+    }
+}
