@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::shared::{SharedTier, mint_once_across_replicas};
@@ -138,7 +138,7 @@ where
     }
 
     fn slot(&self, key: &K) -> Slot<V> {
-        let mut slots = self.slots.lock().expect("credential cache lock");
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key.clone()).or_default().clone()
     }
 
@@ -253,7 +253,7 @@ where
         let slots: Vec<(K, Slot<V>)> = self
             .slots
             .lock()
-            .expect("credential cache lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|(k, _)| *k != except)
             .map(|(k, s)| (k.clone(), s.clone()))
@@ -295,7 +295,7 @@ where
         let slots: Vec<Slot<V>> = self
             .slots
             .lock()
-            .expect("credential cache lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .drain()
             .map(|(_, s)| s)
             .collect();
@@ -306,7 +306,10 @@ where
 
     /// Number of keys with a slot (fresh or not).
     pub fn len(&self) -> usize {
-        self.slots.lock().expect("credential cache lock").len()
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

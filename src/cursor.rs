@@ -124,6 +124,26 @@ struct Payload {
     e: u64,
 }
 
+impl Payload {
+    /// The payload's JSON.
+    #[expect(
+        clippy::expect_used,
+        reason = "a struct of integers, strings and a unit-variant enum always serializes to JSON"
+    )]
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the payload serializes")
+    }
+}
+
+/// HMAC-SHA256 under `key`.
+#[expect(
+    clippy::expect_used,
+    reason = "HMAC takes keys of any length (RFC 2104 section 2: longer keys are hashed, shorter ones padded); hmac's new_from_slice never returns InvalidLength"
+)]
+fn keyed_mac(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
 /// Seals and opens cursors under one server key (cheap to clone).
 #[derive(Clone)]
 pub struct CursorCodec {
@@ -148,7 +168,7 @@ impl CursorCodec {
             return Err(CursorKeyError(raw.len()));
         }
         // Derive the working key so the configured text is used for nothing else.
-        let mut mac = HmacSha256::new_from_slice(raw).expect("HMAC takes keys of any length");
+        let mut mac = keyed_mac(raw);
         mac.update(b"immuta-mcp cursor key derivation v1");
         let key: [u8; 32] = mac.finalize().into_bytes().into();
         Ok(Self {
@@ -172,7 +192,7 @@ impl CursorCodec {
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key[..]).expect("HMAC takes keys of any length")
+        keyed_mac(&self.key[..])
     }
 
     fn user_tag(&self, user: &str) -> String {
@@ -201,7 +221,7 @@ impl CursorCodec {
             c: cursor.credential.clone(),
             e: cursor.expires_at,
         };
-        let json = serde_json::to_vec(&payload).expect("the payload serializes");
+        let json = payload.encode();
         let body = URL_SAFE_NO_PAD.encode(json);
         let tag = self.tag(&body).finalize().into_bytes();
         format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))

@@ -279,7 +279,14 @@ pub async fn serve(
     loop {
         let slot = tokio::select! {
             _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => {
+                    // Nothing closes `slots`; if something ever did, stop accepting.
+                    tracing::error!("the connection slots were closed; no longer accepting connections");
+                    break;
+                }
+            },
         };
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -9,7 +9,7 @@
 
 use crate::cursor::PagePosition;
 use crate::result::{Platform, ResultSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
@@ -115,28 +115,34 @@ impl CallContext {
         }
     }
 
+    /// The call's facts. A poisoned lock (a panic elsewhere while it was
+    /// held) still holds plain data, so it is used rather than propagated.
+    fn facts_mut(&self) -> MutexGuard<'_, CallFacts> {
+        self.facts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn set_vended_role(&self, role: &str) {
-        self.facts.lock().expect("facts lock").vended_role = Some(role.to_string());
+        self.facts_mut().vended_role = Some(role.to_string());
     }
 
     pub fn set_applied_identity(&self, identity: &str) {
-        self.facts.lock().expect("facts lock").applied_identity = Some(identity.to_string());
+        self.facts_mut().applied_identity = Some(identity.to_string());
     }
 
     pub fn set_statement_id(&self, id: &str) {
-        self.facts.lock().expect("facts lock").statement_id = Some(id.to_string());
+        self.facts_mut().statement_id = Some(id.to_string());
     }
 
     pub fn set_credential(&self, credential: CredentialBinding) {
-        self.facts.lock().expect("facts lock").credential = Some(credential);
+        self.facts_mut().credential = Some(credential);
     }
 
     pub fn count_upstream_request(&self) {
-        self.facts.lock().expect("facts lock").upstream_requests += 1;
+        self.facts_mut().upstream_requests += 1;
     }
 
     pub fn facts(&self) -> CallFacts {
-        self.facts.lock().expect("facts lock").clone()
+        self.facts_mut().clone()
     }
 }
 

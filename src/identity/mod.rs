@@ -1,6 +1,6 @@
 //! Who is calling: the end user every governed query runs for.
 //!
-//! Three sources, all ending in a [`VerifiedUser`]:
+//! Four sources, all ending in a [`VerifiedUser`]:
 //! - stdio with an operator-configured user ([`IdentitySource::StdioConfig`]);
 //! - stdio with a signed ID token, verified like an HTTP bearer token
 //!   ([`IdentitySource::StdioIdToken`]);

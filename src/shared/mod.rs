@@ -304,7 +304,13 @@ impl<V: Shareable> SharedTier<String, V> for SharedCredentials<V> {
             expires_at_ms: millis(expires_at),
             value: value.to_shared(),
         };
-        let plain = serde_json::to_vec(&plain).expect("a JSON value serialises");
+        let plain = match serde_json::to_vec(&plain) {
+            Ok(plain) => plain,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a credential for the shared cache; not sharing it");
+                return;
+            }
+        };
         self.store.put(&self.scope(user), &plain, ttl).await;
     }
 

@@ -29,6 +29,10 @@ pub enum SealError {
         "the shared cache entry does not authenticate under this key and cache key (another key, another user, or tampered)"
     )]
     Authentication,
+    /// AES-GCM refuses only messages longer than 2^36 bytes (NIST SP 800-38D
+    /// §5.2.1.1); a credential never comes close.
+    #[error("the credential is too large to seal for the shared cache")]
+    TooLarge,
 }
 
 /// Where an entry belongs: the associated data of its seal.
@@ -87,7 +91,7 @@ impl Sealer {
     }
 
     /// Encrypt `plain` for `scope` under a fresh random nonce.
-    pub fn seal(&self, scope: &EntryScope, plain: &[u8]) -> Vec<u8> {
+    pub fn seal(&self, scope: &EntryScope, plain: &[u8]) -> Result<Vec<u8>, SealError> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let aad = scope.associated_data();
         let sealed = self
@@ -99,12 +103,12 @@ impl Sealer {
                     aad: &aad,
                 },
             )
-            .expect("AES-GCM encryption of a bounded entry cannot fail");
+            .map_err(|_| SealError::TooLarge)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(VERSION);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     /// Decrypt an entry sealed for `scope`.
@@ -145,7 +149,7 @@ mod tests {
     #[test]
     fn an_entry_opens_only_under_its_own_scope_and_key() {
         let s = sealer();
-        let sealed = s.seal(&scope("alice"), b"pat-secret");
+        let sealed = s.seal(&scope("alice"), b"pat-secret").unwrap();
         assert!(
             !sealed.windows(10).any(|w| w == b"pat-secret"),
             "nothing in clear"
@@ -184,8 +188,8 @@ mod tests {
     #[test]
     fn nonces_are_fresh_per_entry() {
         let s = sealer();
-        let a = s.seal(&scope("alice"), b"same");
-        let b = s.seal(&scope("alice"), b"same");
+        let a = s.seal(&scope("alice"), b"same").unwrap();
+        let b = s.seal(&scope("alice"), b"same").unwrap();
         assert_ne!(a[1..13], b[1..13]);
         assert_ne!(a, b);
     }

@@ -19,8 +19,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, RedisResult};
 use sha2::{Digest, Sha256};
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Deletes KEYS[1] only while it holds ARGV[1] (lock token or exact entry).
@@ -177,7 +177,7 @@ impl SharedStore {
         if self
             .down_until
             .lock()
-            .expect("down_until lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|until| Instant::now() < until)
         {
             return None;
@@ -197,7 +197,10 @@ impl SharedStore {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", self.operation_timeout),
         };
-        *self.down_until.lock().expect("down_until lock") = Some(Instant::now() + self.retry_after);
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.retry_after);
         if !self.degraded.swap(true, Ordering::SeqCst) {
             tracing::warn!(redis = %self.location, command = what, error = %error, "the shared credential cache (Redis) is unreachable; serving with this replica's local cache (each replica vends and mints for itself) until it answers again");
         }
@@ -229,7 +232,13 @@ impl SharedStore {
     /// Seal `plain` for `scope` and keep it for `ttl`.
     pub async fn put(&self, scope: &EntryScope, plain: &[u8], ttl: Duration) {
         let key = self.key("cred", scope);
-        let sealed = self.sealer.seal(scope, plain);
+        let sealed = match self.sealer.seal(scope, plain) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::warn!(platform = scope.platform, error = %e, "not sharing a credential");
+                return;
+            }
+        };
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let _: Option<()> = self
             .run("SET", |mut c| async move {
@@ -320,7 +329,10 @@ impl SharedStore {
 
     /// `PING` now (for `check`), ignoring any back-off.
     pub async fn check(&self) -> Result<String, String> {
-        *self.down_until.lock().expect("down_until lock") = None;
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let pong: Option<String> = self
             .run("PING", |mut c| async move {
                 redis::cmd("PING").query_async(&mut c).await
