@@ -261,6 +261,18 @@ impl RetryPolicy {
     }
 }
 
+impl crate::config::Limits {
+    /// The retry policy every upstream client starts from:
+    /// `limits.retry_attempts` attempts (at least one), default backoffs, no
+    /// metrics observer (each path adds its own with [`RetryPolicy::observed`]).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_attempts.max(1),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 /// A fully read upstream answer.
 #[derive(Debug, Clone)]
 pub struct UpstreamResponse {
@@ -417,6 +429,26 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains(NOT_REPEATED), "{err}");
+    }
+
+    #[test]
+    fn the_limits_set_the_attempts_and_nothing_else() {
+        let limits = crate::config::Limits {
+            retry_attempts: 7,
+            ..crate::config::Limits::default()
+        };
+        assert_eq!(
+            limits.retry_policy(),
+            RetryPolicy {
+                max_attempts: 7,
+                ..RetryPolicy::default()
+            }
+        );
+        let zero = crate::config::Limits {
+            retry_attempts: 0,
+            ..crate::config::Limits::default()
+        };
+        assert_eq!(zero.retry_policy().max_attempts, 1, "always one attempt");
     }
 
     #[test]

@@ -187,10 +187,7 @@ impl DatabricksGoverned {
                 "databricks.client_secret is empty".into(),
             ));
         }
-        let retry = RetryPolicy {
-            max_attempts: limits.retry_attempts.max(1),
-            ..RetryPolicy::default()
-        };
+        let retry = limits.retry_policy();
         let tokens = TokenClient::new(
             &host,
             cfg.client_id.clone(),

@@ -296,7 +296,7 @@ impl ImmutaClient {
         tracing::debug!(user, vend_id = %vend.id, "Immuta vended roles");
         ctx.facts
             .lock()
-            .expect("facts lock")
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .vend_ids
             .push(vend.id.clone());
         Ok(VendedAccess {
