@@ -373,6 +373,8 @@ mod tests {
     #[tokio::test]
     async fn a_non_idempotent_request_is_not_repeated_after_a_500() {
         use std::sync::atomic::Ordering;
+        // reqwest has no default TLS provider here (`rustls-no-provider`).
+        crate::http_client::install_crypto_provider();
         let http = reqwest::Client::new();
         let (url, hits) = answering(500).await;
         let err = quick()
@@ -398,6 +400,8 @@ mod tests {
     #[tokio::test]
     async fn a_non_idempotent_request_is_repeated_on_503_and_on_connect_errors() {
         use std::sync::atomic::Ordering;
+        // reqwest has no default TLS provider here (`rustls-no-provider`).
+        crate::http_client::install_crypto_provider();
         let http = reqwest::Client::new();
         let (url, hits) = answering(503).await;
         let err = quick()

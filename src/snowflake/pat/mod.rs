@@ -43,6 +43,10 @@
 //! its replacement exists, and a token the platform rejected is removed when
 //! it is invalidated.
 //! The PAT secret lives only in a [`Secret`]; logs name tokens, never secrets.
+//!
+//! This module owns the lifecycle (cache, capacity, eviction, scheduled
+//! removal); the token statements themselves (ADD / REMOVE / SHOW, the token
+//! names, recognising Snowflake's refusals) are in the `tokens` submodule.
 
 mod tokens;
 
