@@ -18,7 +18,6 @@ use crate::immuta::ImmutaClient;
 use crate::metrics::{GaugeReading, Metrics, Service, UpstreamObserver};
 use crate::ops::Observability;
 use crate::query::GovernedQuery;
-use crate::retry::RetryPolicy;
 use crate::sandbox::authz::{AuthorizationServer, AuthzSettings};
 use crate::sandbox::issuer::TestIssuer;
 use crate::server::{GovernedServer, UserSource};
@@ -122,11 +121,7 @@ pub fn build_observed_platforms(cfg: &Config, metrics: &Metrics) -> Result<Platf
         .map_err(|e| AppError::Config(e.to_string()))?;
     let http =
         crate::http_client::build_for(cfg).map_err(|e| AppError::HttpClient(e.to_string()))?;
-    let retry = RetryPolicy {
-        max_attempts: cfg.limits.retry_attempts,
-        ..RetryPolicy::default()
-    }
-    .observed(Some(UpstreamObserver {
+    let retry = cfg.limits.retry_policy().observed(Some(UpstreamObserver {
         metrics: metrics.clone(),
         service: Service::Immuta,
     }));

@@ -261,6 +261,18 @@ impl RetryPolicy {
     }
 }
 
+impl crate::config::Limits {
+    /// The retry policy every upstream client starts from:
+    /// `limits.retry_attempts` attempts (at least one), default backoffs, no
+    /// metrics observer (each path adds its own with [`RetryPolicy::observed`]).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_attempts.max(1),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 /// A fully read upstream answer.
 #[derive(Debug, Clone)]
 pub struct UpstreamResponse {
@@ -361,6 +373,8 @@ mod tests {
     #[tokio::test]
     async fn a_non_idempotent_request_is_not_repeated_after_a_500() {
         use std::sync::atomic::Ordering;
+        // reqwest has no default TLS provider here (`rustls-no-provider`).
+        crate::http_client::install_crypto_provider();
         let http = reqwest::Client::new();
         let (url, hits) = answering(500).await;
         let err = quick()
@@ -386,6 +400,8 @@ mod tests {
     #[tokio::test]
     async fn a_non_idempotent_request_is_repeated_on_503_and_on_connect_errors() {
         use std::sync::atomic::Ordering;
+        // reqwest has no default TLS provider here (`rustls-no-provider`).
+        crate::http_client::install_crypto_provider();
         let http = reqwest::Client::new();
         let (url, hits) = answering(503).await;
         let err = quick()
@@ -417,6 +433,26 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains(NOT_REPEATED), "{err}");
+    }
+
+    #[test]
+    fn the_limits_set_the_attempts_and_nothing_else() {
+        let limits = crate::config::Limits {
+            retry_attempts: 7,
+            ..crate::config::Limits::default()
+        };
+        assert_eq!(
+            limits.retry_policy(),
+            RetryPolicy {
+                max_attempts: 7,
+                ..RetryPolicy::default()
+            }
+        );
+        let zero = crate::config::Limits {
+            retry_attempts: 0,
+            ..crate::config::Limits::default()
+        };
+        assert_eq!(zero.retry_policy().max_attempts, 1, "always one attempt");
     }
 
     #[test]

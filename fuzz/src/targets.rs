@@ -6,8 +6,9 @@
 //! - [`guard`]: the SQL guard ([`SqlGuard::check`]) on both dialects; a statement accepted in
 //!   read-only mode is a read (`StatementKind::is_read`) and is also accepted with `read_only = false`
 //!   (read-only is strictly the stricter mode).
-//! - [`snowflake_decode`]: the jsonv2 decoder ([`Decoder`]); a decoded row has one value per column,
-//!   wire `null` decodes to `null`, and every decoded value has the shape its column type promises.
+//! - [`snowflake_decode`]: the jsonv2 decoder ([`SnowflakeRowDecoder`]); a decoded row has one value
+//!   per column, wire `null` decodes to `null`, and every decoded value has the shape its column type
+//!   promises.
 //! - [`databricks_decode`]: the JSON_ARRAY decoder ([`RowDecoder`]), same properties; inputs that
 //!   parse as a whole `StatementResponse` go through the wire types first.
 //!
@@ -21,7 +22,8 @@ use immuta_mcp::databricks::wire::{ColumnInfo, StatementResponse};
 use immuta_mcp::guard::{GuardError, SqlGuard};
 use immuta_mcp::result::{Column, ColumnType, Platform};
 use immuta_mcp::snowflake::decode::{
-    DecodeError as SnowflakeDecodeError, Decoder, RowTypeField, wire_row_bytes,
+    DecodeError as SnowflakeDecodeError, RowDecoder as SnowflakeRowDecoder, RowTypeField,
+    wire_row_bytes,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -74,12 +76,12 @@ pub fn snowflake_decode(data: &[u8]) -> Features {
         Some(p) => p,
         None => snowflake_single_column(data),
     };
-    let decoder = Decoder::new(&row_type);
+    let decoder = SnowflakeRowDecoder::new(&row_type);
     let columns = decoder.columns().to_vec();
     let mut features = Features::new();
     for (i, row) in rows.iter().enumerate() {
         let _ = wire_row_bytes(row);
-        match decoder.decode_row(i, row) {
+        match decoder.decode(i, row) {
             Ok(values) => {
                 let wire = row.as_array().map(Vec::as_slice).unwrap_or_default();
                 check_row(&columns, wire, &values);

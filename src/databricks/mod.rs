@@ -15,12 +15,25 @@
 //! is still the one the statement ran under (same vend): no vend, no token
 //! request, no resubmit. The submit keeps `limits.max_continuation_rows` rows
 //! on the platform for them (see [`statements::row_limit`]).
+//!
+//! The same roles as on the Snowflake path, in files of the same names:
+//! - [`wire`]: the OAuth and Statement Execution API request and answer shapes;
+//! - [`statements`]: the Statement Execution API client (submit, polling,
+//!   cancel, result chunks);
+//! - [`decode`]: `JSON_ARRAY` values into the shared [`ResultSet`];
+//! - [`errors`]: [`DatabricksError`] (setup, `check`) and [`RunError`] (one
+//!   statement run);
+//! - [`oauth`]: the credential: M2M tokens that assume the vended group;
+//! - [`permissions`]: the warehouse's access control list (for `check`).
 
 pub mod decode;
+pub mod errors;
 pub mod oauth;
 pub mod permissions;
 pub mod statements;
 pub mod wire;
+
+pub use errors::{DatabricksError, RunError};
 
 use crate::broker::CredentialCache;
 use crate::config::{DatabricksConfig, Limits};
@@ -35,19 +48,10 @@ use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use oauth::{GroupId, TokenClient};
-use statements::{RunError, StatementSettings, StatementsClient};
+use statements::{StatementSettings, StatementsClient};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-
-/// Why the Databricks path cannot be set up or checked.
-#[derive(Debug, thiserror::Error)]
-pub enum DatabricksError {
-    #[error("Databricks configuration: {0}")]
-    Config(String),
-    #[error("Databricks check failed: {0}")]
-    Check(String),
-}
 
 /// The credential cached per user: the vended group and a token assuming it.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,10 +191,7 @@ impl DatabricksGoverned {
                 "databricks.client_secret is empty".into(),
             ));
         }
-        let retry = RetryPolicy {
-            max_attempts: limits.retry_attempts.max(1),
-            ..RetryPolicy::default()
-        };
+        let retry = limits.retry_policy();
         let tokens = TokenClient::new(
             &host,
             cfg.client_id.clone(),
@@ -325,9 +326,7 @@ impl DatabricksGoverned {
 
     /// Pause between status polls: starts at `initial`, grows by half up to `max`.
     pub fn with_polling(mut self, initial: Duration, max: Duration) -> Self {
-        let s = self.statements.settings_mut();
-        s.poll_initial = initial;
-        s.poll_max = max.max(initial);
+        self.statements = self.statements.with_polling(initial, max);
         self
     }
 

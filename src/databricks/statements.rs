@@ -21,6 +21,7 @@
 //! [`RunError::TokenRejected`] so the caller can re-vend once.
 
 use super::decode::RowDecoder;
+use super::errors::RunError;
 use super::wire::{
     ApiErrorBody, ExecuteStatementRequest, QueryTag, ResultData, STATEMENTS_PATH,
     StatementResponse, StatementState,
@@ -105,26 +106,6 @@ pub fn row_limit(max_rows: usize, continuation_rows: u64) -> u64 {
     (max_rows as u64).saturating_add(1).max(continuation_rows)
 }
 
-/// Why a statement run produced no result.
-#[derive(Debug)]
-pub enum RunError {
-    /// Databricks rejected the access token (HTTP 401/403).
-    TokenRejected {
-        /// True when the submit itself was rejected, so nothing ran.
-        before_submit: bool,
-        statement_id: Option<String>,
-        message: String,
-    },
-    /// Any other outcome, ready for the tool.
-    Query(QueryError),
-}
-
-impl From<QueryError> for RunError {
-    fn from(e: QueryError) -> Self {
-        RunError::Query(e)
-    }
-}
-
 /// A failed HTTP exchange with the API.
 enum ApiFailure {
     TokenRejected(String),
@@ -164,10 +145,25 @@ impl StatementsClient {
         &mut self.settings
     }
 
+    /// Change how often a running statement is polled (first interval, cap).
+    pub fn with_polling(mut self, initial: Duration, max: Duration) -> Self {
+        self.settings.poll_initial = initial;
+        self.settings.poll_max = max.max(initial);
+        self
+    }
+
+    /// Replace the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.set_retry(retry);
+        self
+    }
+
+    /// Replace the retry policy (used by the next request).
     pub fn set_retry(&mut self, retry: RetryPolicy) {
         self.retry = retry;
     }
 
+    /// The retry policy every request uses.
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
     }

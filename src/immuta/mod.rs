@@ -1,6 +1,10 @@
-//! Immuta's agent on-behalf-of (OBO) API: wire shapes and the client.
+//! Immuta's agent on-behalf-of (OBO) API, laid out as the platform paths
+//! are: [`wire`] (request and answer shapes), [`client`] (vend, poll, drop
+//! roles) and [`errors`] ([`ImmutaError`]).
 
 pub mod client;
+pub mod errors;
 pub mod wire;
 
-pub use client::{ImmutaClient, ImmutaError, VendedAccess};
+pub use client::{ImmutaClient, VendedAccess};
+pub use errors::ImmutaError;

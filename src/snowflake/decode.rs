@@ -27,31 +27,10 @@
 //! `-1.5` is half a second before `1969-12-31T23:59:59`. Malformed input is a
 //! [`DecodeError`] naming the row, the column and the reason — never a panic.
 
+pub use super::wire::RowTypeField;
 use crate::result::{Column, ColumnType};
-use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveTime};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveTime};
 use serde_json::Value;
-
-/// One entry of `resultSetMetaData.rowType`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowTypeField {
-    pub name: String,
-    /// Lower-case Snowflake type name: `fixed`, `real`, `text`, `date`, ...
-    #[serde(rename = "type")]
-    pub type_name: String,
-    #[serde(default = "default_nullable")]
-    pub nullable: bool,
-    #[serde(default)]
-    pub precision: Option<u32>,
-    #[serde(default)]
-    pub scale: Option<u32>,
-    #[serde(default)]
-    pub length: Option<u64>,
-}
-
-fn default_nullable() -> bool {
-    true
-}
 
 /// A value (or column description) that does not follow the jsonv2 encoding.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -96,12 +75,12 @@ enum Kind {
 
 /// Decodes rows of one result whose columns are described by `rowType`.
 #[derive(Debug, Clone)]
-pub struct Decoder {
+pub struct RowDecoder {
     columns: Vec<Column>,
     kinds: Vec<Kind>,
 }
 
-impl Decoder {
+impl RowDecoder {
     /// Prepare a decoder for the columns of `row_type`.
     pub fn new(row_type: &[RowTypeField]) -> Self {
         let mut columns = Vec::with_capacity(row_type.len());
@@ -125,7 +104,7 @@ impl Decoder {
     }
 
     /// Decode one wire row (`row` is its index in the whole result, for errors).
-    pub fn decode_row(&self, row: usize, values: &Value) -> Result<Vec<Value>, DecodeError> {
+    pub fn decode(&self, row: usize, values: &Value) -> Result<Vec<Value>, DecodeError> {
         let Value::Array(values) = values else {
             return Err(DecodeError::RowShape { row });
         };
@@ -351,7 +330,7 @@ fn decode_date(text: &str) -> Result<String, String> {
         .trim()
         .parse()
         .map_err(|_| format!("not a day count: {}", snippet(text)))?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a valid date");
+    let epoch = DateTime::UNIX_EPOCH.date_naive();
     ChronoDuration::try_days(days)
         .and_then(|d| epoch.checked_add_signed(d))
         .map(|d| d.format("%Y-%m-%d").to_string())
@@ -491,8 +470,8 @@ mod tests {
     }
 
     fn one(t: &str, scale: Option<u32>, v: Value) -> Result<Value, DecodeError> {
-        let d = Decoder::new(&[field("C", t, scale)]);
-        d.decode_row(0, &json!([v])).map(|mut r| r.remove(0))
+        let d = RowDecoder::new(&[field("C", t, scale)]);
+        d.decode(0, &json!([v])).map(|mut r| r.remove(0))
     }
 
     fn ok(t: &str, scale: Option<u32>, v: &str) -> Value {
@@ -728,7 +707,7 @@ mod tests {
 
     #[test]
     fn columns_describe_native_and_portable_types() {
-        let d = Decoder::new(&[
+        let d = RowDecoder::new(&[
             RowTypeField {
                 name: "AMOUNT".into(),
                 type_name: "fixed".into(),
@@ -750,7 +729,7 @@ mod tests {
         assert_eq!(c[2].native_type, "TIMESTAMP_TZ(9)");
         assert_eq!(c[3].column_type, ColumnType::Other);
         assert_eq!(
-            d.decode_row(0, &json!(["1.5", "1", "0 1440", "POINT(1 2)"]))
+            d.decode(0, &json!(["1.5", "1", "0 1440", "POINT(1 2)"]))
                 .unwrap(),
             vec![
                 json!("1.50"),
@@ -763,9 +742,9 @@ mod tests {
 
     #[test]
     fn malformed_rows_are_typed_errors() {
-        let d = Decoder::new(&[field("A", "fixed", Some(0)), field("B", "text", None)]);
+        let d = RowDecoder::new(&[field("A", "fixed", Some(0)), field("B", "text", None)]);
         assert_eq!(
-            d.decode_row(3, &json!(["1"])).unwrap_err(),
+            d.decode(3, &json!(["1"])).unwrap_err(),
             DecodeError::RowWidth {
                 row: 3,
                 expected: 2,
@@ -773,10 +752,10 @@ mod tests {
             }
         );
         assert_eq!(
-            d.decode_row(4, &json!("1,2")).unwrap_err(),
+            d.decode(4, &json!("1,2")).unwrap_err(),
             DecodeError::RowShape { row: 4 }
         );
-        let e = d.decode_row(5, &json!(["x", "y"])).unwrap_err();
+        let e = d.decode(5, &json!(["x", "y"])).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("row 5") && msg.contains("column A"), "{msg}");
     }

@@ -46,6 +46,8 @@ pub enum HostError {
 pub struct AccountHost {
     /// Lower-case host name, e.g. `xy12345.us-east-1.snowflakecomputing.com`.
     host: String,
+    /// `https://<host>`, built by [`AccountHost::parse`] with [`Url::set_host`].
+    base_url: String,
 }
 
 impl AccountHost {
@@ -89,7 +91,13 @@ impl AccountHost {
                 key: key.to_string(),
             });
         }
-        Ok(Self { host })
+        // Built with `Url::set_host`, never by concatenating text.
+        let base_url = Url::parse("https://account.snowflakecomputing.com/")
+            .and_then(|mut url| url.set_host(Some(&host)).map(|()| url))
+            .map_err(|e| malformed(&format!("not a valid URL host ({e})")))?;
+        debug_assert_eq!(base_url.host_str(), Some(host.as_str()));
+        let base_url = base_url.as_str().trim_end_matches('/').to_string();
+        Ok(Self { host, base_url })
     }
 
     /// The host of a configured `snowflake.account` when no vend names one
@@ -112,11 +120,7 @@ impl AccountHost {
 
     /// `https://<host>` (no trailing slash), built with [`Url::set_host`].
     pub fn base_url(&self) -> String {
-        let mut url = Url::parse("https://account.snowflakecomputing.com/").expect("static URL");
-        url.set_host(Some(&self.host))
-            .expect("a validated host name is a valid URL host");
-        debug_assert_eq!(url.host_str(), Some(self.host.as_str()));
-        url.as_str().trim_end_matches('/').to_string()
+        self.base_url.clone()
     }
 
     /// Refuse a host whose account differs from a configured

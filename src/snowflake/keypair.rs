@@ -193,7 +193,10 @@ impl KeyPairJwt {
     /// [`Self::token`] with an explicit clock (for tests of renewal).
     pub fn token_at(&self, account: &str, now: SystemTime) -> Result<Secret, KeyError> {
         let account_key = jwt_account(account);
-        let mut cache = self.cache.lock().expect("jwt cache lock");
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(c) = cache.get(&account_key)
             && c.expires_at > now + Self::RENEW_MARGIN
         {
@@ -212,7 +215,10 @@ impl KeyPairJwt {
 
     /// Forget cached tokens (e.g. after Snowflake rejected one).
     pub fn forget(&self) {
-        self.cache.lock().expect("jwt cache lock").clear();
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     fn sign(&self, account: &str, now: SystemTime) -> Result<(Secret, SystemTime), KeyError> {

@@ -1,11 +1,16 @@
 //! Snowflake governed path: every user statement runs as the end user's
 //! Immuta-vended role, through a PAT restricted to that role.
 //!
-//! - [`keypair`]: the agent's key-pair JWT (only used to manage PATs);
-//! - [`pat`]: per-user PAT lifecycle (vend, mint, cache, replace, remove,
-//!   evict idle sessions at the agent user's PAT limit);
-//! - [`sql_api`]: SQL API v2 client (retry, 202 polling, cancel, partitions);
+//! The same roles as on the Databricks path, in files of the same names:
+//! - [`wire`]: the SQL API v2 request and answer shapes;
+//! - [`statements`]: the SQL API v2 client (submit with retry, 202 polling,
+//!   cancel, partitions);
 //! - [`decode`]: `jsonv2` values into the shared [`ResultSet`];
+//! - [`errors`]: [`SnowflakeError`] (setup, `check`) and [`SqlApiError`]
+//!   (one SQL API exchange);
+//! - [`pat`]: the credential: per-user PAT lifecycle (vend, mint, cache,
+//!   replace, remove, evict idle sessions at the agent user's PAT limit);
+//! - [`keypair`]: the agent's key-pair JWT (only used to manage PATs);
 //! - [`host`]: the account host from the vend's `connectionKey`, validated;
 //! - [`ident`]: `database`/`schema`/`warehouse` resolved as Snowflake
 //!   resolves identifiers (the SQL API's fields are case-sensitive).
@@ -24,11 +29,15 @@
 //! refused PAT is discarded and the page fails with "run the query again".
 
 pub mod decode;
+pub mod errors;
 pub mod host;
 pub mod ident;
 pub mod keypair;
 pub mod pat;
-pub mod sql_api;
+pub mod statements;
+pub mod wire;
+
+pub use errors::{SnowflakeError, SqlApiError};
 
 use crate::config::{Limits, SnowflakeConfig};
 use crate::cursor::credential_fingerprint;
@@ -39,26 +48,16 @@ use crate::query::{
 };
 use crate::result::{Platform, ResultSet};
 use crate::retry::RetryPolicy;
-use keypair::{AgentKey, KeyError, KeyPairJwt};
+use keypair::{AgentKey, KeyPairJwt};
 use pat::{PatManager, PatSession, PatSettings};
-use sql_api::{Auth, FetchLimits, SqlApiClient, SqlApiError, StatementRequest};
+use statements::{Auth, FetchLimits, StatementsClient};
 use std::time::Duration;
-
-/// Why the Snowflake path cannot be set up or checked.
-#[derive(Debug, thiserror::Error)]
-pub enum SnowflakeError {
-    #[error("Snowflake configuration: {0}")]
-    Config(String),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("Snowflake check failed: {0}")]
-    Check(String),
-}
+use wire::StatementRequest;
 
 /// The production Snowflake path behind `query_snowflake`.
 pub struct SnowflakeGoverned {
     pats: PatManager,
-    api: SqlApiClient,
+    api: StatementsClient,
     statement_timeout_secs: u64,
     default_database: Option<String>,
     default_schema: Option<String>,
@@ -111,11 +110,8 @@ impl SnowflakeGoverned {
             .map_err(|e| SnowflakeError::Config(e.to_string()))?;
         let key = AgentKey::from_pem(&pem, passphrase.as_ref())?;
         let jwt = KeyPairJwt::new(key, &cfg.user);
-        let retry = RetryPolicy {
-            max_attempts: limits.retry_attempts.max(1),
-            ..RetryPolicy::default()
-        };
-        let api = SqlApiClient::new(http, retry);
+        let retry = limits.retry_policy();
+        let api = StatementsClient::new(http, retry);
         let default = |field: &'static str, value: &Option<String>| {
             ident::resolve_opt(field, value.as_deref())
                 .map_err(|e| SnowflakeError::Config(format!("snowflake.default_{e}")))
@@ -180,7 +176,7 @@ impl SnowflakeGoverned {
                 let auth = Auth::Pat(session.pat.clone());
                 let rs = self
                     .api
-                    .execute(ctx, &session.base_url, &auth, &probe, limits)
+                    .run(ctx, &session.base_url, &auth, &probe, limits)
                     .await?;
                 let cell = |i: usize| {
                     rs.rows
@@ -221,18 +217,31 @@ impl SnowflakeGoverned {
         self
     }
 
-    /// Replace the retry policy (tests use short backoffs).
-    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.api = self.api.clone().with_retry_policy(retry);
+    /// Use `retry` for SQL API requests, the PAT statements included
+    /// (default: `limits.retry_attempts` attempts; tests use short backoffs).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.api.set_retry(retry);
         self.pats.set_api(self.api.clone());
         self
     }
 
-    /// Change how often running statements are polled.
-    pub fn with_poll_interval(mut self, initial: Duration, max: Duration) -> Self {
-        self.api = self.api.clone().with_poll_interval(initial, max);
+    /// Pause between status polls: starts at `initial`, grows by half up to `max`.
+    pub fn with_polling(mut self, initial: Duration, max: Duration) -> Self {
+        self.api = self.api.clone().with_polling(initial, max);
         self.pats.set_api(self.api.clone());
         self
+    }
+
+    /// Same as [`Self::with_retry`] (the name the Snowflake path had before
+    /// both paths used the same builder names; `tests/snowflake_path.rs` calls it).
+    pub fn with_retry_policy(self, retry: RetryPolicy) -> Self {
+        self.with_retry(retry)
+    }
+
+    /// Same as [`Self::with_polling`] (the name the Snowflake path had before
+    /// both paths used the same builder names; `tests/snowflake_path.rs` calls it).
+    pub fn with_poll_interval(self, initial: Duration, max: Duration) -> Self {
+        self.with_polling(initial, max)
     }
 
     /// Change how long a user's calls fail at once after the agent user's
@@ -316,9 +325,8 @@ impl SnowflakeGoverned {
             metrics: metrics.clone(),
             service: Service::Snowflake,
         };
-        let retry = self.api.retry_policy().clone().observed(Some(observer));
-        self.api = self.api.clone().with_retry_policy(retry);
-        self.pats.set_api(self.api.clone());
+        let retry = self.api.retry().clone().observed(Some(observer));
+        self = self.with_retry(retry);
         self.pats.observe(metrics, agent);
         self
     }
@@ -333,7 +341,7 @@ impl SnowflakeGoverned {
                 .base_url_for(&host::AccountHost::for_account(account).ok()?),
             (None, None) => return None,
         };
-        Some(format!("{base}{}", sql_api::STATEMENTS_PATH))
+        Some(format!("{base}{}", wire::STATEMENTS_PATH))
     }
 
     /// Remove every PAT this process created (on shutdown), best effort.
@@ -436,7 +444,7 @@ impl GovernedQuery for SnowflakeGoverned {
             let auth = Auth::Pat(session.pat.clone());
             match self
                 .api
-                .execute(ctx, &session.base_url, &auth, &statement, limits)
+                .run(ctx, &session.base_url, &auth, &statement, limits)
                 .await
             {
                 Ok(result) => return Ok(result),

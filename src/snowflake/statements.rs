@@ -1,6 +1,6 @@
 //! Client of Snowflake's SQL API v2 (`/api/v2/statements`).
 //!
-//! One [`SqlApiClient::execute`] call runs one logical statement:
+//! One [`StatementsClient::run`] call runs one logical statement:
 //! - submit with a fresh `requestId`; retries (429/5xx/transport, through
 //!   [`RetryPolicy`], honouring `Retry-After`) resend the same `requestId`
 //!   with `retry=true`, so Snowflake never runs the statement twice;
@@ -21,39 +21,19 @@
 //! submitted again); none of them carries a secret. Cancelled and timed-out
 //! statements say whether Snowflake acknowledged the cancel request.
 
-use super::decode::{Decoder, RowTypeField, wire_row_bytes};
+use super::decode::{RowDecoder, wire_row_bytes};
+use super::errors::{CODE_CANCELLED, CODE_TIMEOUT, SqlApiError, unavailable};
+use super::wire::{
+    ResultSetMetaData, STATEMENTS_PATH, StatementAnswer, StatementRequest, TOKEN_TYPE_HEADER,
+};
 use crate::cursor::PagePosition;
-use crate::query::{CallContext, QueryError};
+use crate::query::CallContext;
 use crate::result::{Platform, ResultSet};
-use crate::retry::{RetryError, RetryPolicy, UpstreamResponse};
+use crate::retry::{RetryPolicy, UpstreamResponse};
 use crate::secret::Secret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Header naming the kind of bearer token.
-pub const TOKEN_TYPE_HEADER: &str = "X-Snowflake-Authorization-Token-Type";
-/// Path of the statements endpoint.
-pub const STATEMENTS_PATH: &str = "/api/v2/statements";
-
-/// Snowflake code of a statement cancelled by request.
-const CODE_CANCELLED: &str = "000604";
-/// Snowflake code of a statement that reached its timeout.
-const CODE_TIMEOUT: &str = "000630";
-/// Snowflake code of an expired key-pair JWT (rinsed-org/rb-snowflake-client#170).
-pub const CODE_JWT_EXPIRED: &str = "390198";
-/// Snowflake codes meaning the session credential or its role is no longer valid.
-const CREDENTIAL_CODES: &[&str] = &[
-    "390100", // incorrect username or password / token
-    "390114", // authentication token has expired
-    "390144", // JWT token is invalid
-    "390198", // key-pair access token expired (rinsed-org/rb-snowflake-client#170)
-    "390189", // role specified in the connect string is not granted
-    "390303", // invalid OAuth / programmatic access token
-    "390318", // OAuth / programmatic access token expired
-    "394304", // programmatic access token is invalid
-];
 
 /// Extra time past the statement timeout before the client gives up itself.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
@@ -82,308 +62,11 @@ impl Auth {
     }
 }
 
-/// One statement to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatementRequest {
-    pub statement: String,
-    /// Server-side timeout, seconds (also bounds the client's waiting).
-    pub timeout_secs: u64,
-    pub database: Option<String>,
-    pub schema: Option<String>,
-    pub warehouse: Option<String>,
-    pub role: Option<String>,
-    /// Value of the `QUERY_TAG` session parameter.
-    pub query_tag: Option<String>,
-}
-
-impl StatementRequest {
-    /// A statement with no context (PAT management).
-    pub fn bare(statement: impl Into<String>, timeout_secs: u64) -> Self {
-        Self {
-            statement: statement.into(),
-            timeout_secs,
-            database: None,
-            schema: None,
-            warehouse: None,
-            role: None,
-            query_tag: None,
-        }
-    }
-
-    fn body(&self) -> Value {
-        let mut body = json!({ "statement": self.statement, "timeout": self.timeout_secs });
-        let obj = body.as_object_mut().expect("object literal");
-        for (key, value) in [
-            ("database", &self.database),
-            ("schema", &self.schema),
-            ("warehouse", &self.warehouse),
-            ("role", &self.role),
-        ] {
-            if let Some(v) = value {
-                obj.insert(key.into(), Value::String(v.clone()));
-            }
-        }
-        // Exactly one statement per request, always said explicitly (security
-        // audit): Snowflake's default is 1 but an account or user may change
-        // it. Parameter names are upper case: snowflakedb/snowflake-rest-api-specs#26
-        // ("only accepts the multi_statement_count field when it is
-        // capitalized"), and the docs' examples send a string value.
-        let mut parameters = serde_json::Map::new();
-        parameters.insert("MULTI_STATEMENT_COUNT".into(), Value::String("1".into()));
-        if let Some(tag) = &self.query_tag {
-            parameters.insert("QUERY_TAG".into(), Value::String(tag.clone()));
-        }
-        obj.insert("parameters".into(), Value::Object(parameters));
-        body
-    }
-}
-
 /// How much of a result to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchLimits {
     pub max_rows: usize,
     pub max_bytes: usize,
-}
-
-/// Why a statement produced no result. Never contains a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum SqlApiError {
-    /// The bearer token was refused (expired, revoked, or its role is gone).
-    #[error("Snowflake rejected the credential (HTTP {status}{}): {message}", code_note(.code))]
-    Unauthorized {
-        status: u16,
-        code: Option<String>,
-        message: String,
-    },
-    /// Authenticated, but not allowed to use the API.
-    #[error("Snowflake refused access (HTTP 403): {message}")]
-    Forbidden { message: String },
-    /// The statement failed (HTTP 422, or 400 for a malformed request).
-    #[error("Snowflake statement failed{}: {message}", code_note(.code))]
-    Statement {
-        code: Option<String>,
-        sql_state: Option<String>,
-        message: String,
-        statement_handle: Option<String>,
-    },
-    /// The statement or endpoint was not found (HTTP 404).
-    #[error("Snowflake answered 404: {message}")]
-    NotFound { message: String },
-    /// Retries ran out (rate limiting, server errors, broken connections).
-    #[error("{message}")]
-    Unavailable { message: String },
-    /// The call was cancelled (or Snowflake cancelled the statement).
-    /// `cancel_confirmed`: Snowflake acknowledged the cancel, or no statement
-    /// was running.
-    #[error("the statement was cancelled")]
-    Cancelled {
-        statement_handle: Option<String>,
-        cancel_confirmed: bool,
-    },
-    /// The statement timeout passed. `cancel_confirmed`: Snowflake stopped the
-    /// statement itself or acknowledged the client's cancel request.
-    #[error("the statement did not finish within {seconds} s")]
-    Timeout {
-        seconds: u64,
-        statement_handle: Option<String>,
-        cancel_confirmed: bool,
-    },
-    /// The credential was refused while polling or fetching the result of a
-    /// statement Snowflake had already accepted: the statement may have run,
-    /// so it must not be submitted again.
-    #[error("{rejection} (statement {statement_handle} had already been accepted)")]
-    RejectedAfterAcceptance {
-        statement_handle: String,
-        #[source]
-        rejection: Box<SqlApiError>,
-    },
-    /// The agent's key-pair JWT could not be signed (nothing was sent).
-    #[error("cannot sign the agent's key-pair JWT: {0}")]
-    Signing(String),
-    /// The answer does not follow the SQL API's documented shape.
-    #[error("unexpected answer from Snowflake: {message}")]
-    Protocol { message: String },
-}
-
-fn code_note(code: &Option<String>) -> String {
-    code.as_ref()
-        .map(|c| format!(", code {c}"))
-        .unwrap_or_default()
-}
-
-impl SqlApiError {
-    /// True when the PAT (or JWT) is no longer accepted, or the role it is
-    /// restricted to was revoked: the caller should mint a new credential.
-    /// See [`SqlApiError::accepted_statement`] before submitting again.
-    pub fn is_credential_rejected(&self) -> bool {
-        match self {
-            SqlApiError::Unauthorized { .. } | SqlApiError::RejectedAfterAcceptance { .. } => true,
-            SqlApiError::Statement { code, message, .. } => {
-                code.as_deref()
-                    .is_some_and(|c| CREDENTIAL_CODES.contains(&c))
-                    || {
-                        let m = message.to_ascii_lowercase();
-                        m.contains("programmatic access token")
-                            && (m.contains("expired")
-                                || m.contains("invalid")
-                                || m.contains("revoked"))
-                    }
-            }
-            _ => false,
-        }
-    }
-
-    /// True when Snowflake refused a key-pair JWT because it has expired
-    /// (`401`, code `390198` "Keypair access token expired"): a clock or
-    /// lifetime matter, cured by signing a fresh token, not a configuration
-    /// error.
-    pub fn is_jwt_expired(&self) -> bool {
-        matches!(self, SqlApiError::Unauthorized { code: Some(c), .. } if c == CODE_JWT_EXPIRED)
-    }
-
-    /// True when the bearer token itself was refused (HTTP 401), also after
-    /// the statement was accepted.
-    pub fn is_unauthorized(&self) -> bool {
-        match self {
-            SqlApiError::Unauthorized { .. } => true,
-            SqlApiError::RejectedAfterAcceptance { rejection, .. } => rejection.is_unauthorized(),
-            _ => false,
-        }
-    }
-
-    /// The handle of a statement Snowflake accepted before the credential was
-    /// refused: that statement may have run and must not be resubmitted.
-    pub fn accepted_statement(&self) -> Option<&str> {
-        match self {
-            SqlApiError::RejectedAfterAcceptance {
-                statement_handle, ..
-            } => Some(statement_handle),
-            _ => None,
-        }
-    }
-
-    /// The statement handle, when Snowflake assigned one.
-    pub fn statement_handle(&self) -> Option<&str> {
-        match self {
-            SqlApiError::Statement {
-                statement_handle, ..
-            }
-            | SqlApiError::Cancelled {
-                statement_handle, ..
-            }
-            | SqlApiError::Timeout {
-                statement_handle, ..
-            } => statement_handle.as_deref(),
-            SqlApiError::RejectedAfterAcceptance {
-                statement_handle, ..
-            } => Some(statement_handle),
-            _ => None,
-        }
-    }
-}
-
-impl From<SqlApiError> for QueryError {
-    fn from(e: SqlApiError) -> Self {
-        match e {
-            SqlApiError::Unauthorized { .. }
-            | SqlApiError::Forbidden { .. }
-            | SqlApiError::RejectedAfterAcceptance { .. }
-            | SqlApiError::Signing(_) => QueryError::Credential(e.to_string()),
-            SqlApiError::Statement {
-                code,
-                sql_state,
-                message,
-                statement_handle,
-            } => QueryError::Statement {
-                platform: Platform::Snowflake,
-                code,
-                sql_state,
-                message,
-                statement_id: statement_handle,
-            },
-            SqlApiError::NotFound { message } => QueryError::Protocol {
-                service: "Snowflake",
-                message: format!("HTTP 404: {message}"),
-            },
-            SqlApiError::Unavailable { message } => QueryError::Unavailable {
-                service: "Snowflake",
-                message,
-            },
-            SqlApiError::Cancelled {
-                statement_handle,
-                cancel_confirmed,
-            } => QueryError::Cancelled {
-                platform: Platform::Snowflake,
-                statement_id: statement_handle,
-                cancel_confirmed,
-            },
-            SqlApiError::Timeout {
-                seconds,
-                statement_handle,
-                cancel_confirmed,
-            } => QueryError::Timeout {
-                platform: Platform::Snowflake,
-                seconds,
-                statement_id: statement_handle,
-                cancel_confirmed,
-            },
-            SqlApiError::Protocol { message } => QueryError::Protocol {
-                service: "Snowflake",
-                message,
-            },
-        }
-    }
-}
-
-fn unavailable(e: RetryError) -> SqlApiError {
-    let message = match &e {
-        RetryError::Status {
-            status: 429,
-            attempts,
-            ..
-        } => format!(
-            "Snowflake kept rate-limiting the request (HTTP 429) after {attempts} attempts; try again shortly"
-        ),
-        RetryError::Status {
-            status, attempts, ..
-        } => format!("Snowflake kept failing (HTTP {status}) after {attempts} attempts"),
-        RetryError::Transport { message, attempts } => {
-            format!("cannot reach Snowflake after {attempts} attempts: {message}")
-        }
-    };
-    SqlApiError::Unavailable { message }
-}
-
-/// Body of 200/202/422 answers (`ResultSet` / `QueryStatus` / error).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StatementAnswer {
-    code: Option<String>,
-    sql_state: Option<String>,
-    message: Option<String>,
-    statement_handle: Option<String>,
-    result_set_meta_data: Option<ResultSetMetaData>,
-    data: Option<Vec<Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ResultSetMetaData {
-    num_rows: Option<u64>,
-    format: Option<String>,
-    #[serde(default)]
-    row_type: Vec<RowTypeField>,
-    #[serde(default)]
-    partition_info: Vec<PartitionInfo>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PartitionInfo {
-    #[allow(dead_code)]
-    row_count: Option<u64>,
-    #[allow(dead_code)]
-    uncompressed_size: Option<u64>,
 }
 
 /// How the submit request ended.
@@ -400,14 +83,14 @@ enum Outcome {
 
 /// SQL API v2 client (cheap to clone).
 #[derive(Debug, Clone)]
-pub struct SqlApiClient {
+pub struct StatementsClient {
     http: reqwest::Client,
     retry: RetryPolicy,
     poll_initial: Duration,
     poll_max: Duration,
 }
 
-impl SqlApiClient {
+impl StatementsClient {
     pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
         Self {
             http,
@@ -418,24 +101,30 @@ impl SqlApiClient {
     }
 
     /// Change how often a running statement is polled (first interval, cap).
-    pub fn with_poll_interval(mut self, initial: Duration, max: Duration) -> Self {
+    pub fn with_polling(mut self, initial: Duration, max: Duration) -> Self {
         self.poll_initial = initial;
         self.poll_max = max.max(initial);
         self
     }
 
     /// Replace the retry policy.
-    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.set_retry(retry);
         self
     }
 
-    pub fn retry_policy(&self) -> &RetryPolicy {
+    /// Replace the retry policy (used by the next request).
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.retry = retry;
+    }
+
+    /// The retry policy every request uses.
+    pub fn retry(&self) -> &RetryPolicy {
         &self.retry
     }
 
     /// Run one statement and return its (possibly truncated) decoded result.
-    pub async fn execute(
+    pub async fn run(
         &self,
         ctx: &CallContext,
         base_url: &str,
@@ -448,7 +137,7 @@ impl SqlApiClient {
         let deadline = started + Duration::from_secs(request.timeout_secs) + TIMEOUT_GRACE;
         let timeout_secs = request.timeout_secs;
 
-        self.run(ctx, &base, auth, request, limits, started, deadline)
+        self.submit_and_wait(ctx, &base, auth, request, limits, started, deadline)
             .await
             .map_err(|e| match e {
                 SqlApiError::Timeout {
@@ -465,7 +154,7 @@ impl SqlApiClient {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn run(
+    async fn submit_and_wait(
         &self,
         ctx: &CallContext,
         base: &str,
@@ -784,7 +473,7 @@ impl SqlApiClient {
                 message: format!("result format {format:?} is not supported (expected jsonv2)"),
             });
         }
-        let decoder = Decoder::new(&meta.row_type);
+        let decoder = RowDecoder::new(&meta.row_type);
         let mut result = ResultSet::new(
             Platform::Snowflake,
             handle.to_string(),
@@ -842,7 +531,7 @@ impl SqlApiClient {
 }
 
 struct Accumulator<'a> {
-    decoder: &'a Decoder,
+    decoder: &'a RowDecoder,
     limits: FetchLimits,
     bytes: usize,
     /// Rows decoded so far (for error messages).
@@ -877,12 +566,12 @@ impl Accumulator<'_> {
             }
             let index = self.seen;
             self.seen += 1;
-            let decoded =
-                self.decoder
-                    .decode_row(index, &row)
-                    .map_err(|e| SqlApiError::Protocol {
-                        message: format!("statement {handle}: {e}"),
-                    })?;
+            let decoded = self
+                .decoder
+                .decode(index, &row)
+                .map_err(|e| SqlApiError::Protocol {
+                    message: format!("statement {handle}: {e}"),
+                })?;
             self.bytes += size;
             result.rows.push(decoded);
         }
@@ -1016,6 +705,8 @@ fn interpret(resp: UpstreamResponse) -> Result<Outcome, SqlApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::QueryError;
+    use serde_json::json;
 
     fn answer(status: u16, body: Value) -> UpstreamResponse {
         UpstreamResponse {
@@ -1126,26 +817,7 @@ mod tests {
     }
 
     #[test]
-    fn body_carries_context_role_and_query_tag() {
-        let req = StatementRequest {
-            statement: "SELECT 1".into(),
-            timeout_secs: 30,
-            database: Some("SALES".into()),
-            schema: None,
-            warehouse: Some("WH".into()),
-            role: Some("IMMUTA_OBO_1".into()),
-            query_tag: Some("{\"end_user\":\"a\"}".into()),
-        };
-        assert_eq!(
-            req.body(),
-            json!({"statement": "SELECT 1", "timeout": 30, "database": "SALES", "warehouse": "WH",
-                   "role": "IMMUTA_OBO_1", "parameters": {"MULTI_STATEMENT_COUNT": "1", "QUERY_TAG": "{\"end_user\":\"a\"}"}})
-        );
-        assert_eq!(
-            StatementRequest::bare("SHOW USER PROGRAMMATIC ACCESS TOKENS", 5).body()["parameters"],
-            json!({"MULTI_STATEMENT_COUNT": "1"}),
-            "token statements say it too"
-        );
+    fn handles_are_escaped_in_statement_urls() {
         assert_eq!(
             handle_url("http://h", "01a/b", Some(2)),
             "http://h/api/v2/statements/01a%2Fb?partition=2"
