@@ -34,13 +34,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 files_of() {
   case "$1" in
-    guard) echo "src/guard.rs" ;;
+    guard) echo "src/guard.rs src/guard/lexical.rs src/guard/words.rs src/guard/classify.rs" ;;
     audit) echo "src/audit.rs" ;;
-    identity) echo "src/identity/mod.rs src/identity/jwt.rs src/identity/http.rs src/identity/session.rs" ;;
-    immuta) echo "src/immuta/client.rs" ;;
+    identity) echo "src/identity/mod.rs src/identity/jwt.rs src/identity/jwt/jwks.rs src/identity/http.rs src/identity/session.rs" ;;
+    immuta) echo "src/immuta/client.rs src/immuta/errors.rs" ;;
     keypair) echo "src/snowflake/keypair.rs" ;;
     oauth) echo "src/databricks/oauth.rs" ;;
-    pat) echo "src/snowflake/pat.rs" ;;
+    pat) echo "src/snowflake/pat/mod.rs src/snowflake/pat/tokens.rs" ;;
     broker) echo "src/broker.rs" ;;
     *) return 1 ;;
   esac
