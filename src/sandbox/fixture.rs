@@ -260,6 +260,12 @@ impl Fixture {
     }
 
     /// The built-in demo: two tables per platform and three users with visibly different access.
+    #[expect(
+        clippy::expect_used,
+        reason = "the demo fixture is compiled in (include_str) and its validity is asserted by \
+                  the demo_has_two_tables_per_platform_and_three_users test: a broken demo is a \
+                  build defect, not a runtime condition"
+    )]
     pub fn demo() -> Fixture {
         Self::from_toml_str(DEMO_FIXTURE).expect("the built-in demo fixture is valid")
     }
