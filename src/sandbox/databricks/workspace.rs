@@ -16,7 +16,8 @@
 //!   warehouse is `404 RESOURCE_DOES_NOT_EXIST`. Any live service-principal
 //!   token may read it (the sandbox does not model who may read an ACL).
 
-use super::{ApiError, Emulator, digest, json_response};
+use super::oauth::{digest, tokens};
+use super::{ApiError, Emulator, ok};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,9 +44,7 @@ pub(super) async fn scim_me(State(emu): State<Arc<Emulator>>, headers: HeaderMap
         );
     };
     if let Some(user) = emu.state.databricks_user_of(token) {
-        return json_response(
-            StatusCode::OK,
-            json!({
+        return ok(json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "id": scim_id(&user),
                 "userName": user,
@@ -55,19 +54,14 @@ pub(super) async fn scim_me(State(emu): State<Arc<Emulator>>, headers: HeaderMap
             }),
         );
     }
-    let known_sp = emu
-        .tokens
-        .lock()
-        .expect("token lock")
+    let known_sp = tokens(&emu)
         .get(&digest(token))
         .is_some_and(|g| {
             g.epoch >= emu.state.credential_epoch() && std::time::SystemTime::now() < g.expires_at
         });
     if known_sp {
         let id = &emu.state.creds.databricks_client_id;
-        return json_response(
-            StatusCode::OK,
-            json!({
+        return ok(json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "id": scim_id(id),
                 "userName": id,
@@ -118,9 +112,7 @@ pub(super) async fn warehouse_permissions(
             "all_permissions": [{"permission_level": level, "inherited": false}],
         }));
     }
-    json_response(
-        StatusCode::OK,
-        json!({
+    ok(json!({
             "object_id": format!("/sql/warehouses/{id}"),
             "object_type": "warehouses",
             "access_control_list": acl,
