@@ -134,7 +134,6 @@ struct Emulator {
     statements: StatementStore<ResultData, StatementError, ()>,
 }
 
-
 /// An API error: `{error_code, message}` with an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ApiError {
@@ -226,7 +225,6 @@ impl StatementError {
 type Statement = statements::Statement<ResultData, StatementError, ()>;
 type Outcome = statements::Outcome<ResultData, StatementError>;
 
-
 /// The statement as the API answers it (`statement_id`, `status`, and once
 /// succeeded the `manifest` and chunk 0 in `result`), default-valued fields
 /// left out. A statement a `Pending` fault holds answers `PENDING`.
@@ -304,12 +302,12 @@ impl Emulator {
 
     fn lookup(&self, id: &str, group: &str) -> Result<Arc<Statement>, ApiError> {
         self.statements.lookup(id, group).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "RESOURCE_DOES_NOT_EXIST",
-                    format!("Statement {id} does not exist."),
-                )
-            })
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_DOES_NOT_EXIST",
+                format!("Statement {id} does not exist."),
+            )
+        })
     }
 
     fn spawn_engine(
@@ -430,7 +428,11 @@ async fn submit(
 }
 
 /// The caller's statement `id` (only the group it runs as may see it).
-fn callers_statement(emu: &Emulator, headers: &HeaderMap, id: &str) -> Result<Arc<Statement>, ApiError> {
+fn callers_statement(
+    emu: &Emulator,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Arc<Statement>, ApiError> {
     let (group, _) = emu.statement_group(headers)?;
     emu.lookup(id, &group)
 }

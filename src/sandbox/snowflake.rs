@@ -45,7 +45,6 @@
 //! network policy or the `MODIFY PROGRAMMATIC AUTHENTICATION METHODS` grant
 //! (`ADD PROGRAMMATIC ACCESS TOKEN` then fails with `003001`).
 
-
 mod answers;
 mod auth;
 mod bindings;
@@ -131,7 +130,6 @@ struct Submitted {
 type Statement = statements::Statement<ResultData, SqlError, Submitted>;
 type Outcome = statements::Outcome<ResultData, SqlError>;
 
-
 /// Who a PAT's statement runs as: the vended role, the end user it was
 /// vended for, and the agent user owning the PAT (its `CURRENT_USER()`).
 struct RunAs {
@@ -164,7 +162,6 @@ impl Principal {
         }
     }
 }
-
 
 #[derive(Debug, Default, Deserialize)]
 struct SubmitQuery {
@@ -215,7 +212,6 @@ fn request_ids(emu: &Emulator) -> MutexGuard<'_, HashMap<(String, String), Strin
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
 }
-
 
 impl Emulator {
     /// Identify the caller from `Authorization` and the token-type header.
@@ -336,7 +332,6 @@ impl Emulator {
             .ok_or_else(|| Refusal::UnknownHandle(handle.to_string()))
     }
 
-
     /// Run the statement on the blocking pool; its outcome lands in `statement`.
     fn spawn_engine(
         self: &Arc<Self>,
@@ -399,7 +394,6 @@ fn joined_outcome(joined: Result<Result<ResultData, SqlError>, tokio::task::Join
         )),
     }
 }
-
 
 /// The object the agent tried to read, for the "not authorized" wording.
 fn first_object(sql: &str) -> Option<String> {
@@ -567,7 +561,8 @@ impl Emulator {
                     // (sqlapi.yaml: "The value in this field is case-sensitive."):
                     // handed to the engine as quoted names, so `sales` does not
                     // find the database SALES.
-                    let verbatim = |name: &Option<String>| name.as_ref().map(|n| format!("\"{n}\""));
+                    let verbatim =
+                        |name: &Option<String>| name.as_ref().map(|n| format!("\"{n}\""));
                     let namespace = Namespace {
                         database: verbatim(&body.database),
                         schema: verbatim(&body.schema),

@@ -132,9 +132,12 @@ impl<R, E: Clone, W> Statement<R, E, W> {
     }
 }
 
+/// Statements by id.
+type ById<R, E, W> = HashMap<String, Arc<Statement<R, E, W>>>;
+
 /// The statements of one emulator, by id, each visible only to its owner.
 pub struct StatementStore<R, E, W> {
-    statements: Mutex<HashMap<String, Arc<Statement<R, E, W>>>>,
+    statements: Mutex<ById<R, E, W>>,
     opened: AtomicU64,
 }
 
@@ -149,7 +152,7 @@ impl<R, E: Clone, W> Default for StatementStore<R, E, W> {
 
 impl<R, E: Clone, W> StatementStore<R, E, W> {
     /// The map; a handler that panicked mid-update leaves whole entries only, so a poisoned lock is still usable.
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Statement<R, E, W>>>> {
+    fn map(&self) -> MutexGuard<'_, ById<R, E, W>> {
         self.statements
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -186,9 +189,7 @@ impl<R, E: Clone, W> StatementStore<R, E, W> {
     }
 }
 
-fn evict_oldest_finished<R, E: Clone, W>(
-    statements: &mut HashMap<String, Arc<Statement<R, E, W>>>,
-) {
+fn evict_oldest_finished<R, E: Clone, W>(statements: &mut ById<R, E, W>) {
     if statements.len() < MAX_STATEMENTS {
         return;
     }

@@ -38,7 +38,6 @@ pub(super) fn tokens(emu: &Emulator) -> MutexGuard<'_, HashMap<[u8; 32], TokenGr
     emu.tokens.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-
 /// `GET /oidc/.well-known/oauth-authorization-server`: the workspace's OAuth
 /// discovery document, served without authentication (RFC 8414 §3). The
 /// Databricks SDKs read `authorization_endpoint` and `token_endpoint` from it
@@ -83,16 +82,13 @@ impl Emulator {
                     "Credential was not sent or was of an unsupported type for this API.",
                 )
             })?;
-        let grant = tokens(self)
-            .get(&digest(token))
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    "Invalid access token.",
-                )
-            })?;
+        let grant = tokens(self).get(&digest(token)).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Invalid access token.",
+            )
+        })?;
         if grant.epoch < self.state.credential_epoch() || SystemTime::now() >= grant.expires_at {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -143,7 +139,11 @@ fn form_decode(value: &str) -> String {
         .unwrap_or_default()
 }
 
-pub(super) async fn token(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn token(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -260,5 +260,4 @@ mod tests {
             Some(("sp:id".to_string(), "a:b+c d".to_string()))
         );
     }
-
 }

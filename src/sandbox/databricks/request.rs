@@ -65,7 +65,10 @@ pub(super) fn parse_wait_timeout(value: Option<&str>) -> Result<Duration, ApiErr
 }
 
 /// Validate the request body; on success the SQL with parameters applied is not yet computed.
-pub(super) fn validate(body: &SubmitBody, warehouse_id: &str) -> Result<(Duration, bool, Limits), ApiError> {
+pub(super) fn validate(
+    body: &SubmitBody,
+    warehouse_id: &str,
+) -> Result<(Duration, bool, Limits), ApiError> {
     match body.warehouse_id.as_deref() {
         None | Some("") => return Err(ApiError::invalid("warehouse_id is required.")),
         Some(id) if id != warehouse_id => {

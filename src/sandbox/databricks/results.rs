@@ -188,7 +188,10 @@ mod tests {
         assert_eq!(first["data_array"], json!([["0"], ["1"]]));
         assert_eq!(first["next_chunk_index"], 1);
         let last = data.chunk_json("s", 2);
-        assert_eq!((last["row_offset"].clone(), last["row_count"].clone()), (json!(4), json!(1)));
+        assert_eq!(
+            (last["row_offset"].clone(), last["row_count"].clone()),
+            (json!(4), json!(1))
+        );
         assert!(last.get("next_chunk_index").is_none());
         assert_eq!(data.manifest()["total_row_count"], 5);
     }

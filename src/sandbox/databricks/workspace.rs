@@ -45,31 +45,27 @@ pub(super) async fn scim_me(State(emu): State<Arc<Emulator>>, headers: HeaderMap
     };
     if let Some(user) = emu.state.databricks_user_of(token) {
         return ok(json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "id": scim_id(&user),
-                "userName": user,
-                "displayName": user.split('@').next().unwrap_or(&user),
-                "emails": [{"value": user, "type": "work", "primary": true}],
-                "active": true,
-            }),
-        );
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": scim_id(&user),
+            "userName": user,
+            "displayName": user.split('@').next().unwrap_or(&user),
+            "emails": [{"value": user, "type": "work", "primary": true}],
+            "active": true,
+        }));
     }
-    let known_sp = tokens(&emu)
-        .get(&digest(token))
-        .is_some_and(|g| {
-            g.epoch >= emu.state.credential_epoch() && std::time::SystemTime::now() < g.expires_at
-        });
+    let known_sp = tokens(&emu).get(&digest(token)).is_some_and(|g| {
+        g.epoch >= emu.state.credential_epoch() && std::time::SystemTime::now() < g.expires_at
+    });
     if known_sp {
         let id = &emu.state.creds.databricks_client_id;
         return ok(json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "id": scim_id(id),
-                "userName": id,
-                "applicationId": id,
-                "displayName": "immuta-agent",
-                "active": true,
-            }),
-        );
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": scim_id(id),
+            "userName": id,
+            "applicationId": id,
+            "displayName": "immuta-agent",
+            "active": true,
+        }));
     }
     unauthenticated("Invalid access token.")
 }
@@ -113,9 +109,8 @@ pub(super) async fn warehouse_permissions(
         }));
     }
     ok(json!({
-            "object_id": format!("/sql/warehouses/{id}"),
-            "object_type": "warehouses",
-            "access_control_list": acl,
-        }),
-    )
+        "object_id": format!("/sql/warehouses/{id}"),
+        "object_type": "warehouses",
+        "access_control_list": acl,
+    }))
 }

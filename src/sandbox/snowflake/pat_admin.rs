@@ -134,10 +134,7 @@ impl Emulator {
                         ),
                     ));
                 }
-                text_result(
-                    &["status"],
-                    vec![vec![Some(SUCCESS_MESSAGE.to_string())]],
-                )
+                text_result(&["status"], vec![vec![Some(SUCCESS_MESSAGE.to_string())]])
             }
             PatStatement::Show { user } => {
                 check_user(&user)?;
