@@ -40,6 +40,10 @@ struct SigningKey {
 }
 
 impl SigningKey {
+    #[expect(
+        clippy::expect_used,
+        reason = "a test issuer without the OS random source or able to encode its own fresh key cannot do anything useful; TestIssuer::new is infallible for its many test callers"
+    )]
     fn generate() -> Self {
         let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS)
             .expect("RSA key generation with the OS random source");
@@ -68,11 +72,18 @@ impl SigningKey {
     }
 }
 
+/// The keys in the JWKS: the signing key and the ones it replaced.
+struct PublishedKeys {
+    /// Replaced keys, oldest first (still published so older tokens verify).
+    retired: Vec<Arc<SigningKey>>,
+    current: Arc<SigningKey>,
+}
+
 /// A local token issuer with a JWKS endpoint.
 pub struct TestIssuer {
     issuer_url: String,
-    /// Published keys, oldest first; the last one signs.
-    keys: RwLock<Vec<Arc<SigningKey>>>,
+    /// Published keys; the current one signs.
+    keys: RwLock<PublishedKeys>,
     jwks_requests: AtomicUsize,
 }
 
@@ -97,7 +108,10 @@ impl TestIssuer {
     pub fn new(issuer_url: String) -> Self {
         Self {
             issuer_url,
-            keys: RwLock::new(vec![Arc::new(SigningKey::generate())]),
+            keys: RwLock::new(PublishedKeys {
+                retired: Vec::new(),
+                current: Arc::new(SigningKey::generate()),
+            }),
             jwks_requests: AtomicUsize::new(0),
         }
     }
@@ -125,7 +139,7 @@ impl TestIssuer {
 
     fn current(&self) -> Arc<SigningKey> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(keys.last().expect("the issuer always holds a key"))
+        Arc::clone(&keys.current)
     }
 
     /// The key id of the current signing key.
@@ -137,17 +151,17 @@ impl TestIssuer {
     pub fn rotate_key(&self) -> String {
         let key = Arc::new(SigningKey::generate());
         let kid = key.kid.clone();
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(key);
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let replaced = std::mem::replace(&mut keys.current, key);
+        keys.retired.push(replaced);
         kid
     }
 
     /// The published JWKS document.
     pub fn jwks(&self) -> Value {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+        let published = keys.retired.iter().chain(std::iter::once(&keys.current));
+        json!({ "keys": published.map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
     /// How many times the JWKS was requested over HTTP.
@@ -204,6 +218,11 @@ impl TestIssuer {
     ///
     /// # Panics
     /// If `header.alg` is an EC or EdDSA algorithm: this issuer only holds RSA keys.
+    #[expect(
+        clippy::panic,
+        clippy::expect_used,
+        reason = "a test-only forging helper: asking it for an algorithm it cannot hold is a bug in the calling test, and signing JSON with an in-memory key does not fail"
+    )]
     pub fn sign_with_header(&self, header: Header, claims: &Value) -> String {
         let key = self.current();
         let result = match header.alg.family() {

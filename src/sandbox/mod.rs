@@ -26,6 +26,7 @@ pub mod issuer;
 pub mod prerequisites;
 pub mod snowflake;
 pub mod state;
+pub mod statements;
 pub mod tls;
 pub mod types;
 pub mod variants;

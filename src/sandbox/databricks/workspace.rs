@@ -16,7 +16,8 @@
 //!   warehouse is `404 RESOURCE_DOES_NOT_EXIST`. Any live service-principal
 //!   token may read it (the sandbox does not model who may read an ACL).
 
-use super::{ApiError, Emulator, digest, json_response};
+use super::oauth::{digest, tokens};
+use super::{ApiError, Emulator, ok};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,39 +44,28 @@ pub(super) async fn scim_me(State(emu): State<Arc<Emulator>>, headers: HeaderMap
         );
     };
     if let Some(user) = emu.state.databricks_user_of(token) {
-        return json_response(
-            StatusCode::OK,
-            json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "id": scim_id(&user),
-                "userName": user,
-                "displayName": user.split('@').next().unwrap_or(&user),
-                "emails": [{"value": user, "type": "work", "primary": true}],
-                "active": true,
-            }),
-        );
+        return ok(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": scim_id(&user),
+            "userName": user,
+            "displayName": user.split('@').next().unwrap_or(&user),
+            "emails": [{"value": user, "type": "work", "primary": true}],
+            "active": true,
+        }));
     }
-    let known_sp = emu
-        .tokens
-        .lock()
-        .expect("token lock")
-        .get(&digest(token))
-        .is_some_and(|g| {
-            g.epoch >= emu.state.credential_epoch() && std::time::SystemTime::now() < g.expires_at
-        });
+    let known_sp = tokens(&emu).get(&digest(token)).is_some_and(|g| {
+        g.epoch >= emu.state.credential_epoch() && std::time::SystemTime::now() < g.expires_at
+    });
     if known_sp {
         let id = &emu.state.creds.databricks_client_id;
-        return json_response(
-            StatusCode::OK,
-            json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "id": scim_id(id),
-                "userName": id,
-                "applicationId": id,
-                "displayName": "immuta-agent",
-                "active": true,
-            }),
-        );
+        return ok(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": scim_id(id),
+            "userName": id,
+            "applicationId": id,
+            "displayName": "immuta-agent",
+            "active": true,
+        }));
     }
     unauthenticated("Invalid access token.")
 }
@@ -118,12 +108,9 @@ pub(super) async fn warehouse_permissions(
             "all_permissions": [{"permission_level": level, "inherited": false}],
         }));
     }
-    json_response(
-        StatusCode::OK,
-        json!({
-            "object_id": format!("/sql/warehouses/{id}"),
-            "object_type": "warehouses",
-            "access_control_list": acl,
-        }),
-    )
+    ok(json!({
+        "object_id": format!("/sql/warehouses/{id}"),
+        "object_type": "warehouses",
+        "access_control_list": acl,
+    }))
 }

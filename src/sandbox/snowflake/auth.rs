@@ -23,7 +23,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// No usable `Authorization` header.
@@ -309,7 +309,7 @@ impl PatRegistry {
 
     /// Mint a token, enforcing unique names and the per-user limit (expired tokens count until removed).
     pub fn add(&self, new: NewPat, limit: usize) -> Result<AddPatOutcome, AddPatError> {
-        let mut tokens = self.tokens.lock().expect("PAT registry lock");
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         if tokens
             .iter()
             .any(|t| t.user == new.user && t.name == new.name)
@@ -347,7 +347,7 @@ impl PatRegistry {
 
     /// Remove a token by name; false when the user has no such token.
     pub fn remove(&self, user: &str, name: &str) -> bool {
-        let mut tokens = self.tokens.lock().expect("PAT registry lock");
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         let before = tokens.len();
         tokens.retain(|t| !(t.user == user && t.name == name));
         tokens.len() != before
@@ -355,14 +355,14 @@ impl PatRegistry {
 
     /// The user's tokens, oldest first.
     pub fn list(&self, user: &str) -> Vec<PatRecord> {
-        let tokens = self.tokens.lock().expect("PAT registry lock");
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         tokens.iter().filter(|t| t.user == user).cloned().collect()
     }
 
     /// The token whose secret this is.
     pub fn find_by_secret(&self, secret: &str) -> Option<PatRecord> {
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let tokens = self.tokens.lock().expect("PAT registry lock");
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         tokens.iter().find(|t| t.secret_sha256 == digest).cloned()
     }
 }
