@@ -5,167 +5,10 @@
 //! Speaks the streamable HTTP wire directly with reqwest so every status,
 //! header and body is visible.
 
-use immuta_mcp::app::{self, HttpServer, LocalIssuer};
-use immuta_mcp::sandbox::{Sandbox, SandboxOptions};
+use crate::support::raw_http::initialize;
+use crate::support::{ALICE, BOB, HttpEnv};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use std::time::Duration;
-
-const ALICE: &str = "alice@example.com";
-const BOB: &str = "bob@example.com";
-
-struct Harness {
-    sandbox: Sandbox,
-    issuer: LocalIssuer,
-    server: HttpServer,
-    http: reqwest::Client,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    async fn start_with(tweak: impl FnOnce(&mut immuta_mcp::config::Config)) -> Self {
-        let sandbox = Sandbox::start(SandboxOptions::default())
-            .await
-            .expect("sandbox");
-        let issuer = LocalIssuer::start().await.expect("issuer");
-        let mut cfg = sandbox.client_config();
-        cfg.identity.oauth = Some(issuer.oauth_config());
-        // These tests count upstream requests; a session's pre-warm would add some.
-        cfg.cache.prewarm = false;
-        tweak(&mut cfg);
-        let server = app::start_http(&cfg, "127.0.0.1:0")
-            .await
-            .expect("http server");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Self {
-            sandbox,
-            issuer,
-            server,
-            http,
-        }
-    }
-
-    fn token(&self, user: &str) -> String {
-        self.issuer
-            .issuer
-            .mint(user, &self.server.resource_url, Duration::from_secs(600))
-    }
-
-    fn claims(&self, user: &str) -> Value {
-        let now = chrono::Utc::now().timestamp();
-        json!({"iss": self.issuer.issuer.issuer_url(), "sub": user, "email": user,
-               "email_verified": true, "aud": self.server.resource_url, "iat": now, "nbf": now - 5, "exp": now + 600})
-    }
-
-    /// POST one JSON-RPC body; returns status, headers and the JSON-RPC messages in the answer.
-    async fn post(
-        &self,
-        token: Option<&str>,
-        session: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, HeaderMap, Vec<Value>) {
-        let mut req = self
-            .http
-            .post(&self.server.resource_url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(s) = session {
-            req = req.header("mcp-session-id", s);
-        }
-        let resp = tokio::time::timeout(Duration::from_secs(30), req.send())
-            .await
-            .expect("bounded")
-            .expect("send");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = tokio::time::timeout(Duration::from_secs(30), resp.text())
-            .await
-            .expect("bounded")
-            .unwrap_or_default();
-        (status, headers, parse_messages(&text))
-    }
-
-    async fn rpc(
-        &self,
-        token: &str,
-        session: Option<&str>,
-        body: Value,
-    ) -> (u16, HeaderMap, Vec<Value>) {
-        self.post(Some(token), session, serde_json::to_vec(&body).unwrap())
-            .await
-    }
-
-    /// initialize + initialized; returns the session id.
-    async fn open_session(&self, token: &str) -> String {
-        let (status, headers, msgs) = self.rpc(token, None, initialize()).await;
-        assert_eq!(status, 200, "initialize answered {status}: {msgs:?}");
-        let session = headers
-            .get("mcp-session-id")
-            .expect("session id")
-            .to_str()
-            .unwrap()
-            .to_string();
-        let (status, _, _) = self
-            .rpc(
-                token,
-                Some(&session),
-                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            )
-            .await;
-        assert_eq!(status, 202);
-        session
-    }
-
-    async fn call_tool(
-        &self,
-        token: &str,
-        session: &str,
-        id: u64,
-        name: &str,
-        args: Value,
-    ) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": args}});
-        let (status, _, msgs) = self.rpc(token, Some(session), body).await;
-        assert_eq!(status, 200, "tools/call answered {status}");
-        msgs.into_iter()
-            .find(|m| m["id"] == json!(id))
-            .expect("a response with our id")
-    }
-
-    fn upstream_requests(&self) -> u64 {
-        self.sandbox.state.total_requests()
-    }
-}
-
-fn initialize() -> Value {
-    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-           "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "hardening", "version": "1"}}})
-}
-
-/// JSON-RPC messages from a JSON body or an SSE stream.
-fn parse_messages(text: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return match v {
-            Value::Array(a) => a,
-            other => vec![other],
-        };
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .collect()
-}
 
 fn challenge(headers: &HeaderMap) -> String {
     headers
@@ -184,7 +27,7 @@ fn text_of(result: &Value) -> String {
 
 #[tokio::test]
 async fn token_attack_matrix_is_refused_with_a_challenge() {
-    let h = Harness::start().await;
+    let h = HttpEnv::start().await;
     let iss = &h.issuer.issuer;
     let now = chrono::Utc::now().timestamp();
     let base = h.claims(ALICE);
@@ -306,7 +149,7 @@ async fn token_attack_matrix_is_refused_with_a_challenge() {
 
 #[tokio::test]
 async fn a_token_of_one_user_cannot_ride_another_users_session() {
-    let h = Harness::start().await;
+    let h = HttpEnv::start().await;
     let (alice, bob) = (h.token(ALICE), h.token(BOB));
     let bob_session = h.open_session(&bob).await;
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
@@ -336,7 +179,7 @@ async fn a_token_of_one_user_cannot_ride_another_users_session() {
 
 #[tokio::test]
 async fn foreign_origin_is_forbidden() {
-    let h = Harness::start().await;
+    let h = HttpEnv::start().await;
     let resp = h
         .http
         .post(&h.server.resource_url)
@@ -358,7 +201,7 @@ async fn foreign_origin_is_forbidden() {
 
 #[tokio::test]
 async fn bad_json_rpc_input_gets_clear_errors_and_the_server_keeps_serving() {
-    let h = Harness::start().await;
+    let h = HttpEnv::start().await;
     let alice = h.token(ALICE);
     let session = h.open_session(&alice).await;
 
@@ -455,7 +298,7 @@ async fn bad_json_rpc_input_gets_clear_errors_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn guard_bypass_attempts_never_reach_an_upstream() {
-    let h = Harness::start().await;
+    let h = HttpEnv::start().await;
     let alice = h.token(ALICE);
     let session = h.open_session(&alice).await;
     let snowflake = [
@@ -559,7 +402,7 @@ async fn guard_bypass_attempts_never_reach_an_upstream() {
 
 #[tokio::test]
 async fn stateless_mode_serves_each_request_as_its_own_tokens_user() {
-    let h = Harness::start_with(|cfg| cfg.server.stateful_sessions = false).await;
+    let h = HttpEnv::start_with(|cfg| cfg.server.stateful_sessions = false).await;
     for (user, expected_rows) in [(ALICE, 4), (BOB, 8)] {
         let token = h.token(user);
         let (status, headers, msgs) = h.rpc(&token, None, initialize()).await;

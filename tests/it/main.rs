@@ -44,5 +44,6 @@ mod scopes;
 mod shared_cache;
 mod snowflake_path;
 mod stdio_hint;
+mod tools_list;
 mod upstream_http_client;
 mod variants_immuta;

@@ -14,6 +14,7 @@ mod apps_proxy;
 pub mod hardening;
 pub mod leak;
 pub mod logs;
+pub mod raw_http;
 #[allow(unused_imports)] // tests/soak.rs shares this module and uses a subset
 pub use apps_proxy::AppsProxy;
 mod redis_server;
