@@ -1,6 +1,6 @@
 //! `identity.source = "databricks_apps"` end to end: the sandbox, the MCP
 //! server over HTTP, and an emulated Databricks Apps proxy in front of it
-//! (tests/common/apps_proxy.rs). The proxy signs users in with workspace
+//! (tests/it/support/apps_proxy.rs). The proxy signs users in with workspace
 //! tokens the sandbox issues and forwards `X-Forwarded-*`; the server confirms
 //! each forwarded token with the Databricks emulator's SCIM `Me`.
 //!
@@ -10,7 +10,7 @@
 //! refuses unless `require_forwarded_token = false`; the SCIM answer is cached
 //! per token; the workspace being down is 503; with the default bearer source
 //! the forwarded headers change nothing. (No forwarded token in the log:
-//! tests/databricks_apps_logs.rs, alone in its binary so the log capture sees every event.)
+//! `databricks_apps_logs`.)
 
 use crate::support::*;
 use immuta_mcp::identity::databricks_apps::HttpIdentitySource;

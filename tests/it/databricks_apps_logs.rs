@@ -1,7 +1,7 @@
 //! No forwarded Databricks Apps token reaches a log line, at TRACE, over a
-//! session through the emulated Apps proxy and a refused request. Alone in its
-//! test binary: a thread-scoped log subscriber misses events whose callsites
-//! other tests running in parallel registered first (tracing's interest cache).
+//! session through the emulated Apps proxy and a refused request. The log is
+//! this test's own (`support::logs`: every thread of its runtime, nothing of
+//! the tests running beside it).
 
 use crate::support::*;
 use immuta_mcp::identity::databricks_apps::HttpIdentitySource;

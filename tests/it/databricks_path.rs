@@ -31,7 +31,7 @@ fn fast_retry() -> RetryPolicy {
 
 /// The path under test. The identity probe (`verify_identity`) is off here: these
 /// tests count the requests and statements of the other steps; the probe has
-/// its own tests in `tests/identity_proof.rs`.
+/// its own tests in `identity_proof`.
 fn governed_from(cfg: &Config) -> DatabricksGoverned {
     let http = immuta_mcp::http_client::build(&cfg.limits).unwrap();
     let immuta =

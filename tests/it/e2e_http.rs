@@ -569,10 +569,8 @@ async fn a_foreign_origin_gets_403() {
 
 /// A whole HTTP session with TRACE logging into a buffer: no secret in any log line or result.
 ///
-/// The subscriber is the process-wide default (a thread-scoped one misses
-/// events whose callsites other test threads registered first), so the buffer
-/// also holds the lines of the other tests of this binary running meanwhile:
-/// the shape checks (PEM marker, 64-hex tokens) cover those as well.
+/// The capture holds every event of this test's runtime (its server, sandbox
+/// and client), none of the tests running beside it (`support::logs`).
 #[test]
 fn no_secret_in_trace_logs_or_tool_results() {
     with_logs(Level::TRACE, Threads::Workers(2), |logs| async move {

@@ -43,7 +43,7 @@ impl ObservedEnv {
         let mut config = sandbox.client_config();
         config.identity.oauth = Some(issuer.oauth_config());
         // The scrape test counts each call's vends and mints; pre-warm would add its own
-        // (tests/prewarm.rs covers it).
+        // (`prewarm` covers it).
         config.cache.prewarm = false;
         tweak(&mut config);
         let obs = Observability::new(&config);

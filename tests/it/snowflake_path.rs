@@ -58,7 +58,7 @@ async fn env_with_fixture(
         .expect("sandbox starts");
     let mut cfg = sandbox.client_config();
     // The identity probe is off here: these tests count the requests and
-    // statements of the other steps; it has its own tests (tests/identity_proof.rs).
+    // statements of the other steps; it has its own tests (`identity_proof`).
     cfg.snowflake.as_mut().unwrap().verify_identity = false;
     tweak(&mut cfg);
     let http = immuta_mcp::http_client::build_for(&cfg).expect("http client");

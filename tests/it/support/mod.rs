@@ -279,7 +279,7 @@ impl HttpEnv {
             .expect("issuer starts");
         let mut config = sandbox.client_config();
         config.identity.oauth = Some(issuer.oauth_config());
-        // These tests count upstream requests per call; tests/prewarm.rs turns it on.
+        // These tests count upstream requests per call; `prewarm` turns it on.
         config.cache.prewarm = false;
         tweak(&mut config);
         let server = bounded("http start", app::start_http(&config, "127.0.0.1:0"))
