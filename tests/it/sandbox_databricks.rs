@@ -6,23 +6,13 @@
 
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::databricks;
-use immuta_mcp::sandbox::engine::Engine;
 use immuta_mcp::sandbox::faults::{Endpoint, Fault};
 use immuta_mcp::sandbox::fixture::Fixture;
-use immuta_mcp::sandbox::state::{
-    Counter, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
-};
+use immuta_mcp::sandbox::state::{Counter, SandboxSettings, SandboxState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-fn credentials() -> SandboxCredentials {
-    static CREDS: OnceLock<SandboxCredentials> = OnceLock::new();
-    CREDS
-        .get_or_init(|| SandboxCredentials::generate().expect("sandbox credentials"))
-        .clone()
-}
 
 struct Env {
     state: Arc<SandboxState>,
@@ -31,22 +21,8 @@ struct Env {
 }
 
 async fn start_with(settings: SandboxSettings) -> Env {
-    let engine = Engine::new(&Fixture::demo()).expect("engine");
-    let state = Arc::new(SandboxState::new(
-        engine,
-        credentials(),
-        settings,
-        SandboxUrls::default(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    immuta_mcp::http_client::install_crypto_provider();
-    let app = databricks::router(state.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (state, url) =
+        crate::support::emulator::serve(&Fixture::demo(), settings, databricks::router).await;
     Env {
         state,
         url,

@@ -4,25 +4,15 @@
 //! retries, the per-user token limit and every fault knob.
 
 use immuta_mcp::result::Platform;
-use immuta_mcp::sandbox::engine::Engine;
 use immuta_mcp::sandbox::faults::{Endpoint, Fault};
 use immuta_mcp::sandbox::fixture::Fixture;
 use immuta_mcp::sandbox::snowflake;
-use immuta_mcp::sandbox::state::{
-    Counter, SandboxCredentials, SandboxSettings, SandboxState, SandboxUrls,
-};
+use immuta_mcp::sandbox::state::{Counter, SandboxCredentials, SandboxSettings, SandboxState};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn credentials() -> SandboxCredentials {
-    static CREDS: OnceLock<SandboxCredentials> = OnceLock::new();
-    CREDS
-        .get_or_init(|| SandboxCredentials::generate().expect("sandbox credentials"))
-        .clone()
-}
 
 /// A second, unregistered RSA key (PKCS#8 PEM) and its fingerprint.
 fn other_key() -> (String, String) {
@@ -47,22 +37,7 @@ struct Env {
 }
 
 async fn start_with(fixture: Fixture, settings: SandboxSettings) -> Env {
-    let engine = Engine::new(&fixture).expect("engine");
-    let state = Arc::new(SandboxState::new(
-        engine,
-        credentials(),
-        settings,
-        SandboxUrls::default(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    immuta_mcp::http_client::install_crypto_provider();
-    let app = snowflake::router(state.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (state, url) = crate::support::emulator::serve(&fixture, settings, snowflake::router).await;
     Env {
         state,
         url,

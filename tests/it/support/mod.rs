@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 mod apps_proxy;
+pub mod emulator;
 pub mod hardening;
 pub mod leak;
 pub mod logs;
