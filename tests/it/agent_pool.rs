@@ -18,13 +18,8 @@ const PAT_LIMIT: usize = 2;
 
 fn request() -> QueryRequest {
     QueryRequest {
-        sql: ORDERS_SQL.into(),
-        database: None,
-        schema: None,
-        warehouse: None,
         max_rows: 100,
-        max_bytes: 1 << 20,
-        parameters: Vec::new(),
+        ..crate::support::query_request(ORDERS_SQL)
     }
 }
 

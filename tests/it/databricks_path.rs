@@ -2,10 +2,11 @@
 //! caching and renewal, single-flight, chunked results, fault handling,
 //! cancellation, and proof that every statement ran as the caller's group.
 
+use crate::support::query_request as request;
 use immuta_mcp::config::Config;
 use immuta_mcp::databricks::DatabricksGoverned;
 use immuta_mcp::immuta::client::ImmutaClient;
-use immuta_mcp::query::{CallContext, GovernedQuery, ProgressSink, QueryError, QueryRequest};
+use immuta_mcp::query::{CallContext, GovernedQuery, ProgressSink, QueryError};
 use immuta_mcp::result::{ColumnType, Platform, ResultSet};
 use immuta_mcp::retry::RetryPolicy;
 use immuta_mcp::sandbox::faults::{Endpoint, Fault};
@@ -52,18 +53,6 @@ async fn start(opts: SandboxOptions) -> (Sandbox, Arc<DatabricksGoverned>) {
 
 async fn demo() -> (Sandbox, Arc<DatabricksGoverned>) {
     start(SandboxOptions::default()).await
-}
-
-fn request(sql: &str) -> QueryRequest {
-    QueryRequest {
-        sql: sql.into(),
-        database: None,
-        schema: None,
-        warehouse: None,
-        max_rows: 1000,
-        max_bytes: 1 << 20,
-        parameters: Vec::new(),
-    }
 }
 
 async fn run(g: &DatabricksGoverned, user: &str, sql: &str) -> Result<ResultSet, QueryError> {

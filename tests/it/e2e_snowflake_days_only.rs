@@ -8,11 +8,10 @@
 //! The vend lives one minute (the shortest `immuta.ttl_minutes`), so this
 //! test waits about that long for the removal (bounded; no timed assertion).
 
-use crate::support::{ALICE, BOB, HttpEnv, bounded, call_ok, close, text_of};
+use crate::support::{ALICE, BOB, HttpEnv, call_ok, close, text_of};
 use crate::support::{Threads, with_logs};
-use immuta_mcp::app::{self, LocalIssuer};
 use immuta_mcp::sandbox::variants::PatExpiryVariant;
-use immuta_mcp::sandbox::{Counter, Fixture, Sandbox, SandboxOptions, SandboxSettings};
+use immuta_mcp::sandbox::{Counter, Fixture, SandboxOptions, SandboxSettings};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tracing::Level;
@@ -24,32 +23,17 @@ fn days_only_account_falls_back_warns_once_and_removes_each_pat_when_its_vend_en
     with_logs(Level::INFO, Threads::Workers(2), |logs| async move {
         let mut settings = SandboxSettings::default();
         settings.variants.pat_expiry = PatExpiryVariant::DaysOnly;
-        let sandbox = bounded(
-            "sandbox start",
-            Sandbox::start(SandboxOptions {
-                fixture: Fixture::demo(),
-                settings,
-            }),
-        )
-        .await
-        .expect("sandbox starts");
-        let issuer = bounded("issuer start", LocalIssuer::start())
-            .await
-            .expect("issuer starts");
-        let mut config = sandbox.client_config();
-        config.identity.oauth = Some(issuer.oauth_config());
-        config.immuta.as_mut().unwrap().ttl_minutes = 1;
-        config.limits.credential_expiry_margin_secs = 5;
-        let server = bounded("http start", app::start_http(&config, "127.0.0.1:0"))
-            .await
-            .expect("HTTP server starts");
-        let env = HttpEnv {
-            sandbox,
-            issuer,
-            server,
-            config,
-            http: reqwest::Client::new(),
+        let options = SandboxOptions {
+            fixture: Fixture::demo(),
+            settings,
         };
+        let env = HttpEnv::start_with_options(options, |config| {
+            // The production default: a session pre-warms its credentials.
+            config.cache.prewarm = true;
+            config.immuta.as_mut().unwrap().ttl_minutes = 1;
+            config.limits.credential_expiry_margin_secs = 5;
+        })
+        .await;
 
         let started = Instant::now();
         for user in [BOB, ALICE] {

@@ -6,10 +6,11 @@
 //! Each replica is the production assembly (`app::build_platforms`) of the
 //! same configuration, in this process, on one sandbox.
 
+use crate::support::query_request as request;
 use crate::support::{ALICE, BOB, CAROL, RedisServer};
 use immuta_mcp::app;
 use immuta_mcp::config::{Config, SecretRef};
-use immuta_mcp::query::{CallContext, GovernedQuery, QueryError, QueryRequest};
+use immuta_mcp::query::{CallContext, GovernedQuery, QueryError};
 use immuta_mcp::result::ResultSet;
 use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions};
 use immuta_mcp::shared::{CacheBackend, CacheConfig};
@@ -24,18 +25,6 @@ const ORDERS_SQL: &str =
 const CUSTOMERS_SQL: &str =
     "SELECT CUSTOMER_ID, REGION FROM SALES.PUBLIC.CUSTOMERS ORDER BY CUSTOMER_ID";
 const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-fn request(sql: &str) -> QueryRequest {
-    QueryRequest {
-        sql: sql.into(),
-        database: None,
-        schema: None,
-        warehouse: None,
-        max_rows: 1000,
-        max_bytes: 1 << 20,
-        parameters: Vec::new(),
-    }
-}
 
 fn cache_config(redis: &RedisServer, lease_ms: u64) -> CacheConfig {
     CacheConfig {

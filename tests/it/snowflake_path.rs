@@ -3,6 +3,7 @@
 //! retries, polling, cancellation, partitions and the PAT limit — and that no
 //! statement ever runs under another identity.
 
+use crate::support::query_request as request;
 use crate::support::{Threads, with_logs};
 use immuta_mcp::config::Config;
 use immuta_mcp::immuta::client::ImmutaClient;
@@ -73,18 +74,6 @@ async fn env_with_fixture(
         sandbox,
         sf: Arc::new(sf),
         identities: Mutex::new(Vec::new()),
-    }
-}
-
-fn request(sql: &str) -> QueryRequest {
-    QueryRequest {
-        sql: sql.into(),
-        database: None,
-        schema: None,
-        warehouse: None,
-        max_rows: 1000,
-        max_bytes: 1 << 20,
-        parameters: Vec::new(),
     }
 }
 

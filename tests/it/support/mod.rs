@@ -77,6 +77,20 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A query request for `sql` with the server's default limits (1,000 rows, 1 MiB), for the
+/// tests that drive a platform path (`GovernedQuery::run`) directly.
+pub fn query_request(sql: &str) -> immuta_mcp::query::QueryRequest {
+    immuta_mcp::query::QueryRequest {
+        sql: sql.into(),
+        database: None,
+        schema: None,
+        warehouse: None,
+        max_rows: 1000,
+        max_bytes: 1 << 20,
+        parameters: Vec::new(),
+    }
+}
+
 /// A JSON object literal as tool arguments.
 pub fn args(value: Value) -> JsonObject {
     match value {
