@@ -1,3 +1,6 @@
+//! Rule: a user always reaches the same agent of the pool, and a load the pool cannot carry gets an
+//! error naming the agents it needs.
+//!
 //! A pool of agent identities (`[[agents]]`) on a sandbox hosting several
 //! agents: users are bound to agents by rendezvous hashing, the pool's
 //! Snowflake capacity is the sum of its agents', and the capacity error says

@@ -1,3 +1,6 @@
+//! Rule: nothing outside the operator's allow-list is read or described, and a refusal reaches no
+//! upstream.
+//!
 //! Operator allow-lists end to end over MCP (`[guard.allow]`): table
 //! references in the SQL, the tool arguments and the discovery tools obey
 //! the list; a refusal names the allowed set and reaches no upstream.

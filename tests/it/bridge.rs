@@ -1,3 +1,6 @@
+//! Rule: a desktop holds only its own tokens for the shared server, never a platform secret, and
+//! each bridge answers as its own user.
+//!
 //! `immuta-mcp connect` end to end: the sandbox's HTTP server and
 //! authorization server in this process, the bridge as a child process
 //! driven over stdio by rmcp's client, sign-in approved by the test.

@@ -1,3 +1,6 @@
+//! Rule: `check` names each failing upstream without showing a secret, and every tool call leaves
+//! exactly one audit event.
+//!
 //! `immuta-mcp check` against the sandbox, and the one-audit-event-per-call rule.
 
 use crate::support::{Threads, with_logs};

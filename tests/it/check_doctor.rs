@@ -1,3 +1,6 @@
+//! Rule: each unmet Immuta prerequisite fails its own `check` line with the statement that fixes
+//! it.
+//!
 //! `immuta-mcp check` as the doctor of Immuta's prerequisites, against the
 //! sandbox with a fixture's `[agent]` table leaving each one unmet; and
 //! `check --as USER`.

@@ -1,3 +1,6 @@
+//! Rule: a bad configuration file is reported without printing an inline secret, and plain-http
+//! upstreams are refused.
+//!
 //! Security audit F7 and F10 through the binary: `immuta-mcp check` and
 //! `serve` on a bad config file must not print an inline secret (toml's error
 //! text used to quote the source line), and plain-http upstreams are refused

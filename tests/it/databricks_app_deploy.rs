@@ -1,3 +1,6 @@
+//! Rule: the Databricks App deployment carries no inline secret and starts the server with the Apps
+//! identity source.
+//!
 //! `deploy/databricks-app/`: the `app.yaml` Databricks Apps runs and the
 //! configuration it points at.
 //!

@@ -1,3 +1,6 @@
+//! Rule: behind Databricks Apps, the user is the one whose forwarded token the workspace confirms,
+//! never a forged header.
+//!
 //! `identity.source = "databricks_apps"` end to end: the sandbox, the MCP
 //! server over HTTP, and an emulated Databricks Apps proxy in front of it
 //! (tests/it/support/apps_proxy.rs). The proxy signs users in with workspace

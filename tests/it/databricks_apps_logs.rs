@@ -1,3 +1,5 @@
+//! Rule: no forwarded Databricks Apps token reaches a log line.
+//!
 //! No forwarded Databricks Apps token reaches a log line, at TRACE, over a
 //! session through the emulated Apps proxy and a refused request. The log is
 //! this test's own (`support::logs`: every thread of its runtime, nothing of

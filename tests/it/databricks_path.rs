@@ -1,3 +1,5 @@
+//! Rule: every Databricks statement runs under the caller's own vended group, whatever the faults.
+//!
 //! The governed Databricks path against the sandbox: vended groups, token
 //! caching and renewal, single-flight, chunked results, fault handling,
 //! cancellation, and proof that every statement ran as the caller's group.

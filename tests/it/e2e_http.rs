@@ -1,3 +1,6 @@
+//! Rule: over HTTP the user comes from the bearer token per request; bad tokens get 401, and no
+//! secret reaches a log or a result.
+//!
 //! End to end over streamable HTTP, in-process: the sandbox, a local OAuth
 //! issuer (JWKS on loopback) and `app::start_http`, driven by rmcp's
 //! streamable HTTP client with bearer tokens, plus raw `reqwest` requests

@@ -1,3 +1,6 @@
+//! Rule: on an account with only `DAYS_TO_EXPIRY`, the call still works, the fallback is logged
+//! once, and no PAT outlives its vend.
+//!
 //! The whole Snowflake OBO path through the MCP server (streamable HTTP, in
 //! process) against an account with only the public PAT syntax
 //! (`[sandbox] pat_expiry = "days_only"`): the call succeeds through the

@@ -1,3 +1,6 @@
+//! Rule: over stdio the configured user gets their own view, writes are refused before any
+//! upstream, and nothing written carries a secret.
+//!
 //! End to end over stdio: the built `immuta-mcp sandbox --user <u>` binary as a
 //! child process, driven by rmcp's MCP client on its stdin/stdout.
 //!

@@ -1,3 +1,6 @@
+//! Rule: one user cannot take another user's share of the platform: limits wait, then fail clearly,
+//! before reaching it.
+//!
 //! Fair limits over MCP: one user's calls beyond `limits.max_calls_per_user`
 //! wait, then fail with a tool error naming the limit and the wait, without
 //! reaching the platform, while another user's call still runs; the process-wide

@@ -1,3 +1,6 @@
+//! Rule: a cursor pages only its own user's finished result, and a foreign, altered or expired
+//! cursor reaches no upstream.
+//!
 //! `fetch_more` end to end over MCP (streamable HTTP) against the sandbox:
 //! a truncated result carries `next_cursor`; walking it returns every row
 //! exactly once, in order, read from the finished statement with the user's

@@ -1,3 +1,6 @@
+//! Rule: on SIGTERM/SIGINT calls in flight finish or are cancelled on the platform, the minted PATs
+//! are removed, and the process exits 0.
+//!
 //! SIGTERM/SIGINT on `immuta-mcp serve --http` (the binary as a child
 //! process, on a sandbox in this process): calls in flight finish within
 //! `server.shutdown_deadline_secs`, the rest are cancelled on the platform,

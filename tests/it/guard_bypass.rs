@@ -1,3 +1,6 @@
+//! Rule: no write, role switch or second statement gets past the read-only SQL guard, and reads
+//! keep working.
+//!
 //! Table-driven attempts to get a write, a role switch or a second statement
 //! past the read-only SQL guard, plus reads that must keep working.
 

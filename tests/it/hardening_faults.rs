@@ -1,3 +1,6 @@
+//! Rule: every upstream fault ends in the caller's own correct view or one clear error without a
+//! secret, never in another identity's result.
+//!
 //! Fault matrix: every injected upstream fault, on Immuta and on both
 //! platforms, driven through the server core ([`GovernedServer::call`] built
 //! by `app::build_platforms` + `app::build_server` from the sandbox's client

@@ -1,3 +1,5 @@
+//! Rule: forged, replayed or malformed HTTP input is refused before any upstream request.
+//!
 //! Hardening over raw HTTP (issue 6): the token attack matrix, session
 //! replay across users, the Origin check, bad JSON-RPC input, and SQL-guard
 //! bypass attempts that must be refused before any upstream request.

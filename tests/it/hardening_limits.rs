@@ -1,3 +1,6 @@
+//! Rule: the HTTP server's connection and session limits hold against slow or greedy clients while
+//! real clients keep being served.
+//!
 //! Resource limits of the HTTP server (security audit F1, F11) and the
 //! verbatim user claim over HTTP (F4): slowloris connections are closed,
 //! real clients keep being served, the connection cap holds and releases,

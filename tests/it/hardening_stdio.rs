@@ -1,3 +1,5 @@
+//! Rule: bad bytes on stdio get a JSON-RPC error and never end or poison the session.
+//!
 //! Bad input over stdio (issue 6): invalid UTF-8 and non-JSON lines do not
 //! crash the server or poison the session; each gets a JSON-RPC error with
 //! `id: null` (-32700 parse error, -32600 for JSON that is no message), and

@@ -1,3 +1,5 @@
+//! Rule: no user SQL runs unless the platform proved it applies the vended role or group.
+//!
 //! Proof of the identity the platform applied: once per minted credential,
 //! before any user SQL, the server asks the platform who the credential runs
 //! as (Snowflake `CURRENT_ROLE()`/`CURRENT_USER()` under the PAT; Databricks

@@ -1,3 +1,6 @@
+//! Rule: every Immuta variant is either spoken correctly or refused with one message naming the
+//! setting to change.
+//!
 //! The production Immuta client against the emulator's private-preview
 //! variants: `immuta.auth` (auto-detection, fixed forms, the bearer-token
 //! exchange and its renewal after a 401), `immuta.poll_id` (matching and

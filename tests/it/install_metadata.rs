@@ -1,3 +1,6 @@
+//! Rule: `server.json` and `manifest.json` satisfy what the MCP Registry and the MCP Bundle format
+//! require.
+//!
 //! Install metadata for MCP clients: `server.json` (MCP Registry) and
 //! `manifest.json` (Claude Desktop MCP Bundle) at the repository root.
 //!

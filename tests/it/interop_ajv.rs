@@ -1,3 +1,5 @@
+//! Rule: every tool schema compiles in AJV strict mode, as MCP TypeScript clients compile it.
+//!
 //! The tool schemas are plain JSON Schema that AJV (the validator of the MCP
 //! TypeScript SDK, which Claude Desktop and most IDE clients build on)
 //! compiles in strict mode without an error or a warning. AJV is pinned in

@@ -1,3 +1,5 @@
+//! Rule: the official Python MCP SDK can use every tool over stdio and streamable HTTP.
+//!
 //! Interop with an MCP client not written in Rust: the official Python SDK
 //! (pinned in `tests/interop/requirements.txt`, installed by
 //! `scripts/test.sh` into `target/interop-venv`) drives the server over stdio

@@ -1,3 +1,6 @@
+//! Rule: `/metrics` and the health endpoints count what happened and show no secret, token or SQL
+//! text.
+//!
 //! The operator's endpoints, in-process: the sandbox, a local OAuth issuer,
 //! `app::start_http_observed` and the `--metrics` listener of the same
 //! [`Observability`].

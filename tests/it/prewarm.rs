@@ -1,3 +1,5 @@
+//! Rule: a session's pre-warm shares the first query's vend and mint instead of adding its own.
+//!
 //! Pre-warm (`cache.prewarm`, on by default): an MCP session's initialize
 //! starts the user's vend and credential mint in the background, single-flighted
 //! with the first query, so that query needs no vend of its own.

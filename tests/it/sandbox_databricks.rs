@@ -1,3 +1,6 @@
+//! Rule: the Databricks emulator answers and refuses as the Statement Execution API and OAuth M2M
+//! do.
+//!
 //! The sandbox's Databricks emulator (OAuth M2M token endpoint with
 //! `assume_group`, SQL Statement Execution API), driven over HTTP with a plain
 //! reqwest client: credential checks, governed results per user, manifest and

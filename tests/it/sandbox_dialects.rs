@@ -1,3 +1,6 @@
+//! Rule: masks and row filters hold through every dialect feature of the analyst corpus, with the
+//! platforms' answer types.
+//!
 //! Snowflake and Databricks dialects in the sandbox engine: a table-driven
 //! corpus of typical analyst queries per platform (expected answers and
 //! answer types, as the platforms' wire formats report them), and policy

@@ -1,3 +1,5 @@
+//! Rule: the Immuta emulator answers and refuses as Immuta's OBO API does.
+//!
 //! The Immuta OBO emulator over HTTP: authentication, vending, pending
 //! vends, dropping roles, the activity log, and every fault knob.
 //!

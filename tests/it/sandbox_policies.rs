@@ -1,3 +1,5 @@
+//! Rule: a vended role sees exactly its grants, row filters and masks in the sandbox engine.
+//!
 //! Policy behaviour of the sandbox engine: what a vended role sees.
 //!
 //! Drives `Engine` directly (no HTTP): grants, row filters, masks, metadata

@@ -1,3 +1,5 @@
+//! Rule: the Snowflake emulator answers and refuses as the SQL API v2 does.
+//!
 //! The sandbox's Snowflake SQL API emulator, driven over HTTP with a plain
 //! reqwest client: key-pair JWT checks, the PAT lifecycle, governed results
 //! per user, jsonv2 encodings, async polling, partitions, cancel, idempotent

@@ -1,3 +1,6 @@
+//! Rule: a token without the required scopes gets 403 with the scope challenge before reaching any
+//! upstream.
+//!
 //! Scoped tools over streamable HTTP: `identity.oauth.required_scopes` guards
 //! every request, `identity.oauth.tool_scopes` guards single tools; a token
 //! without them gets 403 with `WWW-Authenticate: Bearer

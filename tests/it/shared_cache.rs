@@ -1,3 +1,6 @@
+//! Rule: replicas sharing Redis make one vend and one PAT per user and keep nothing usable in clear
+//! in Redis.
+//!
 //! Replicas sharing credentials through a real `redis-server`
 //! (`[cache] backend = "redis"`): one vend and one PAT for a user across
 //! replicas, serving on when Redis stops, a replica dying mid-burst or while

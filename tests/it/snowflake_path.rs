@@ -1,3 +1,6 @@
+//! Rule: every Snowflake statement runs under the caller's own vended role and PAT, never another
+//! identity.
+//!
 //! The production Snowflake path (`SnowflakeGoverned`) against the sandbox:
 //! vended roles and masks per user, PAT caching and replacement, single-flight,
 //! retries, polling, cancellation, partitions and the PAT limit — and that no

@@ -1,3 +1,6 @@
+//! Rule: a stdio server started from a terminal says how to connect a client; under a client it
+//! writes nothing of the kind.
+//!
 //! The one-line hint of a stdio server started from a terminal: with a
 //! terminal on stdin (`std::io::IsTerminal`), `immuta-mcp sandbox` says on
 //! stderr that it waits for an MCP client and how to connect one; with a pipe

@@ -1,3 +1,6 @@
+//! Rule: upstream requests never follow redirects and always verify TLS, reaching loopback only
+//! through `network.resolve`.
+//!
 //! The upstream HTTP client (`immuta_mcp::http_client`): redirects are never
 //! followed (security audit F10), `network.resolve` sends a host name to a
 //! loopback address while the URL, TLS name and `Host` stay the host's, and

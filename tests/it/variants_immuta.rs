@@ -1,3 +1,6 @@
+//! Rule: against every Immuta variant a query returns the caller's own rows or one clear error
+//! naming the setting to change.
+//!
 //! End to end over MCP (streamable HTTP, in-process) against every Immuta
 //! private-preview variant the sandbox plays: each `immuta_auth` with the
 //! default `immuta.auth = "auto"`, each `immuta_poll` with the matching and
