@@ -1,5 +1,5 @@
-//! Rule: upstream requests never follow redirects and always verify TLS, reaching loopback only
-//! through `network.resolve`.
+//! Rule: upstream requests never follow a redirect, `network.resolve` changes only the address
+//! (URL, TLS name and `Host` stay the host's), and certificates are always verified.
 //!
 //! The upstream HTTP client (`immuta_mcp::http_client`): redirects are never
 //! followed (security audit F10), `network.resolve` sends a host name to a
