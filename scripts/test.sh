@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: set up the independent MCP client that
-# tests/interop_python.rs drives (the official Python SDK, pinned in
+# tests/it/interop_python.rs drives (the official Python SDK, pinned in
 # tests/interop/requirements.txt, in a venv under target/) and the AJV
-# validator tests/interop_ajv.rs runs (pinned in tests/interop/package.json),
+# validator tests/it/interop_ajv.rs runs (pinned in tests/interop/package.json),
 # then cargo test.
 # Extra arguments go to cargo test.
 set -euo pipefail

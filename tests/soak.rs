@@ -17,15 +17,16 @@
 //!   end, at most one per endpoint) and the mid-run expiry made the server
 //!   mint a fresh PAT and OAuth token.
 //!
+//! A test binary of its own, the only one beside `tests/it/`: the memory check
+//! reads this process's VmRSS, which other tests running in the same process
+//! would move. It shares `tests/it/support/` by path.
+//!
 //! Default size: 12 sessions × 50 calls. `IMMUTA_MCP_SOAK=full`: the issue's
 //! 50 × 200; `IMMUTA_MCP_SOAK=<sessions>x<calls>` (e.g. `20x1000`) as given.
 
-mod common_hardening;
+#[path = "it/support/mod.rs"]
+mod support;
 
-use common_hardening::{
-    CAROL, DB_EMPLOYEES, SF_ORDERS, USERS, args, check_no_secret, check_view, foreign_statements,
-    readable_sql, result_set, result_text, tool, vm_rss_kib,
-};
 use immuta_mcp::app::{self, LocalIssuer};
 use immuta_mcp::result::Platform;
 use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions};
@@ -38,6 +39,10 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::hardening::{
+    CAROL, DB_EMPLOYEES, SF_ORDERS, USERS, args, check_no_secret, check_view, foreign_statements,
+    readable_sql, result_set, result_text, tool, vm_rss_kib,
+};
 
 /// Bound of one tool call (or one connect) over HTTP.
 const CALL_BOUND: Duration = Duration::from_secs(60);
