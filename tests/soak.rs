@@ -24,6 +24,9 @@
 //! Default size: 12 sessions × 50 calls. `IMMUTA_MCP_SOAK=full`: the issue's
 //! 50 × 200; `IMMUTA_MCP_SOAK=<sessions>x<calls>` (e.g. `20x1000`) as given.
 
+// A failed unwrap or assertion is how a test fails; the library's no-panic lints are for src/.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "it/support/mod.rs"]
 mod support;
 

@@ -232,18 +232,6 @@ impl SnowflakeGoverned {
         self
     }
 
-    /// Same as [`Self::with_retry`] (the name the Snowflake path had before
-    /// both paths used the same builder names; `tests/snowflake_path.rs` calls it).
-    pub fn with_retry_policy(self, retry: RetryPolicy) -> Self {
-        self.with_retry(retry)
-    }
-
-    /// Same as [`Self::with_polling`] (the name the Snowflake path had before
-    /// both paths used the same builder names; `tests/snowflake_path.rs` calls it).
-    pub fn with_poll_interval(self, initial: Duration, max: Duration) -> Self {
-        self.with_polling(initial, max)
-    }
-
     /// Change how long a user's calls fail at once after the agent user's
     /// PAT slots were all in use (default [`pat::DEFAULT_CAPACITY_BACKOFF`]).
     pub fn with_capacity_backoff(mut self, backoff: Duration) -> Self {

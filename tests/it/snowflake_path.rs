@@ -70,8 +70,8 @@ async fn env_with_fixture(
         .expect("immuta client");
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
         .expect("snowflake path")
-        .with_retry_policy(fast_retry())
-        .with_poll_interval(Duration::from_millis(10), Duration::from_millis(40));
+        .with_retry(fast_retry())
+        .with_polling(Duration::from_millis(10), Duration::from_millis(40));
     let sf = tweak_path(sf);
     Env {
         sandbox,
@@ -1209,7 +1209,7 @@ async fn every_snowflake_type_decodes_per_the_result_conventions() {
         ImmutaClient::new(cfg.immuta.as_ref().unwrap(), http.clone(), fast_retry()).unwrap();
     let sf = SnowflakeGoverned::new(cfg.snowflake.as_ref().unwrap(), immuta, &cfg.limits, http)
         .unwrap()
-        .with_retry_policy(fast_retry());
+        .with_retry(fast_retry());
     let ctx = CallContext::new("dana@example.com", "query_snowflake");
     let rs = sf
         .query(&ctx, &request("SELECT * FROM LAB.PUBLIC.TYPES"))
