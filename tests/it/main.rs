@@ -11,6 +11,7 @@
 mod support;
 
 mod agent_pool;
+mod architecture;
 mod allow_lists;
 mod bridge;
 mod check_and_audit;
