@@ -13,6 +13,8 @@ pub(crate) mod fixtures;
 pub(crate) mod load;
 pub(crate) mod probe;
 pub(crate) mod process;
+// One file with the tests (`tests/it/support/redis_server.rs`), so both start Redis the same way.
+#[path = "../../tests/it/support/redis_server.rs"]
 pub(crate) mod redis_server;
 pub(crate) mod report;
 pub(crate) mod stack;

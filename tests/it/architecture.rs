@@ -26,7 +26,11 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
             if path.is_dir() {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                found.push(path.strip_prefix(root()).expect("under the root").to_path_buf());
+                found.push(
+                    path.strip_prefix(root())
+                        .expect("under the root")
+                        .to_path_buf(),
+                );
             }
         }
     }

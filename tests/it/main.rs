@@ -11,8 +11,8 @@
 mod support;
 
 mod agent_pool;
-mod architecture;
 mod allow_lists;
+mod architecture;
 mod bridge;
 mod check_and_audit;
 mod check_doctor;

@@ -170,7 +170,7 @@ async fn assert_nothing_usable_in_clear(redis: &RedisServer, cluster: &Cluster) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_cold_calls_across_three_replicas_make_one_vend_and_one_pat() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let cluster = Arc::new(Cluster::start(&redis, 3, 15_000).await);
     let mut tasks = Vec::new();
     for i in 0..100 {
@@ -210,7 +210,7 @@ async fn hundred_cold_calls_across_three_replicas_make_one_vend_and_one_pat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_copied_under_another_users_key_is_refused_and_that_user_is_vended_afresh() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let mut cluster = Cluster::start(&redis, 1, 15_000).await;
     let first = cluster.replicas[0].clone();
     cluster.run_on(&first, ALICE).await.expect("alice");
@@ -259,7 +259,7 @@ async fn an_entry_copied_under_another_users_key_is_refused_and_that_user_is_ven
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_run_calls_keep_succeeding_under_their_own_roles() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let mut cluster = Cluster::start(&redis, 3, 15_000).await;
     // Replicas that serve nobody until Redis is gone: their local caches are cold then.
     let late: Vec<_> = (0..3).map(|_| cluster.add_replica()).collect();
@@ -323,7 +323,7 @@ async fn redis_stopped_mid_run_calls_keep_succeeding_under_their_own_roles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_burst_loses_only_its_own_calls() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let cluster = Arc::new(Cluster::start(&redis, 3, 1_000).await);
     // Vends and PAT creation take a while, so the burst is in flight when the replica dies.
     cluster.sandbox.faults().add(
@@ -380,7 +380,7 @@ async fn a_replica_killed_mid_burst_loses_only_its_own_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_left_by_a_dead_replica_delays_the_others_only_until_its_lease_ends() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let lease_ms = 1_500;
     let mut cluster = Cluster::start(&redis, 0, lease_ms).await;
     // A "replica" that takes alice's mint lock and dies holding it: its
@@ -440,7 +440,7 @@ async fn a_lock_left_by_a_dead_replica_delays_the_others_only_until_its_lease_en
 
 #[tokio::test]
 async fn check_reports_an_unreachable_redis_and_the_cache_settings_are_validated() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
     let mut config = sandbox.client_config();
     config.cache = cache_config(&redis, 15_000);
@@ -481,7 +481,7 @@ async fn check_reports_an_unreachable_redis_and_the_cache_settings_are_validated
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn databricks_tokens_are_shared_too_one_vend_and_one_token_across_replicas() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let cluster = Cluster::start(&redis, 0, 15_000).await;
     let replicas: Vec<_> = (0..3)
         .map(|_| {
@@ -522,7 +522,7 @@ async fn databricks_tokens_are_shared_too_one_vend_and_one_token_across_replicas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_shutdown_a_replica_removes_only_the_pats_no_other_replica_shares() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     let cluster = Cluster::start(&redis, 2, 15_000).await;
     let (minter, other) = (cluster.replicas[0].clone(), cluster.replicas[1].clone());
     cluster

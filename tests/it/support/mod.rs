@@ -18,6 +18,7 @@ pub mod logs;
 pub mod raw_http;
 #[allow(unused_imports)] // tests/soak.rs shares this module and uses a subset
 pub use apps_proxy::AppsProxy;
+mod redis_data;
 mod redis_server;
 #[allow(unused_imports)] // tests/soak.rs shares this module and uses a subset
 pub use leak::*;

@@ -1,9 +1,15 @@
-//! A real `redis-server` for the shared-cache tests, on a free loopback port,
-//! without persistence. A missing binary fails the test with the command to
-//! install it (never a skip).
+//! A real `redis-server` on a free loopback port, without persistence: for the shared-cache tests
+//! and benchmark section 7 (replicas sharing a cache). One file serves both: the benchmark
+//! includes it with `#[path]` from `examples/loadgen/harness.rs`. A missing binary is an error with
+//! the command to install it (the tests turn it into a failure, never a skip). Nothing here
+//! panics: `start` returns the reason. The tests' extra data helpers are in `redis_data.rs`.
 
 use std::process::Stdio;
 use std::time::Duration;
+
+/// What a missing `redis-server` binary tells the person running the tests or the benchmark.
+const INSTALL_HINT: &str = "redis-server is not installed, and the shared credential cache tests and \
+     benchmark section 7 need a real one: apt-get install -y redis-server (.ci/run does this)";
 
 /// A `redis-server` child; killed when dropped.
 pub struct RedisServer {
@@ -11,26 +17,39 @@ pub struct RedisServer {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+/// Why one start attempt failed: another port may help, or it will not.
+enum StartError {
+    Retry(String),
+    Fatal(String),
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("no local address for 127.0.0.1:0: {e}"))?;
+    Ok(addr.port())
 }
 
 impl RedisServer {
     /// Start `redis-server` on a free loopback port (retried on a port collision).
-    pub async fn start() -> RedisServer {
+    pub async fn start() -> Result<RedisServer, String> {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_port()?;
             match Self::start_on(port).await {
-                Ok(server) => return server,
-                Err(e) => last_error = e,
+                Ok(server) => return Ok(server),
+                Err(StartError::Retry(e)) => last_error = e,
+                Err(StartError::Fatal(e)) => return Err(e),
             }
         }
-        panic!("redis-server did not start on a free loopback port: {last_error}");
+        Err(format!(
+            "redis-server did not start on a free loopback port: {last_error}"
+        ))
     }
 
-    async fn start_on(port: u16) -> Result<RedisServer, String> {
+    async fn start_on(port: u16) -> Result<RedisServer, StartError> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -48,29 +67,32 @@ impl RedisServer {
             .spawn();
         let child = match child {
             Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed, and the shared credential cache tests need a real one: \
-                 apt-get install -y redis-server (.ci/run does this)"
-            ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StartError::Fatal(format!("{INSTALL_HINT}: {e}")));
+            }
+            Err(e) => return Err(StartError::Fatal(format!("cannot start redis-server: {e}"))),
         };
         let mut server = RedisServer {
             child: Some(child),
             port,
         };
         for _ in 0..100 {
-            if let Some(status) = server.child.as_mut().unwrap().try_wait().ok().flatten() {
+            if let Some(child) = server.child.as_mut()
+                && let Some(status) = child.try_wait().ok().flatten()
+            {
                 server.child = None;
-                return Err(format!(
+                return Err(StartError::Retry(format!(
                     "redis-server exited with {status} (port {port} taken?)"
-                ));
+                )));
             }
             if server.ping().await {
                 return Ok(server);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("redis-server on port {port} did not answer PING"))
+        Err(StartError::Retry(format!(
+            "redis-server on port {port} did not answer PING"
+        )))
     }
 
     /// `redis://127.0.0.1:<port>/`.
@@ -78,7 +100,7 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.url())?
             .get_multiplexed_async_connection()
             .await
@@ -92,51 +114,6 @@ impl RedisServer {
                 .is_ok(),
             Err(_) => false,
         }
-    }
-
-    /// Every key and its (string) value.
-    pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
-        let mut c = self.connection().await.expect("connect to redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut c)
-            .await
-            .expect("KEYS");
-        let mut out = Vec::new();
-        for key in keys {
-            let value: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut c)
-                .await
-                .expect("GET");
-            if let Some(v) = value {
-                out.push((key, v));
-            }
-        }
-        out
-    }
-
-    /// `SET key value PX ttl_ms` (to plant entries).
-    pub async fn set_px(&self, key: &str, value: &[u8], ttl_ms: u64) {
-        let mut c = self.connection().await.expect("connect to redis");
-        let _: () = redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut c)
-            .await
-            .expect("SET");
-    }
-
-    /// `DEL key`.
-    pub async fn delete(&self, key: &str) {
-        let mut c = self.connection().await.expect("connect to redis");
-        let _: i64 = redis::cmd("DEL")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .expect("DEL");
     }
 
     /// Kill the server (SIGKILL) and wait for it.
