@@ -60,7 +60,7 @@ fn cell(rs: &ResultSet, row: &[serde_json::Value], name: &str) -> Option<String>
 
 /// A Snowflake identifier in double quotes (`"` doubled).
 fn quoted(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    crate::sql_ident::quote(crate::result::Platform::Snowflake, ident)
 }
 
 /// The Snowflake prerequisites (see the module doc).

@@ -38,6 +38,15 @@ pub fn quote(platform: Platform, name: &str) -> String {
     format!("{q}{}{q}", name.replace(q, &doubled))
 }
 
+/// `value` as a single-quoted string literal for either platform: `'` doubled and `\` escaped,
+/// because both read backslash escapes inside single quotes (Snowflake "String & binary data
+/// types", escape sequences in single-quoted string constants; Databricks "STRING type", literals).
+/// Used for the values the server writes into its own statements (the PAT's role restriction
+/// and comment).
+pub fn string_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// Why a quoted identifier is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {

@@ -138,3 +138,12 @@ fn quote_characters_inside_names_are_refused_in_server_statements() {
         "`a\"b`"
     );
 }
+
+#[test]
+fn string_literals_double_quotes_and_escape_backslashes() {
+    // A role or comment with a quote or a backslash must stay one literal: `'` doubled, `\` escaped.
+    assert_eq!(string_literal("plain"), "'plain'");
+    assert_eq!(string_literal("O'Brien"), "'O''Brien'");
+    assert_eq!(string_literal(r"a\'; DROP"), r"'a\\''; DROP'");
+    assert_eq!(string_literal(r"end\"), r"'end\\'");
+}

@@ -233,10 +233,8 @@ pub fn token_name(user: &str) -> String {
     )
 }
 
-/// Quote `s` as a Snowflake single-quoted string literal.
-pub fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
+/// Quote `s` as a Snowflake single-quoted string literal (the one quoting module's).
+pub use crate::sql_ident::string_literal as sql_string;
 
 /// The `ALTER USER ADD PROGRAMMATIC ACCESS TOKEN` statement for one user.
 pub fn add_pat_statement(
