@@ -352,3 +352,130 @@ fn the_flow_operator_rule_is_snowflakes_only() {
         Err(e) => assert!(!e.to_string().contains("flow operator"), "{e}"),
     }
 }
+
+/// Writes are named in the refusal (and in `StatementKind::Other`) by what they are, not by the
+/// leading upper-case words of their text: with upper-case identifiers the two differ
+/// (`UPDATE T SET` vs `UPDATE`), so every named statement kind shows here.
+#[test]
+fn every_write_is_named_by_its_kind() {
+    let both = [
+        ("INSERT INTO T VALUES (1)", "INSERT"),
+        ("UPDATE T SET X = 1", "UPDATE"),
+        ("DELETE FROM T", "DELETE"),
+        (
+            "MERGE INTO T USING S ON T.A = S.A WHEN MATCHED THEN DELETE",
+            "MERGE",
+        ),
+        (
+            "CREATE TABLE T AS SELECT 1 AS A",
+            "CREATE TABLE ... AS SELECT",
+        ),
+        ("CREATE TABLE T (A INT)", "CREATE TABLE"),
+        ("CREATE VIEW V AS SELECT 1 AS A", "CREATE VIEW"),
+        ("DROP TABLE T", "DROP TABLE"),
+        ("TRUNCATE TABLE T", "TRUNCATE"),
+        ("ALTER TABLE T ADD COLUMN B INT", "ALTER TABLE"),
+        ("GRANT SELECT ON T TO ROLE R", "GRANT"),
+        ("REVOKE SELECT ON T FROM ROLE R", "REVOKE"),
+        ("CALL P()", "CALL"),
+        ("SET X = 1", "SET"),
+        ("USE DATABASE D", "USE"),
+        ("BEGIN", "transaction (BEGIN / START TRANSACTION)"),
+        ("COMMIT", "COMMIT"),
+        ("ROLLBACK", "ROLLBACK"),
+        ("CREATE SCHEMA S", "CREATE SCHEMA"),
+        ("CREATE DATABASE D", "CREATE DATABASE"),
+        ("CREATE ROLE R", "CREATE ROLE"),
+        ("CREATE USER U", "CREATE USER"),
+    ];
+    let snowflake_only = [
+        ("COPY INTO T FROM @S", "COPY INTO"),
+        ("LIST @S", "LIST"),
+        ("REMOVE @S", "REMOVE"),
+        ("ALTER SESSION SET X = 1", "ALTER SESSION"),
+        ("CREATE STAGE S", "CREATE STAGE"),
+        ("COMMENT ON TABLE T IS 'X'", "COMMENT"),
+    ];
+    let cases = both
+        .iter()
+        .flat_map(|c| [(SF, *c), (DB, *c)])
+        .chain(snowflake_only.iter().map(|c| (SF, *c)));
+    for (p, (sql, name)) in cases {
+        assert_eq!(
+            rw().check(p, sql).unwrap(),
+            StatementKind::Other(name.to_string()),
+            "{sql:?} on {p}"
+        );
+        assert!(
+            refused(&ro(), p, sql).ends_with(&format!("this is a {name}"))
+                || refused(&ro(), p, sql).ends_with(&format!("this is an {name}")),
+            "{sql:?} on {p}: {}",
+            refused(&ro(), p, sql)
+        );
+    }
+}
+
+/// The AST check stands on its own: the word checks before it would refuse these anyway, so
+/// only calling it directly shows each role or user switch it knows.
+#[test]
+fn the_ast_layer_alone_refuses_every_role_switch() {
+    for (sql, platform) in [
+        ("USE ROLE R", SF),
+        ("USE SECONDARY ROLES ALL", SF),
+        ("SET ROLE R", DB),
+        ("SET SESSION AUTHORIZATION U", DB),
+        ("ALTER USER U SET X = 1", SF),
+        ("EXECUTE P", DB),
+    ] {
+        let parsed = Parser::parse_sql(dialect_for(platform), sql).unwrap();
+        assert!(
+            classify::check_role_switch_ast(&parsed[0]).is_err(),
+            "{sql:?} passed the AST role-switch check"
+        );
+    }
+    let select = Parser::parse_sql(dialect_for(SF), "SELECT * FROM T").unwrap();
+    assert!(classify::check_role_switch_ast(&select[0]).is_ok());
+}
+
+/// The token check of side-effect functions stands on its own (the naive word check after it
+/// would refuse most of these too): names in words and in every kind of string literal, the
+/// Snowflake `SYSTEM $x` split, and the call-out functions only when called.
+#[test]
+fn the_token_layer_alone_refuses_side_effect_functions() {
+    let check = |p: Platform, sql: &str| {
+        let tokens = Tokenizer::new(dialect_for(p), sql).tokenize().unwrap();
+        let significant: Vec<&Token> = tokens
+            .iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+            .collect();
+        words::check_side_effect_functions(p, &significant)
+    };
+    for (p, sql) in [
+        (SF, "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)"),
+        (SF, "SELECT IDENTIFIER('SYSTEM$ABORT_SESSION')(1)"),
+        (SF, "SELECT $$SYSTEM$WAIT(1)$$"),
+        (SF, "SELECT SYSTEM $WAIT"),
+        (DB, "SELECT reflect('java.lang.Runtime', 'exit', 0)"),
+        (DB, "SELECT java_method('a', 'b')"),
+        (DB, "SELECT http_request('https://x')"),
+        (DB, "SELECT try_reflect('a', 'b')"),
+        (DB, "SELECT r'SYSTEM$X'"),
+    ] {
+        assert!(
+            check(p, sql).is_err(),
+            "{sql:?} on {p} passed the token check"
+        );
+    }
+    for (p, sql) in [
+        (SF, "SELECT system FROM T"),
+        (SF, "SELECT 'system' AS S"),
+        (DB, "SELECT reflect FROM T"),
+        (DB, "SELECT SYSTEM FROM T"),
+        (SF, "SELECT A + 1 FROM T"),
+    ] {
+        assert!(
+            check(p, sql).is_ok(),
+            "{sql:?} on {p} was refused by the token check"
+        );
+    }
+}
