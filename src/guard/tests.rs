@@ -479,3 +479,68 @@ fn the_token_layer_alone_refuses_side_effect_functions() {
         );
     }
 }
+
+/// `write_in_set_expr` stands on its own (the visitor in `hidden_write` would find most of these
+/// again): `SELECT ... INTO` alone, in a set operation, in parentheses, and DML as a query body.
+#[test]
+fn the_set_expression_layer_alone_finds_hidden_writes() {
+    let body_write = |sql: &str| -> Option<String> {
+        let parsed = Parser::parse_sql(dialect_for(SF), sql).unwrap();
+        let sqlparser::ast::Statement::Query(q) = &parsed[0] else {
+            panic!("{sql:?} is not a query")
+        };
+        classify::write_in_set_expr(&q.body)
+    };
+    let into = Some("SELECT ... INTO (it writes a table)".to_string());
+    assert_eq!(body_write("SELECT A INTO T2 FROM T"), into);
+    assert_eq!(
+        body_write("SELECT 1 AS A UNION ALL SELECT A INTO T2 FROM T"),
+        into
+    );
+    assert_eq!(
+        body_write("SELECT A INTO T2 FROM T UNION ALL SELECT 1 AS A"),
+        into
+    );
+    assert_eq!(body_write("(SELECT A INTO T2 FROM T)"), into);
+    assert_eq!(body_write("SELECT 1 AS A UNION SELECT 2 AS A"), None);
+    // The DML body of a data-modifying CTE.
+    let parsed = Parser::parse_sql(
+        dialect_for(SF),
+        "WITH D AS (DELETE FROM T RETURNING *) SELECT * FROM D",
+    )
+    .unwrap();
+    let sqlparser::ast::Statement::Query(q) = &parsed[0] else {
+        panic!("not a query")
+    };
+    let cte = &q.with.as_ref().unwrap().cte_tables[0].query;
+    assert_eq!(
+        classify::write_in_set_expr(&cte.body),
+        Some("DELETE".into())
+    );
+}
+
+/// `hidden_write` alone names any statement that is not a read wherever it meets one (the
+/// classification before it refuses these already, so only a direct call shows it), and lets
+/// SHOW, DESCRIBE and EXPLAIN through.
+#[test]
+fn the_hidden_write_layer_alone_names_non_reads() {
+    let hidden = |p: Platform, sql: &str| {
+        let parsed = Parser::parse_sql(dialect_for(p), sql).unwrap();
+        classify::hidden_write(&parsed[0])
+    };
+    assert_eq!(hidden(SF, "DELETE FROM T"), Some("DELETE".into()));
+    assert_eq!(hidden(DB, "UPDATE T SET A = 1"), Some("UPDATE".into()));
+    assert_eq!(
+        hidden(SF, "SELECT * FROM T FOR UPDATE"),
+        Some("SELECT ... FOR UPDATE (it takes row locks)".into())
+    );
+    for (p, sql) in [
+        (SF, "SHOW TABLES"),
+        (DB, "SHOW TABLES"),
+        (SF, "DESCRIBE TABLE T"),
+        (SF, "EXPLAIN SELECT * FROM T"),
+        (SF, "SELECT * FROM T"),
+    ] {
+        assert_eq!(hidden(p, sql), None, "{sql:?} on {p}");
+    }
+}
