@@ -74,13 +74,9 @@ pub(super) fn hidden_write(statement: &Statement) -> Option<String> {
         type Break = String;
         fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<String> {
             match s {
-                Statement::Query(q) if !q.locks.is_empty() => {
-                    ControlFlow::Break("SELECT ... FOR UPDATE (it takes row locks)".into())
-                }
-                Statement::Query(q) => match write_in_set_expr(&q.body) {
-                    Some(w) => ControlFlow::Break(w),
-                    None => ControlFlow::Continue(()),
-                },
+                // Its locks and its body are checked by `pre_visit_query`, which the visitor
+                // calls next for this statement's query (and for every nested one).
+                Statement::Query(_) => ControlFlow::Continue(()),
                 Statement::Explain { .. }
                 | Statement::ExplainTable { .. }
                 | Statement::ShowCreate { .. } => ControlFlow::Continue(()),
