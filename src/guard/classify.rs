@@ -125,7 +125,6 @@ pub(super) fn write_in_set_expr(body: &SetExpr) -> Option<String> {
 /// A short upper-case name of a statement for messages (`INSERT`, `DROP TABLE`, ...).
 pub(super) fn statement_name(statement: &Statement) -> String {
     let name = match statement {
-        Statement::Query(_) => "SELECT",
         Statement::Insert(_) => "INSERT",
         Statement::Update { .. } => "UPDATE",
         Statement::Delete(_) => "DELETE",
