@@ -415,6 +415,19 @@ fn every_write_is_named_by_its_kind() {
     }
 }
 
+/// A statement without a name of its own is named by the leading keywords of its text, which
+/// stop at the first identifier: `create sequence q` is a `CREATE SEQUENCE`.
+#[test]
+fn other_writes_are_named_by_their_leading_keywords() {
+    for p in [SF, DB] {
+        assert_eq!(
+            rw().check(p, "create sequence q").unwrap(),
+            StatementKind::Other("CREATE SEQUENCE".into()),
+            "on {p}"
+        );
+    }
+}
+
 /// The AST check stands on its own: the word checks before it would refuse these anyway, so
 /// only calling it directly shows each role or user switch it knows.
 #[test]
