@@ -354,6 +354,22 @@ pub fn metadata_router(meta: ProtectedResourceMetadata) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn challenge_text_stays_inside_its_quoted_string() {
+        // RFC 7230 quoted-string: no bare `"` or `\`, no control or non-ASCII characters.
+        assert_eq!(quoted("a\"b\\c d"), "a'b/c d");
+        assert_eq!(quoted("bell\u{7} \u{e9}\r\n"), "bell? ???");
+    }
+
+    #[test]
+    fn only_http_urls_with_a_host_are_origins() {
+        assert!(origin_of("https://app.example.com").is_some());
+        assert!(origin_of("http://127.0.0.1:8080").is_some());
+        assert!(origin_of("ftp://files.example.com").is_none());
+        assert!(origin_of("file:///tmp/x").is_none());
+        assert!(origin_of("not a url").is_none());
+    }
     use crate::sandbox::issuer::TestIssuer;
     use axum::Extension;
     use axum::middleware::from_fn_with_state;
