@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing (cargo-mutants) of the modules where a silent bug is a security or correctness
 # incident: the SQL guard, identity and session binding, the credential cache, the Immuta client,
-# PAT / key-pair / OAuth token handling, and the audit event.
+# PAT / key-pair / OAuth token handling, the audit event and the continuation cursors.
 #
 #   scripts/mutants.sh                        every module, 120 minutes in all
 #   scripts/mutants.sh guard audit            some modules
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_MODULES=(guard audit identity immuta keypair oauth pat broker)
+ALL_MODULES=(guard audit identity immuta keypair oauth pat broker cursor)
 BUDGET_MIN="${MUTANTS_BUDGET_MIN:-120}"
 OUT_ROOT="${MUTANTS_OUT:-mutants.out}"
 # Per-mutant test timeout (seconds): generous against the slowest target (~30 s on 2 cores) so a
@@ -42,6 +42,7 @@ files_of() {
     oauth) echo "src/databricks/oauth.rs" ;;
     pat) echo "src/snowflake/pat/mod.rs src/snowflake/pat/tokens.rs" ;;
     broker) echo "src/broker.rs" ;;
+    cursor) echo "src/cursor.rs" ;;
     *) return 1 ;;
   esac
 }
@@ -78,19 +79,23 @@ fast_filters_of() {
     oauth) echo "databricks::oauth::" ;;
     pat) echo "snowflake::pat::" ;;
     broker) echo "broker::" ;;
+    cursor) echo "cursor::" ;;
   esac
 }
 # Stage 2: all the library's unit tests plus these integration modules. audit has no stage 2: its one target already runs in stage 1.
 full_it_modules_of() {
   case "$1" in
     guard) echo "guard_bypass::" ;;
-    identity) echo "hardening_http:: hardening_limits:: config_secrets:: scopes:: identity_proof::" ;;
+    # identity: also the labels a user or operator reads (`whoami`'s identity_source in e2e_stdio,
+    # the auth-failure reasons in metrics_health).
+    identity) echo "hardening_http:: hardening_limits:: config_secrets:: scopes:: identity_proof:: e2e_stdio:: metrics_health::" ;;
     immuta) echo "immuta_client:: snowflake_path:: databricks_path::" ;;
     # pat: the DAYS_TO_EXPIRY path and its scheduled removal (e2e_snowflake_days_only, ~60 s),
     # the session lookups of fetch_more, remove_all at shutdown and in `check --as`.
     pat) echo "snowflake_path:: fetch_more:: graceful_shutdown:: check_doctor:: e2e_snowflake_days_only::" ;;
     keypair | broker) echo "snowflake_path::" ;;
     oauth) echo "databricks_path::" ;;
+    cursor) echo "fetch_more::" ;;
   esac
 }
 has_stage2() { [ "$1" != audit ]; }

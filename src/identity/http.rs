@@ -687,6 +687,10 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("temporarily_unavailable"), "{text}");
         assert!(
+            text.contains("signing keys"),
+            "says what is unavailable: {text}"
+        );
+        assert!(
             !text.contains("idp.internal") && !text.contains("jwks.json") && !text.contains("500"),
             "{text}"
         );

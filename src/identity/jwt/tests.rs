@@ -67,6 +67,28 @@ async fn valid_token_names_the_user_by_the_configured_claim() {
 }
 
 #[tokio::test]
+async fn debug_names_what_an_operator_checks_and_nothing_else() {
+    let issuer = serve_issuer().await;
+    let v = verifier_for(&issuer, "email");
+    // Load the key cache so that there is something it must leave out.
+    v.verify(&issuer.mint_claims(claims(&issuer)))
+        .await
+        .unwrap();
+    let shown = format!("{v:?}");
+    for part in [
+        issuer.issuer_url().to_string(),
+        AUDIENCE.into(),
+        issuer.jwks_url(),
+    ] {
+        assert!(shown.contains(&part), "{part} missing from {shown}");
+    }
+    assert!(
+        !shown.contains("Jwk"),
+        "the key cache is not dumped: {shown}"
+    );
+}
+
+#[tokio::test]
 async fn audience_array_containing_this_server_is_accepted() {
     let issuer = serve_issuer().await;
     let mut c = claims(&issuer);
@@ -325,6 +347,15 @@ async fn user_claim_is_taken_verbatim_and_email_must_be_verified() {
         .await
         .unwrap();
     assert_eq!(user.user_id, "bob@example.com");
+    // A few IdPs send the string "true"; it is the same assertion (and "false" is refused above).
+    let user = v
+        .verify(&with(&[
+            ("email", json!("bob@example.com")),
+            ("email_verified", json!("true")),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(user.user_id, "bob@example.com");
     // Only the email claim needs email_verified; and the check can be turned off.
     let by_sub = verifier_for(&issuer, "sub");
     assert_eq!(
@@ -431,6 +462,16 @@ async fn typ_and_token_age_are_checked_when_configured() {
             "{name}"
         );
     }
+    // The limits themselves are allowed: a lifetime of exactly the maximum, and an `iat` exactly
+    // the leeway ahead of this server's clock (an IdP whose clock runs that far ahead).
+    let mut exact = good.clone();
+    exact["iat"] = json!(now());
+    exact["exp"] = json!(now() + 3600);
+    assert!(v.verify(&signed(Some("at+jwt"), exact)).await.is_ok());
+    let mut ahead = good.clone();
+    ahead["iat"] = json!(now() + 5);
+    ahead["exp"] = json!(now() + 5 + 300);
+    assert!(v.verify(&signed(Some("at+jwt"), ahead)).await.is_ok());
     // Off by default: the same long-lived, untyped token passes.
     let default = verifier_for(&issuer, "email");
     assert!(default.verify(&signed(None, long)).await.is_ok());
