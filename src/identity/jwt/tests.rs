@@ -66,6 +66,39 @@ async fn valid_token_names_the_user_by_the_configured_claim() {
     }
 }
 
+/// The errors no signed test token can produce (a payload that is not base64url under a valid
+/// signature, a key of another family) still say what is wrong, not "invalid signature": the 401
+/// description and the metrics reason tell the operator where to look.
+#[test]
+fn decoding_errors_are_reported_as_what_they_are() {
+    let base64 = base64::DecodeError::InvalidByte(0, b'!');
+    for (kind, expected) in [
+        (
+            ErrorKind::Base64(base64),
+            AuthError::Malformed("a part is not base64url".into()),
+        ),
+        (
+            ErrorKind::InvalidToken,
+            AuthError::Malformed("not a valid JWT".into()),
+        ),
+        (
+            ErrorKind::InvalidAlgorithm,
+            AuthError::UnsupportedAlgorithm("(does not match the key)".into()),
+        ),
+        (
+            ErrorKind::UnsupportedAlgorithm,
+            AuthError::UnsupportedAlgorithm("(does not match the key)".into()),
+        ),
+        (
+            ErrorKind::Utf8(String::from_utf8(vec![0xff]).unwrap_err()),
+            AuthError::Malformed("the claims are not a JSON object".into()),
+        ),
+        (ErrorKind::InvalidSignature, AuthError::InvalidSignature),
+    ] {
+        assert_eq!(map_jwt_error(kind), expected);
+    }
+}
+
 #[tokio::test]
 async fn debug_names_what_an_operator_checks_and_nothing_else() {
     let issuer = serve_issuer().await;
@@ -214,6 +247,23 @@ async fn forged_and_invalid_tokens_are_refused_with_the_right_error() {
             "not yet valid",
             issuer.mint_claims(with("nbf", json!(now() + 600))),
             AuthError::NotYetValid,
+        ),
+        (
+            "nbf of the wrong type",
+            issuer.mint_claims(with("nbf", json!("tomorrow"))),
+            AuthError::Malformed("the `nbf` claim has the wrong type".into()),
+        ),
+        (
+            "claims that are not an object",
+            issuer.sign_with_header(
+                {
+                    let mut h = Header::new(Algorithm::RS256);
+                    h.kid = Some(issuer.kid());
+                    h
+                },
+                &json!(["alice@example.com"]),
+            ),
+            AuthError::Malformed("the claims are not a JSON object".into()),
         ),
         (
             "no user claim",
