@@ -309,6 +309,38 @@ async fn leeway_accepts_small_clock_skew() {
     );
 }
 
+/// The readiness probe's check: a fetch only when no fresh keys are cached, and an error when
+/// the keys cannot be had.
+#[tokio::test]
+async fn ensure_keys_fetches_only_when_no_fresh_keys_are_cached() {
+    let issuer = serve_issuer().await;
+    let v = verifier_for(&issuer, "email");
+    assert_eq!(v.ensure_keys().await, Ok(()));
+    assert_eq!(issuer.jwks_requests(), 1, "the first probe fetches");
+    assert_eq!(v.ensure_keys().await, Ok(()));
+    v.verify(&issuer.mint_claims(claims(&issuer)))
+        .await
+        .unwrap();
+    assert_eq!(issuer.jwks_requests(), 1, "fresh keys are reused");
+
+    // Keys past their cache time are fetched again, though some are cached.
+    let mut cfg = issuer.oauth_config();
+    cfg.jwks_cache_secs = 0;
+    let stale = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+    assert_eq!(stale.ensure_keys().await, Ok(()));
+    assert_eq!(stale.ensure_keys().await, Ok(()));
+    assert_eq!(issuer.jwks_requests(), 3);
+
+    // No issuer listening: not ready, and the reason names the JWKS.
+    cfg.jwks_url = "http://127.0.0.1:9/keys".into();
+    let unreachable = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+    assert!(
+        matches!(unreachable.ensure_keys().await, Err(AuthError::JwksUnavailable(ref why)) if why.contains("127.0.0.1:9/keys")),
+        "{:?}",
+        unreachable.ensure_keys().await
+    );
+}
+
 #[tokio::test]
 async fn jwks_is_cached_and_refetched_once_for_an_unknown_kid() {
     let issuer = serve_issuer().await;
