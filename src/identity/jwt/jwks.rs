@@ -84,6 +84,13 @@ impl JwtVerifier {
         }
     }
 
+    /// When the last background refresh of stale keys was started (tests observe the decision
+    /// without waiting for the spawned fetch).
+    #[cfg(test)]
+    pub(super) fn background_refresh_started_at(&self) -> Option<Instant> {
+        self.cache().last_background
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, JwksCache> {
         self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

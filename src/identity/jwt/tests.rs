@@ -641,6 +641,76 @@ async fn cached_keys_verify_while_an_unknown_kid_refetch_is_blocked() {
 }
 
 #[tokio::test]
+async fn concurrent_first_verifications_share_one_jwks_fetch() {
+    let gate = gated_jwks(1).await;
+    let issuer = &gate.issuer;
+    let v = verifier_for(issuer, "email");
+    let token = issuer.mint_claims(claims(issuer));
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let (v, token) = (v.clone(), token.clone());
+            tokio::spawn(async move { v.verify(&token).await })
+        })
+        .collect();
+    gate.arrived.notified().await; // the first fetch is held at the JWKS
+    gate.release.add_permits(5);
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().user_id, "alice@example.com");
+    }
+    assert_eq!(
+        gate.requests.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the callers queued behind the fetch use its outcome"
+    );
+}
+
+#[tokio::test]
+async fn stale_keys_are_refreshed_in_the_background_at_most_once_per_interval() {
+    let gate = gated_jwks(usize::MAX).await;
+    let issuer = &gate.issuer;
+    let mut cfg = issuer.oauth_config();
+    cfg.jwks_cache_secs = 0; // every verification finds the keys past their TTL
+    let v = JwtVerifier::new(&cfg, AUDIENCE, test_http()).unwrap();
+    let token = issuer.mint_claims(claims(issuer));
+    v.verify(&token).await.unwrap(); // the first fetch, in the foreground
+    assert_eq!(v.background_refresh_started_at(), None);
+    v.verify(&token).await.unwrap(); // stale but usable: verified now, refreshed behind
+    let started = v.background_refresh_started_at();
+    assert!(started.is_some(), "stale keys start a background refresh");
+    for _ in 0..10 {
+        v.verify(&token).await.unwrap();
+    }
+    assert_eq!(
+        v.background_refresh_started_at(),
+        started,
+        "no second refresh within the minimum refetch interval"
+    );
+}
+
+#[tokio::test]
+async fn after_a_failed_fetch_the_jwks_is_not_fetched_again_for_a_while() {
+    use std::sync::atomic::Ordering;
+    let gate = gated_jwks(usize::MAX).await;
+    let issuer = &gate.issuer;
+    let v = verifier_for(issuer, "email");
+    let token = issuer.mint_claims(claims(issuer));
+    gate.fail.store(true, Ordering::SeqCst);
+    let err = v.verify(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::JwksUnavailable(_)), "{err:?}");
+    // The issuer recovers at once, but a flood of tokens does not hammer it: the next ones are
+    // refused without a fetch until the back-off ends.
+    gate.fail.store(false, Ordering::SeqCst);
+    for _ in 0..5 {
+        let err = v.verify(&token).await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::JwksUnavailable(ref why) if why.contains("retrying")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(gate.requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn stale_keys_are_trusted_only_up_to_jwks_max_stale_secs() {
     use std::sync::atomic::Ordering;
     let gate = gated_jwks(usize::MAX).await;
