@@ -283,3 +283,96 @@ fn select_key(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Result<Option<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn jwk(value: Value) -> Jwk {
+        serde_json::from_value(value).unwrap()
+    }
+    fn rsa(kid: &str) -> Value {
+        json!({"kty": "RSA", "kid": kid, "n": "sXch", "e": "AQAB"})
+    }
+    fn ec(kid: &str) -> Value {
+        json!({"kty": "EC", "kid": kid, "crv": "P-256", "x": "f83O", "y": "x_FE"})
+    }
+    fn ed(kid: &str) -> Value {
+        json!({"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": "11qY"})
+    }
+    fn kid_of(found: Result<Option<Jwk>, AuthError>) -> Option<String> {
+        found.unwrap().and_then(|k| k.common.key_id)
+    }
+
+    #[test]
+    fn a_key_verifies_only_its_own_family_use_and_algorithm() {
+        let keys = [rsa("r"), ec("e"), ed("d")].map(jwk);
+        assert_eq!(
+            kid_of(select_key(&keys, Some("r"), Algorithm::RS256)),
+            Some("r".into())
+        );
+        assert_eq!(
+            kid_of(select_key(&keys, Some("e"), Algorithm::ES256)),
+            Some("e".into())
+        );
+        assert_eq!(
+            kid_of(select_key(&keys, Some("d"), Algorithm::EdDSA)),
+            Some("d".into())
+        );
+        // The kid names a key of another family: refused, not tried.
+        for (kid, alg) in [
+            ("r", Algorithm::ES256),
+            ("e", Algorithm::RS256),
+            ("d", Algorithm::RS256),
+        ] {
+            assert!(
+                matches!(
+                    select_key(&keys, Some(kid), alg),
+                    Err(AuthError::UnsupportedAlgorithm(_))
+                ),
+                "{kid} {alg:?}"
+            );
+        }
+        // A symmetric key never verifies a bearer token, whatever the token claims.
+        let oct = jwk(json!({"kty": "oct", "kid": "s", "k": "c2VjcmV0"}));
+        for alg in [Algorithm::HS256, Algorithm::RS256] {
+            assert!(!key_fits(&oct, alg), "{alg:?}");
+        }
+        // An encryption key, or a key pinned to another algorithm of the family, does not fit.
+        let mut enc = rsa("r");
+        enc["use"] = json!("enc");
+        assert!(!key_fits(&jwk(enc), Algorithm::RS256));
+        let mut pinned = rsa("r");
+        pinned["alg"] = json!("RS384");
+        assert!(!key_fits(&jwk(pinned.clone()), Algorithm::RS256));
+        assert!(key_fits(&jwk(pinned), Algorithm::RS384));
+        let mut signing = rsa("r");
+        signing["use"] = json!("sig");
+        assert!(key_fits(&jwk(signing), Algorithm::RS256));
+    }
+
+    #[test]
+    fn without_a_kid_only_a_single_usable_key_is_used() {
+        // One RSA key among keys of other families: that one.
+        let keys = [rsa("r"), ec("e")].map(jwk);
+        assert_eq!(
+            kid_of(select_key(&keys, None, Algorithm::RS256)),
+            Some("r".into())
+        );
+        // None usable: nothing found (the caller refetches or refuses).
+        assert_eq!(kid_of(select_key(&keys, None, Algorithm::EdDSA)), None);
+        assert!(select_key(&[], None, Algorithm::RS256).unwrap().is_none());
+        // Several usable: ambiguous, refused.
+        let keys = [rsa("r1"), rsa("r2")].map(jwk);
+        assert!(matches!(
+            select_key(&keys, None, Algorithm::RS256),
+            Err(AuthError::Malformed(_))
+        ));
+        // An unknown kid is not found (not matched to another key).
+        assert_eq!(
+            kid_of(select_key(&keys, Some("r3"), Algorithm::RS256)),
+            None
+        );
+    }
+}
