@@ -174,9 +174,8 @@ impl JwtVerifier {
             }
             Err(e) => {
                 cache.last_failure = Some(Instant::now());
-                if !cache.keys.is_empty() {
-                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys");
-                }
+                // Cached keys stay usable until `jwks_max_stale_secs` (see `lookup`).
+                tracing::warn!(error = %e, cached_keys = cache.keys.len(), "JWKS fetch failed");
                 Err(e)
             }
         }
