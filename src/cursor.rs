@@ -397,6 +397,29 @@ mod tests {
             codec.open(ALICE, &"a".repeat(MAX_CURSOR_CHARS + 1), at(0)),
             Err(CursorError::Malformed)
         );
+        // The length limit comes before any MAC work and is inclusive: a text shaped like a
+        // cursor (a body, a 32-byte tag) is refused as too long one character past the limit,
+        // and checked (and found forged) at the limit.
+        let tag = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let shaped = |len: usize| format!("{}.{tag}", "a".repeat(len - tag.len() - 1));
+        assert_eq!(
+            codec.open(ALICE, &shaped(MAX_CURSOR_CHARS + 1), at(0)),
+            Err(CursorError::Malformed)
+        );
+        assert_eq!(
+            codec.open(ALICE, &shaped(MAX_CURSOR_CHARS), at(0)),
+            Err(CursorError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn fingerprints_tell_credentials_apart() {
+        let a = credential_fingerprint("IMMUTA_MCP_ABCD_0001");
+        assert_eq!(a, credential_fingerprint("IMMUTA_MCP_ABCD_0001"));
+        assert_ne!(a, credential_fingerprint("IMMUTA_MCP_ABCD_0002"));
+        assert_ne!(a, credential_fingerprint("vend-0001"));
+        assert_eq!(a.len(), 24);
+        assert!(!a.contains("ABCD"), "a digest, not the name: {a}");
     }
 
     #[test]
@@ -453,6 +476,11 @@ mod tests {
         assert!(CursorCodec::from_secret(&Secret::new("short")).is_err());
         let secret = "s3cr3t-".repeat(6);
         let codec = CursorCodec::from_secret(&Secret::new(secret.clone())).unwrap();
-        assert!(!format!("{codec:?}").contains(&secret));
+        let shown = format!("{codec:?}");
+        assert!(!shown.contains(&secret), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("ephemeral: false"),
+            "{shown}"
+        );
     }
 }
