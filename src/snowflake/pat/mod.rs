@@ -608,11 +608,9 @@ impl PatManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .values()
             .filter(|until| **until > instant)
-            .count()
-            .max(1);
+            .count();
         let pool = self.settings.pool_size.max(1);
-        let needed = (pool * (held + refused)).div_ceil(held).max(pool + 1);
-        capacity_error(retry_in, pool, held, needed)
+        capacity_error(retry_in, pool, held, agents_needed(pool, held, refused))
     }
 
     /// Remember that `user`'s mint failed for lack of capacity.
@@ -789,6 +787,14 @@ impl Drop for PatManager {
     }
 }
 
+/// How many agents the current demand needs: `pool` agents hold `held` PATs each (at least 1)
+/// and `refused` more users asked within the back-off, spread evenly. The call that asks was
+/// refused, so at least one user waits and the answer is always more than `pool`.
+fn agents_needed(pool: usize, held: usize, refused: usize) -> usize {
+    let waiting = refused.max(1);
+    (pool * (held + waiting)).div_ceil(held)
+}
+
 /// The error of a call that found every PAT slot of the agent user in use.
 fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -> QueryError {
     let secs = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
@@ -796,4 +802,22 @@ fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -
         "the server has reached its concurrent Snowflake user capacity: every PAT the agent user may hold (Snowflake's limit of programmatic access tokens per user; each end user's PAT is created on the agent user serving them) belongs to another user's running query. Retry shortly (in {} s or later). The server runs {pool} agent(s) holding about {held} PATs each; the users asking now would need about {needed} agents: add agents under [[agents]]",
         secs.max(1)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_needed_cover_the_users_held_and_refused() {
+        // One agent full with 15 users, 4 more refused: 19 users need 2 agents.
+        assert_eq!(agents_needed(1, 15, 4), 2);
+        // 16 more refused: 31 users need 3 agents of 15.
+        assert_eq!(agents_needed(1, 15, 16), 3);
+        // Two agents of 15 each, 20 refused (spread evenly): 2 × 35 / 15, rounded up.
+        assert_eq!(agents_needed(2, 15, 20), 5);
+        // The asking call itself waits: at least one agent more than now.
+        assert_eq!(agents_needed(3, 15, 0), 4);
+        assert_eq!(agents_needed(1, 1, 0), 2);
+    }
 }
