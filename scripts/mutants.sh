@@ -89,8 +89,9 @@ full_it_modules_of() {
   case "$1" in
     guard) echo "guard_bypass::" ;;
     # identity: also the labels a user or operator reads (`whoami`'s identity_source in e2e_stdio,
-    # the auth-failure reasons in metrics_health).
-    identity) echo "hardening_http:: hardening_limits:: config_secrets:: scopes:: identity_proof:: e2e_stdio:: metrics_health::" ;;
+    # the auth-failure reasons in metrics_health) and the notifications a session forwards
+    # (`notifications/cancelled` in e2e_http).
+    identity) echo "hardening_http:: hardening_limits:: config_secrets:: scopes:: identity_proof:: e2e_stdio:: metrics_health:: e2e_http::" ;;
     immuta) echo "immuta_client:: snowflake_path:: databricks_path::" ;;
     # pat: the DAYS_TO_EXPIRY path and its scheduled removal (e2e_snowflake_days_only, ~60 s),
     # the session lookups of fetch_more, remove_all at shutdown and in `check --as`, the capacity
