@@ -186,6 +186,16 @@ run_stage() { # module, stage (1|2), test-name filters (space-separated, or ""),
   # SIGINT lets cargo-mutants restore the source tree (--in-place) and write its results.
   local rc=0
   timeout -s INT -k 60 "$left" cargo mutants "${args[@]}" || rc=$?
+  # An interrupted --in-place run can leave its last mutant in the tree (seen once): a file that
+  # still carries cargo-mutants' marker is restored from git.
+  if [ "${#in_place[@]}" -gt 0 ]; then
+    for f in $(files_of "$module"); do
+      if grep -q '~ changed by cargo-mutants ~' "$f"; then
+        echo "mutants.sh: $f still held a mutant; restored from git" >&2
+        git checkout -- "$f"
+      fi
+    done
+  fi
   return "$rc"
 }
 
