@@ -26,6 +26,10 @@ use tracing::Level;
 
 const ORDERS_SQL: &str =
     "SELECT ORDER_ID, REGION, EMAIL, AMOUNT FROM SALES.PUBLIC.ORDERS ORDER BY ORDER_ID";
+/// How each PAT statement starts, for [`Env::token_statements`].
+const ADD_PAT: &str = "ALTER USER ADD PROGRAMMATIC ACCESS TOKEN";
+const REMOVE_PAT: &str = "ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN";
+const SHOW_PATS: &str = "SHOW USER PROGRAMMATIC ACCESS TOKENS";
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -107,6 +111,21 @@ impl Env {
 
     fn requests(&self, ep: Endpoint) -> u64 {
         self.sandbox.state.count(ep)
+    }
+
+    /// Statements the emulator was sent under the agent's JWT that contain
+    /// `kind` ([`ADD_PAT`], [`REMOVE_PAT`], [`SHOW_PATS`]), resends included.
+    fn token_statements(&self, kind: &str) -> usize {
+        self.sandbox
+            .state
+            .seen(Endpoint::SnowflakeSubmit)
+            .iter()
+            .filter(|r| {
+                r.json()["statement"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(kind))
+            })
+            .count()
     }
 
     fn executed_count(&self, sql: &str) -> usize {
@@ -342,6 +361,59 @@ async fn steady_use_never_hits_the_pat_limit() {
     assert_eq!(env.count(Counter::PatsCreated), 3);
     assert_eq!(env.count(Counter::PatsRemoved), 2);
     env.assert_no_foreign_identity();
+    // On shutdown only the live token is left to remove: the removed ones were
+    // forgotten, so no REMOVE is sent for them again.
+    env.sf.shutdown().await;
+    assert_eq!(env.count(Counter::PatsRemoved), 3);
+    assert_eq!(env.token_statements(REMOVE_PAT), 3);
+    env.sf.shutdown().await;
+    assert_eq!(
+        env.token_statements(REMOVE_PAT),
+        3,
+        "nothing left to remove"
+    );
+}
+
+#[tokio::test]
+async fn a_pat_whose_removal_failed_is_removed_at_the_next_cleanup_and_then_forgotten() {
+    // One attempt per request: a lost answer is not resent.
+    let env = env_with_fixture(
+        Fixture::demo(),
+        SandboxSettings::default(),
+        |_| {},
+        |sf| {
+            sf.with_retry(RetryPolicy {
+                max_attempts: 1,
+                ..fast_retry()
+            })
+        },
+    )
+    .await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    // Snowflake refuses the REMOVE: the token is still ours to remove.
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 422,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    env.sf.shutdown().await;
+    assert_eq!(env.count(Counter::PatsRemoved), 0);
+    // The REMOVE runs but its answer is lost: the client cannot know.
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::LostAnswer { times: 1 });
+    env.sf.shutdown().await;
+    assert_eq!(env.count(Counter::PatsRemoved), 1, "removed upstream");
+    assert_eq!(env.token_statements(REMOVE_PAT), 2);
+    // Next cleanup: Snowflake says the token does not exist, and it is forgotten.
+    env.sf.shutdown().await;
+    assert_eq!(env.token_statements(REMOVE_PAT), 3);
+    env.sf.shutdown().await;
+    assert_eq!(env.token_statements(REMOVE_PAT), 3, "not sent again");
+    assert_eq!(env.count(Counter::PatsRemoved), 1);
 }
 
 #[tokio::test]
@@ -390,6 +462,10 @@ async fn pat_limit_reclaims_a_dead_token_before_evicting_an_idle_live_one() {
         1,
         "the dead token was removed"
     );
+    // Freeing the dead token was enough: bob's ADD was retried at once, and
+    // alice's session was not evicted (which would send a second REMOVE).
+    assert_eq!(env.token_statements(REMOVE_PAT), 1);
+    assert_eq!(env.token_statements(ADD_PAT), 3);
 
     // Bob's token is live but idle: alice (whose cached PAT died) takes its
     // slot, and bob's next call vends and mints again.
@@ -498,6 +574,11 @@ async fn more_users_than_pat_slots_are_served_by_evicting_the_least_recently_use
     }
     assert_eq!(env.count(Counter::PatsCreated), 5);
     assert_eq!(env.count(Counter::PatsRemoved), 3, "u1, u2, u3 evicted");
+    // Each of u3, u4, u5: an ADD at the limit, one SHOW finding nothing dead, the
+    // eviction, one more ADD; no ADD is retried before something was freed.
+    assert_eq!(env.token_statements(ADD_PAT), 2 + 3 * 2);
+    assert_eq!(env.token_statements(SHOW_PATS), 3);
+    assert_eq!(env.token_statements(REMOVE_PAT), 3);
     // u4 and u5 were kept: both reuse their PATs.
     run_numbered(&env, 5).await;
     run_numbered(&env, 4).await;
@@ -600,8 +681,8 @@ async fn a_session_with_a_running_statement_is_never_evicted_and_capacity_is_rep
     assert!(
         msg.contains("reached its concurrent Snowflake user capacity")
             && msg.contains("limit of programmatic access tokens")
-            && msg.contains("Retry shortly"),
-        "{msg}"
+            && msg.contains("Retry shortly (in 600 s or later)"),
+        "the configured back-off: {msg}"
     );
     assert_eq!(
         env.count(Counter::PatsRemoved),
@@ -678,6 +759,13 @@ async fn a_failed_mint_drops_the_vended_role() {
     let ctx = CallContext::new("alice@example.com", "query_snowflake");
     let err = env.run_ctx(&ctx, &request(ORDERS_SQL)).await.unwrap_err();
     assert!(matches!(err, QueryError::Credential(_)), "{err:?}");
+    // Not blamed on the agent's key: Snowflake accepted the JWT and refused the ADD.
+    assert!(
+        err.to_string().starts_with(
+            "could not obtain a credential scoped to the vended role: could not create a PAT for the vended role"
+        ),
+        "{err}"
+    );
     let role = ctx.facts().vended_role.expect("the role was vended");
     assert_eq!(env.count(Counter::VendsCreated), 1);
     assert_eq!(env.count(Counter::PatsCreated), 0);

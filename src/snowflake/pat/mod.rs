@@ -92,6 +92,14 @@ pub struct PatSession {
     pub applied_identity: Arc<tokio::sync::OnceCell<String>>,
 }
 
+impl PatSession {
+    /// Whether this session's PAT takes one of the slots Snowflake counts for
+    /// the agent user on `account` at `base_url` (a PAT elsewhere frees none there).
+    fn holds_a_slot_of(&self, account: &str, base_url: &str) -> bool {
+        self.account == account && self.base_url == base_url
+    }
+}
+
 impl crate::shared::Shareable for PatSession {
     const PLATFORM: &'static str = "snowflake";
 
@@ -476,11 +484,7 @@ impl PatManager {
         };
         let (token_name, secret) = token_from_result(&minted)?;
         let now = SystemTime::now();
-        let pat_lifetime = match clause {
-            PatExpiryClause::MinsToExpiry => Duration::from_secs(u64::from(ttl) * 60),
-            PatExpiryClause::DaysToExpiry => Duration::from_secs(24 * 3600),
-        };
-        let pat_expires_at = now + pat_lifetime;
+        let pat_expires_at = now + pat_lifetime(clause, ttl);
         let expires_at = vend.expires_at.min(pat_expires_at);
         self.created
             .lock()
@@ -549,9 +553,10 @@ impl PatManager {
         } else {
             limit_error
         };
-        let Some((evicted_user, evicted)) = self.cache.evict_idle_lru(&ctx.user, |s| {
-            s.account == account && s.base_url == base_url
-        }) else {
+        let Some((evicted_user, evicted)) = self
+            .cache
+            .evict_idle_lru(&ctx.user, |s| s.holds_a_slot_of(account, base_url))
+        else {
             return Err(limit_error);
         };
         tracing::info!(user = %ctx.user, evicted_user = %evicted_user, token = %evicted.token_name, "PAT limit reached: evicting the least recently used idle Snowflake session of another user");
@@ -703,9 +708,6 @@ impl PatManager {
                 self.jwt.subject(account),
                 self.jwt.fingerprint()
             )),
-            ref err if is_token_limit(err) => QueryError::Credential(format!(
-                "the agent user has reached Snowflake's limit of programmatic access tokens ({e}); remove unused tokens (SHOW USER PROGRAMMATIC ACCESS TOKENS / ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN)"
-            )),
             SqlApiError::Unavailable { .. } | SqlApiError::Timeout { .. } => e.into(),
             SqlApiError::Cancelled { .. } => e.into(),
             other => QueryError::Credential(format!("could not {what}: {other}")),
@@ -795,6 +797,15 @@ fn agents_needed(pool: usize, held: usize, refused: usize) -> usize {
     (pool * (held + waiting)).div_ceil(held)
 }
 
+/// How long a PAT made with `clause` lives: `ttl` minutes, or the one day of
+/// `DAYS_TO_EXPIRY = 1` (then it outlives its role and is removed when the vend ends).
+fn pat_lifetime(clause: PatExpiryClause, ttl_minutes: u32) -> Duration {
+    match clause {
+        PatExpiryClause::MinsToExpiry => Duration::from_secs(u64::from(ttl_minutes) * 60),
+        PatExpiryClause::DaysToExpiry => Duration::from_secs(24 * 3600),
+    }
+}
+
 /// The error of a call that found every PAT slot of the agent user in use.
 fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -> QueryError {
     let secs = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
@@ -807,6 +818,268 @@ fn capacity_error(retry_in: Duration, pool: usize, held: usize, needed: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ImmutaAuth, ImmutaConfig, ImmutaPollId, SecretRef};
+    use crate::retry::RetryPolicy;
+    use std::sync::OnceLock;
+
+    /// One agent key for the module's tests (RSA generation is slow in debug builds).
+    fn agent_key_pem() -> &'static str {
+        static PEM: OnceLock<String> = OnceLock::new();
+        PEM.get_or_init(|| {
+            use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+        })
+    }
+
+    /// A manager that sends nothing until a statement is run.
+    fn manager() -> PatManager {
+        crate::http_client::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let immuta = ImmutaClient::new(
+            &ImmutaConfig {
+                url: "https://immuta.invalid".into(),
+                api_key: SecretRef::Value("test-api-key".into()),
+                ttl_minutes: 60,
+                pending_timeout_secs: 30,
+                drop_unused_vends: false,
+                auth: ImmutaAuth::Auto,
+                poll_id: ImmutaPollId::default(),
+                agent_id: None,
+            },
+            http.clone(),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let key =
+            crate::snowflake::keypair::AgentKey::from_pem(&Secret::new(agent_key_pem()), None)
+                .unwrap();
+        PatManager::new(
+            immuta,
+            KeyPairJwt::new(key, "immuta_agent"),
+            StatementsClient::new(http, RetryPolicy::default()),
+            PatSettings {
+                expiry_clause: PatExpiryClause::MinsToExpiry,
+                account: None,
+                base_url: None,
+                statement_timeout_secs: 30,
+                margin: Duration::from_secs(60),
+                capacity_backoff: DEFAULT_CAPACITY_BACKOFF,
+                pool_size: 1,
+            },
+        )
+    }
+
+    fn created(name: &str, base_url: &str, expires_at: SystemTime) -> CreatedToken {
+        CreatedToken {
+            user: format!("{name}@example.com"),
+            account: "acme".into(),
+            base_url: base_url.into(),
+            name: name.into(),
+            expires_at,
+        }
+    }
+
+    fn session() -> PatSession {
+        PatSession {
+            vend_id: "vend-1".into(),
+            role: "IMMUTA_OBO_1".into(),
+            account: "acme".into(),
+            base_url: "https://acme.snowflakecomputing.com".into(),
+            token_name: "IMMUTA_MCP_AB_1".into(),
+            pat: Secret::new("pat-secret"),
+            expires_at: std::time::UNIX_EPOCH + Duration::from_millis(1_800_000_123_456),
+            applied_identity: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_session_read_back_from_the_shared_cache_is_the_one_written() {
+        use crate::shared::Shareable;
+        let original = session();
+        let _ = original
+            .applied_identity
+            .set("role=IMMUTA_OBO_1 user=X".into());
+        let shared = original.to_shared();
+        let back = PatSession::from_shared(shared.clone()).expect("read back");
+        assert_eq!(back.vend_id, original.vend_id);
+        assert_eq!(back.role, original.role);
+        assert_eq!(back.account, original.account);
+        assert_eq!(back.base_url, original.base_url);
+        assert_eq!(back.token_name, original.token_name);
+        assert_eq!(back.pat.expose(), "pat-secret");
+        assert_eq!(back.expires_at, original.expires_at, "to the millisecond");
+        assert!(
+            back.applied_identity.get().is_none(),
+            "each replica asks Snowflake itself"
+        );
+        // An entry without a usable PAT, or missing a field, is no session.
+        let mut empty = shared.clone();
+        empty["pat"] = serde_json::json!("");
+        assert!(PatSession::from_shared(empty).is_none());
+        let mut partial = shared;
+        partial.as_object_mut().unwrap().remove("expires_at_ms");
+        assert!(PatSession::from_shared(partial).is_none());
+    }
+
+    #[test]
+    fn a_pat_lives_its_ttl_in_minutes_or_one_day() {
+        assert_eq!(
+            pat_lifetime(PatExpiryClause::MinsToExpiry, 90),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            pat_lifetime(PatExpiryClause::DaysToExpiry, 90),
+            Duration::from_secs(86_400)
+        );
+    }
+
+    #[test]
+    fn only_a_session_on_the_same_account_and_url_frees_a_slot_there() {
+        let s = session();
+        assert!(s.holds_a_slot_of("acme", "https://acme.snowflakecomputing.com"));
+        assert!(!s.holds_a_slot_of("other", "https://acme.snowflakecomputing.com"));
+        assert!(!s.holds_a_slot_of("acme", "https://proxy.example.com"));
+    }
+
+    #[test]
+    fn the_capacity_error_counts_only_live_pats_and_live_back_offs() {
+        let mut m = manager();
+        m.set_pool_size(3);
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        m.created.lock().unwrap().extend([
+            created("LIVE1", "https://a", now + hour),
+            created("LIVE2", "https://a", now + hour),
+            created("GONE1", "https://a", now - hour),
+            created("GONE2", "https://a", now - hour),
+            created("GONE3", "https://a", now - hour),
+        ]);
+        let instant = Instant::now();
+        m.capacity_backoff.lock().unwrap().extend([
+            ("waiting@example.com".to_string(), instant + hour),
+            (
+                "gone@example.com".to_string(),
+                instant
+                    .checked_sub(Duration::from_secs(1))
+                    .unwrap_or(instant),
+            ),
+        ]);
+        let msg = m.capacity_error(Duration::from_millis(1500)).to_string();
+        // 2 live PATs per agent, 1 user waiting: 3 × (2 + 1) / 2, rounded up.
+        assert!(
+            msg.contains("runs 3 agent(s) holding about 2 PATs each")
+                && msg.contains("would need about 5 agents")
+                && msg.contains("in 2 s or later"),
+            "{msg}"
+        );
+        m.set_pool_size(0);
+        let msg = m.capacity_error(Duration::from_secs(1)).to_string();
+        assert!(msg.contains("runs 1 agent(s)"), "at least one agent: {msg}");
+    }
+
+    #[test]
+    fn a_capacity_failure_holds_the_user_off_for_the_configured_back_off() {
+        let mut m = manager();
+        assert_eq!(m.capacity_backoff_left("a@example.com"), None);
+        m.set_capacity_backoff(Duration::from_secs(600));
+        m.note_capacity_reached("a@example.com");
+        let left = m
+            .capacity_backoff_left("a@example.com")
+            .expect("backing off");
+        assert!(left > Duration::from_secs(590), "{left:?}");
+        assert_eq!(
+            m.capacity_backoff_left("b@example.com"),
+            None,
+            "only that user"
+        );
+    }
+
+    /// A loopback port standing in for the SQL API: reports each connection made to it.
+    async fn sql_api_stand_in() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let _ = tx.send(());
+                drop(conn);
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_removal_runs_when_the_vend_ends_unless_the_manager_is_gone() {
+        let at = SystemTime::now() + Duration::from_millis(300);
+        let (kept_url, mut kept_conns) = sql_api_stand_in().await;
+        let kept = manager();
+        kept.created.lock().unwrap().extend([
+            created("OTHER", &kept_url, at),
+            created("KEPT", &kept_url, at),
+        ]);
+        kept.schedule_removal("acme", &kept_url, "KEPT", at);
+        // Another token's removal is not this one's: it is removed only while still ours.
+        let (gone_url, mut gone_conns) = sql_api_stand_in().await;
+        kept.created
+            .lock()
+            .unwrap()
+            .push(created("REMOVED", &gone_url, at));
+        kept.schedule_removal("acme", &gone_url, "REMOVED", at);
+        kept.created.lock().unwrap().retain(|t| t.name != "REMOVED");
+        let (dropped_url, mut dropped_conns) = sql_api_stand_in().await;
+        let dropped = manager();
+        dropped
+            .created
+            .lock()
+            .unwrap()
+            .push(created("DROPPED", &dropped_url, at));
+        dropped.schedule_removal("acme", &dropped_url, "DROPPED", at);
+        drop(dropped);
+
+        tokio::time::timeout(Duration::from_secs(30), kept_conns.recv())
+            .await
+            .expect("the removal is sent when the vend ends")
+            .expect("the stand-in runs");
+        // The other removals were due at the same moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            gone_conns.try_recv().is_err(),
+            "a forgotten token is not removed"
+        );
+        assert!(
+            dropped_conns.try_recv().is_err(),
+            "no removal after the manager is dropped"
+        );
+    }
+
+    #[test]
+    fn the_manager_reports_its_settings_client_and_margin_but_no_key() {
+        let mut m = manager();
+        assert_eq!(m.margin(), Duration::from_secs(60));
+        let api = m
+            .api()
+            .clone()
+            .with_polling(Duration::from_millis(7), Duration::from_millis(9));
+        m.set_api(api);
+        assert!(
+            format!("{:?}", m.api()).contains("poll_initial: 7ms"),
+            "{:?}",
+            m.api()
+        );
+        let shown = format!("{m:?}");
+        assert!(
+            shown.starts_with("PatManager")
+                && shown.contains("IMMUTA_AGENT")
+                && shown.contains(m.jwt().fingerprint())
+                && shown.contains("statement_timeout_secs: 30"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("test-api-key"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn the_agents_needed_cover_the_users_held_and_refused() {
