@@ -23,7 +23,11 @@
 //!   [`Faults::pending_polls`]; the next vend (or statement) stays "pending" /
 //!   running for that many status polls.
 //!
-//! One-shot faults (`Status`, `ConnectionReset`) fire in the order they were added.
+//! - [`Fault::Pass`]: the next `times` requests go through untouched; queued
+//!   before another one-shot fault, it makes that fault meet a chosen later
+//!   request (e.g. the fourth statement of a PAT mint).
+//!
+//! One-shot faults (`Status`, `ConnectionReset`, `LostAnswer`, `Pass`) fire in the order they were added.
 
 use crate::sandbox::state::SandboxState;
 use axum::body::Body;
@@ -99,6 +103,8 @@ pub enum Fault {
     Pending { polls: u32 },
     /// The next `times` requests are executed, then their answer is lost (connection dropped).
     LostAnswer { times: u32 },
+    /// The next `times` requests go through untouched (places a later one-shot fault).
+    Pass { times: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +126,7 @@ enum OneShot {
     },
     Reset,
     LoseAnswer,
+    Pass,
 }
 
 /// Fault knobs of all endpoints.
@@ -157,6 +164,9 @@ impl Faults {
             Fault::LostAnswer { times } => f
                 .one_shot
                 .extend(std::iter::repeat_n(OneShot::LoseAnswer, times as usize)),
+            Fault::Pass { times } => f
+                .one_shot
+                .extend(std::iter::repeat_n(OneShot::Pass, times as usize)),
         }
     }
 
@@ -172,7 +182,7 @@ impl Faults {
             match all.get_mut(&ep) {
                 Some(f) => {
                     let mut due = f.one_shot.pop_front();
-                    f.fired += u64::from(due.is_some());
+                    f.fired += u64::from(due.is_some_and(|d| !matches!(d, OneShot::Pass)));
                     if matches!(due, Some(OneShot::LoseAnswer)) {
                         f.lose_answers += 1;
                         due = None;
@@ -193,6 +203,7 @@ impl Faults {
                 tracing::debug!(?ep, status, "sandbox fault: status");
                 Some(status_response(ep, status, retry_after))
             }
+            OneShot::Pass => None,
             OneShot::Reset | OneShot::LoseAnswer => {
                 // (A LoseAnswer never gets here: `before` turns it into `lose_answers`.)
                 tracing::debug!(?ep, "sandbox fault: connection reset");
@@ -373,6 +384,24 @@ mod tests {
         assert_eq!(body_of(kept).await.unwrap(), "done", "only once");
 
         assert_eq!((faults.queued(ep), faults.fired(ep)), (0, 2));
+        // A pass lets one request through and places the next fault after it.
+        faults.add(ep, Fault::Pass { times: 1 });
+        faults.add(
+            ep,
+            Fault::Status {
+                status: 400,
+                retry_after: None,
+                times: 1,
+            },
+        );
+        assert!(faults.before(ep).await.is_none(), "passed");
+        let second = faults.before(ep).await.expect("then the 400");
+        assert_eq!(second.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            (faults.queued(ep), faults.fired(ep)),
+            (0, 3),
+            "a pass is not a fault"
+        );
         assert!(faults.before(Endpoint::SnowflakeStatus).await.is_none());
         assert_eq!(faults.fired(Endpoint::SnowflakeStatus), 0);
         faults.clear();

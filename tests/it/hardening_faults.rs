@@ -172,6 +172,7 @@ fn describe(fault: &Fault) -> String {
         Fault::ConnectionReset { times } => format!("reset x{times}"),
         Fault::Pending { polls } => format!("pending {polls} polls"),
         Fault::LostAnswer { times } => format!("answer lost after execution x{times}"),
+        Fault::Pass { times } => format!("pass x{times}"),
     }
 }
 
@@ -833,7 +834,8 @@ fn check_fired(
         let (seen_at, needed) = match fault {
             Fault::Status { times, .. }
             | Fault::ConnectionReset { times }
-            | Fault::LostAnswer { times } => (*ep, u64::from((*times).min(ATTEMPTS))),
+            | Fault::LostAnswer { times }
+            | Fault::Pass { times } => (*ep, u64::from((*times).min(ATTEMPTS))),
             Fault::Latency(_) => (*ep, 1),
             Fault::Pending { .. } => match ep {
                 Endpoint::ImmutaVend => (Endpoint::ImmutaStatus, 1),

@@ -484,6 +484,50 @@ async fn pat_limit_reclaims_a_dead_token_before_evicting_an_idle_live_one() {
     env.assert_no_foreign_identity();
 }
 
+#[tokio::test]
+async fn a_refused_add_after_a_slot_was_freed_is_reported_and_evicts_no_one() {
+    let env = env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await;
+    env.run("alice@example.com", ORDERS_SQL).await.unwrap();
+    env.sandbox.state.expire_credentials();
+    // Bob's mint: the ADD at the limit, the SHOW, the REMOVE of alice's dead
+    // token pass; the retried ADD is refused for another reason than the limit.
+    env.sandbox
+        .faults()
+        .add(Endpoint::SnowflakeSubmit, Fault::Pass { times: 3 });
+    env.sandbox.faults().add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    let err = env.run("bob@example.com", ORDERS_SQL).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("could not create a PAT for the vended role"),
+        "{err}"
+    );
+    assert_eq!(env.sandbox.faults().queued(Endpoint::SnowflakeSubmit), 0);
+    assert_eq!(
+        env.token_statements(REMOVE_PAT),
+        1,
+        "only the dead token was removed: no session evicted to retry once more"
+    );
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    // The freed slot is there for bob's next call.
+    let rs = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    env.assert_no_foreign_identity();
+}
+
 /// The demo fixture plus `u1@example.com` .. `u5@example.com`; user `i` may
 /// read only order `1000 + i`, so every result names the role it ran as.
 fn numbered_users_fixture() -> Fixture {
@@ -1107,6 +1151,35 @@ async fn cancelling_a_running_statement_cancels_it_in_snowflake() {
     }
     assert_eq!(env.count(Counter::StatementsCancelled), 1);
     assert_eq!(env.requests(Endpoint::SnowflakeCancel), 1);
+}
+
+#[tokio::test]
+async fn a_caller_cancelled_while_its_role_is_vended_leaves_the_minted_session_for_the_next_call() {
+    let env = env().await;
+    // The vend is pending for two polls; the caller cancels at the first
+    // "waiting for Immuta" report. The mint is shared by every caller of the
+    // user, so it runs to the end (vend, PAT) without that caller.
+    env.sandbox
+        .faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 2 });
+    let mut ctx = CallContext::new("bob@example.com", "query_snowflake");
+    ctx.progress = Some(Arc::new(Recorder {
+        messages: Mutex::new(Vec::new()),
+        cancel_on_first: Some(ctx.cancel.clone()),
+    }));
+    let outcome = env.run_ctx(&ctx, &request(ORDERS_SQL)).await;
+    assert!(ctx.cancel.is_cancelled());
+    assert_eq!(env.count(Counter::VendsCreated), 1);
+    assert_eq!(
+        env.count(Counter::PatsCreated),
+        1,
+        "the mint finished: {outcome:?}"
+    );
+    let rs = env.run("bob@example.com", ORDERS_SQL).await.unwrap();
+    assert_eq!(rs.row_count, 8);
+    assert_eq!(env.count(Counter::VendsCreated), 1, "the session was kept");
+    assert_eq!(env.count(Counter::PatsCreated), 1);
+    env.assert_no_foreign_identity();
 }
 
 #[tokio::test]

@@ -297,7 +297,7 @@ impl PatManager {
             let now = SystemTime::now();
             let live = created
                 .lock()
-                .map(|tokens| tokens.iter().filter(|t| t.expires_at > now).count())
+                .map(|tokens| tokens.iter().filter(|t| t.usable_at(now)).count())
                 .unwrap_or(0);
             Some(GaugeReading::SnowflakePats {
                 agent: agent.clone(),
@@ -603,7 +603,7 @@ impl PatManager {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .filter(|t| t.expires_at > now)
+            .filter(|t| t.usable_at(now))
             .count()
             .max(1);
         let instant = Instant::now();
@@ -736,7 +736,7 @@ impl PatManager {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .filter(|t| t.expires_at <= now)
+            .filter(|t| !t.usable_at(now))
             .cloned()
             .collect();
         let mut removed = 0;
@@ -768,7 +768,7 @@ impl PatManager {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .filter(|t| t.expires_at > reuse_horizon)
+            .filter(|t| t.usable_at(reuse_horizon))
             .map(|t| t.name.clone())
             .collect();
         let dead = dead_tokens(&listed, SystemTime::now(), |name| {
@@ -975,7 +975,10 @@ mod tests {
         );
         m.set_pool_size(0);
         let msg = m.capacity_error(Duration::from_secs(1)).to_string();
-        assert!(msg.contains("runs 1 agent(s)"), "at least one agent: {msg}");
+        assert!(
+            msg.contains("runs 1 agent(s)") && msg.contains("in 1 s or later"),
+            "at least one agent; whole seconds are not rounded up: {msg}"
+        );
     }
 
     #[test]

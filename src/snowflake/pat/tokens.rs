@@ -30,6 +30,13 @@ pub(super) struct CreatedToken {
     pub(super) expires_at: SystemTime,
 }
 
+impl CreatedToken {
+    /// Whether a session may still use the token at `at`: it expires after it.
+    pub(super) fn usable_at(&self, at: SystemTime) -> bool {
+        self.expires_at > at
+    }
+}
+
 /// The token statements, shareable with background removals.
 #[derive(Clone)]
 pub(super) struct TokenOps {
@@ -355,6 +362,21 @@ mod tests {
         let empty = ResultSet::new(Platform::Snowflake, "h", vec![col("token_name")]);
         let err = token_from_result(&empty).unwrap_err().to_string();
         assert!(err.contains("token_secret"), "{err}");
+    }
+
+    #[test]
+    fn a_created_token_is_usable_until_it_expires() {
+        let expires_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let t = CreatedToken {
+            user: "u@example.com".into(),
+            account: "acme".into(),
+            base_url: "https://acme".into(),
+            name: "IMMUTA_MCP_X".into(),
+            expires_at,
+        };
+        assert!(t.usable_at(expires_at - std::time::Duration::from_millis(1)));
+        assert!(!t.usable_at(expires_at), "not at its expiry");
+        assert!(!t.usable_at(expires_at + std::time::Duration::from_secs(1)));
     }
 
     #[test]
