@@ -51,6 +51,18 @@ async fn env() -> Env {
     env_with(SandboxSettings::default(), |_| {}).await
 }
 
+/// The agent user may hold a single PAT.
+async fn one_pat_slot_env() -> Env {
+    env_with(
+        SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        |_| {},
+    )
+    .await
+}
+
 async fn env_with(settings: SandboxSettings, tweak: impl FnOnce(&mut Config)) -> Env {
     env_with_fixture(Fixture::demo(), settings, tweak, |sf| sf).await
 }
@@ -346,14 +358,7 @@ async fn revoked_roles_mint_a_fresh_vend_and_pat() {
 
 #[tokio::test]
 async fn steady_use_never_hits_the_pat_limit() {
-    let env = env_with(
-        SandboxSettings {
-            pat_limit_per_user: 1,
-            ..SandboxSettings::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = one_pat_slot_env().await;
     for _ in 0..3 {
         env.run("alice@example.com", ORDERS_SQL).await.unwrap();
         env.sandbox.state.expire_credentials();
@@ -443,14 +448,7 @@ async fn pat_limit_frees_superseded_and_expired_tokens_before_evicting() {
 
 #[tokio::test]
 async fn pat_limit_reclaims_a_dead_token_before_evicting_an_idle_live_one() {
-    let env = env_with(
-        SandboxSettings {
-            pat_limit_per_user: 1,
-            ..SandboxSettings::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = one_pat_slot_env().await;
     env.run("alice@example.com", ORDERS_SQL).await.unwrap();
     // Alice's token dies upstream long before its local expiry.
     env.sandbox.state.expire_credentials();
@@ -486,14 +484,7 @@ async fn pat_limit_reclaims_a_dead_token_before_evicting_an_idle_live_one() {
 
 #[tokio::test]
 async fn a_refused_add_after_a_slot_was_freed_is_reported_and_evicts_no_one() {
-    let env = env_with(
-        SandboxSettings {
-            pat_limit_per_user: 1,
-            ..SandboxSettings::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = one_pat_slot_env().await;
     env.run("alice@example.com", ORDERS_SQL).await.unwrap();
     env.sandbox.state.expire_credentials();
     // Bob's mint: the ADD at the limit, the SHOW, the REMOVE of alice's dead
