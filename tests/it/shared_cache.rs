@@ -568,3 +568,41 @@ async fn on_shutdown_a_replica_removes_only_the_pats_no_other_replica_shares() {
     assert_eq!(cluster.count(Counter::PatsRemoved), 1);
     cluster.assert_no_foreign_identity();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_a_superseded_pat_is_removed_even_while_the_users_new_one_is_shared() {
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let cluster = Cluster::start(&redis, 1, 15_000).await;
+    let replica = cluster.replicas[0].clone();
+    cluster
+        .run_on(&replica, ALICE)
+        .await
+        .expect("alice's first PAT");
+    // Alice's PAT dies upstream: her next call is refused, the dead PAT's REMOVE
+    // fails (so this replica still holds it), and a new PAT is minted and shared.
+    cluster.sandbox.state.expire_credentials();
+    let faults = cluster.sandbox.faults();
+    faults.add(Endpoint::SnowflakeSubmit, Fault::Pass { times: 1 });
+    faults.add(
+        Endpoint::SnowflakeSubmit,
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            times: 1,
+        },
+    );
+    cluster
+        .run_on(&replica, ALICE)
+        .await
+        .expect("alice with a new PAT");
+    assert_eq!(faults.queued(Endpoint::SnowflakeSubmit), 0);
+    assert_eq!(cluster.count(Counter::PatsCreated), 2);
+    assert_eq!(cluster.count(Counter::PatsRemoved), 0, "the REMOVE failed");
+    assert_eq!(
+        replica.remove_unshared_pats().await,
+        1,
+        "the superseded PAT is this replica's alone; the shared one is kept"
+    );
+    assert_eq!(cluster.count(Counter::PatsRemoved), 1);
+    cluster.assert_no_foreign_identity();
+}

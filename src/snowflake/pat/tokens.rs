@@ -416,6 +416,45 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_mins_to_expiry_is_a_syntax_error_naming_it() {
+        let refusal = |code: Option<&str>, sql_state: Option<&str>, message: &str| {
+            is_mins_to_expiry_refused(&SqlApiError::Statement {
+                code: code.map(str::to_string),
+                sql_state: sql_state.map(str::to_string),
+                message: message.into(),
+                statement_handle: None,
+            })
+        };
+        // Each sign of a syntax error suffices, with the clause named.
+        assert!(refusal(
+            None,
+            None,
+            "SQL compilation error: invalid property 'MINS_TO_EXPIRY'"
+        ));
+        assert!(refusal(
+            None,
+            None,
+            "syntax error line 1 at position 80 unexpected 'MINS_TO_EXPIRY'."
+        ));
+        assert!(refusal(Some("001003"), None, "unexpected 'MINS_TO_EXPIRY'"));
+        assert!(refusal(None, Some("42000"), "unexpected 'MINS_TO_EXPIRY'"));
+        // Not a syntax error, or not about the clause: another refusal.
+        assert!(!refusal(
+            Some("002003"),
+            Some("02000"),
+            "MINS_TO_EXPIRY must be at most 1440"
+        ));
+        assert!(!refusal(
+            Some("001003"),
+            Some("42000"),
+            "SQL compilation error: syntax error at 'ROLE_RESTRICTION'"
+        ));
+        assert!(!is_mins_to_expiry_refused(&SqlApiError::Unavailable {
+            message: "MINS_TO_EXPIRY syntax".into()
+        }));
+    }
+
+    #[test]
     fn limit_errors_are_recognised() {
         let e = SqlApiError::Statement {
             code: Some("003170".into()),
