@@ -472,5 +472,18 @@ mod tests {
             statement_handle: None,
         };
         assert!(!is_token_limit(&other));
+        // A refusal about a token but not its count, or about a limit but not tokens.
+        for message in [
+            "Programmatic access token IMMUTA_MCP_AB_1 does not exist.",
+            "Statement exceeded the maximum result size.",
+        ] {
+            let e = SqlApiError::Statement {
+                code: Some("002003".into()),
+                sql_state: None,
+                message: message.into(),
+                statement_handle: None,
+            };
+            assert!(!is_token_limit(&e), "{message}");
+        }
     }
 }
