@@ -726,11 +726,17 @@ impl PatManager {
         self.ops().remove_token(ctx, account, base_url, name).await
     }
 
+    /// A token a session may reuse must still be usable at this time: the cache
+    /// stops using a session `margin` before it expires.
+    fn reuse_horizon(&self) -> SystemTime {
+        SystemTime::now() + self.settings.margin
+    }
+
     /// Remove the tokens this process created that are no longer usable:
     /// expired, or so close to expiry that the cache would not reuse them.
     /// Returns how many were removed.
     async fn remove_expired_created(&self, ctx: &CallContext) -> usize {
-        let now = SystemTime::now() + self.settings.margin;
+        let now = self.reuse_horizon();
         let expired: Vec<CreatedToken> = self
             .created
             .lock()
@@ -762,7 +768,7 @@ impl PatManager {
                 return 0;
             }
         };
-        let reuse_horizon = SystemTime::now() + self.settings.margin;
+        let reuse_horizon = self.reuse_horizon();
         let held: Vec<String> = self
             .created
             .lock()
