@@ -15,7 +15,7 @@ use immuta_mcp::app;
 use immuta_mcp::config::{Config, SecretRef};
 use immuta_mcp::query::{CallContext, GovernedQuery, QueryError};
 use immuta_mcp::result::ResultSet;
-use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions};
+use immuta_mcp::sandbox::{Counter, Endpoint, Fault, Sandbox, SandboxOptions, SandboxSettings};
 use immuta_mcp::shared::{CacheBackend, CacheConfig};
 use immuta_mcp::snowflake::SnowflakeGoverned;
 use std::collections::{HashMap, HashSet};
@@ -50,8 +50,17 @@ struct Cluster {
 
 impl Cluster {
     async fn start(redis: &RedisServer, replicas: usize, lease_ms: u64) -> Cluster {
+        Self::start_with(redis, replicas, lease_ms, SandboxOptions::default()).await
+    }
+
+    async fn start_with(
+        redis: &RedisServer,
+        replicas: usize,
+        lease_ms: u64,
+        options: SandboxOptions,
+    ) -> Cluster {
         immuta_mcp::http_client::install_crypto_provider();
-        let sandbox = crate::support::bounded("sandbox", Sandbox::start(SandboxOptions::default()))
+        let sandbox = crate::support::bounded("sandbox", Sandbox::start(options))
             .await
             .expect("sandbox starts");
         let mut config = sandbox.client_config();
@@ -604,5 +613,40 @@ async fn on_shutdown_a_superseded_pat_is_removed_even_while_the_users_new_one_is
         "the superseded PAT is this replica's alone; the shared one is kept"
     );
     assert_eq!(cluster.count(Counter::PatsRemoved), 1);
+    cluster.assert_no_foreign_identity();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_evicted_at_the_pat_limit_is_taken_out_of_the_shared_cache_too() {
+    let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let options = SandboxOptions {
+        settings: SandboxSettings {
+            pat_limit_per_user: 1,
+            ..SandboxSettings::default()
+        },
+        ..SandboxOptions::default()
+    };
+    let cluster = Cluster::start_with(&redis, 1, 15_000, options).await;
+    let replica = cluster.replicas[0].clone();
+    let keys = || async {
+        redis
+            .dump()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    cluster.run_on(&replica, ALICE).await.expect("alice");
+    let alices = keys().await;
+    assert_eq!(alices.len(), 1, "alice's entry: {alices:?}");
+    // Bob takes alice's slot: her PAT is removed, so no replica may find it shared.
+    cluster
+        .run_on(&replica, BOB)
+        .await
+        .expect("bob evicts alice");
+    assert_eq!(cluster.count(Counter::PatsRemoved), 1);
+    let now = keys().await;
+    assert!(!now.contains(&alices[0]), "alice's entry is gone: {now:?}");
+    assert_eq!(now.len(), 1, "bob's entry");
     cluster.assert_no_foreign_identity();
 }
