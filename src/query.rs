@@ -109,6 +109,18 @@ impl CallContext {
         }
     }
 
+    /// This call without its cancellation (same user, tool, facts and
+    /// progress), for work shared with other calls: a user's vend and mint
+    /// serve every concurrent call of that user, so one caller's cancellation
+    /// must not abort them halfway (e.g. after a token was created but before
+    /// it was recorded); PAT removals too must run to the end.
+    pub fn detached(&self) -> CallContext {
+        CallContext {
+            cancel: CancellationToken::new(),
+            ..self.clone()
+        }
+    }
+
     pub fn report(&self, step: u32, message: &str) {
         if let Some(p) = &self.progress {
             p.progress(step, message);

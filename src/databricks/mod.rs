@@ -465,6 +465,9 @@ impl DatabricksGoverned {
         &self,
         ctx: &CallContext,
     ) -> Result<(GroupCredential, SystemTime), QueryError> {
+        // Shared by every concurrent call of this user: one caller's
+        // cancellation must not abort it (the caller itself stops before its SQL).
+        let ctx = &ctx.detached();
         let vend = self.immuta.vend(ctx).await?;
         let group = vend.roles.databricks.clone().ok_or_else(|| {
             QueryError::Vend(format!(

@@ -353,12 +353,6 @@ async fn cancelling_the_call_cancels_the_statement() {
         Endpoint::DatabricksSubmit,
         Fault::Pending { polls: 100_000 },
     );
-    struct CancelOnFirst(tokio_util::sync::CancellationToken);
-    impl ProgressSink for CancelOnFirst {
-        fn progress(&self, _step: u32, _message: &str) {
-            self.0.cancel();
-        }
-    }
     let mut ctx = CallContext::new(BOB, "query_databricks");
     ctx.progress = Some(Arc::new(CancelOnFirst(ctx.cancel.clone())));
     let err = g.query(&ctx, &request(ORDERS)).await.unwrap_err();
@@ -377,6 +371,48 @@ async fn cancelling_the_call_cancels_the_statement() {
     }
     assert_eq!(sandbox.state.counter(Counter::StatementsCancelled), 1);
     assert_eq!(sandbox.state.count(Endpoint::DatabricksCancel), 1);
+}
+
+/// Cancels its call at the first progress report.
+struct CancelOnFirst(tokio_util::sync::CancellationToken);
+
+impl ProgressSink for CancelOnFirst {
+    fn progress(&self, _step: u32, _message: &str) {
+        self.0.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_caller_cancelled_while_its_group_is_vended_leaves_the_minted_token_for_the_next_call() {
+    let (sandbox, g) = demo().await;
+    // The vend is pending for two polls; the caller cancels at the first
+    // "waiting for Immuta" report. The vend and token are shared by every
+    // caller of the user, so they are finished without that caller.
+    sandbox
+        .faults()
+        .add(Endpoint::ImmutaVend, Fault::Pending { polls: 2 });
+    let mut ctx = CallContext::new(BOB, "query_databricks");
+    ctx.progress = Some(Arc::new(CancelOnFirst(ctx.cancel.clone())));
+    let outcome = g.query(&ctx, &request(ORDERS)).await;
+    assert!(ctx.cancel.is_cancelled());
+    assert!(
+        matches!(outcome, Err(QueryError::Cancelled { .. })),
+        "the cancelled call says so: {outcome:?}"
+    );
+    assert_eq!(sandbox.state.counter(Counter::VendsCreated), 1);
+    assert_eq!(
+        sandbox.state.counter(Counter::OAuthTokensIssued),
+        1,
+        "the mint finished"
+    );
+    run(&g, BOB, ORDERS).await.expect("the next call");
+    assert_eq!(
+        sandbox.state.counter(Counter::VendsCreated),
+        1,
+        "the credential was kept"
+    );
+    assert_eq!(sandbox.state.counter(Counter::OAuthTokensIssued), 1);
+    assert_all_ran_as(&sandbox, BOB);
 }
 
 #[tokio::test]

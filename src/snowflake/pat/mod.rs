@@ -50,7 +50,7 @@
 
 mod tokens;
 
-use tokens::{CreatedToken, TokenOps, dead_tokens, detached, token_from_result};
+use tokens::{CreatedToken, TokenOps, dead_tokens, token_from_result};
 pub use tokens::{
     TOKEN_NAME_PREFIX, add_pat_statement, is_mins_to_expiry_refused, is_token_limit, sql_string,
     token_name,
@@ -391,7 +391,7 @@ impl PatManager {
         // The mint is shared by every concurrent caller of this user: one
         // caller's cancellation must not abort it halfway (e.g. after the
         // token was created but before it was recorded).
-        let ctx = &detached(ctx);
+        let ctx = &ctx.detached();
         if let Some(left) = self.capacity_backoff_left(&ctx.user) {
             tracing::debug!(user = %ctx.user, "Snowflake user capacity was reached moments ago; not vending again yet");
             return Err(self.capacity_error(left));

@@ -114,7 +114,7 @@ impl TokenOps {
         let statement = format!("ALTER USER REMOVE PROGRAMMATIC ACCESS TOKEN {name}");
         // Removal must not be cut short by the caller's cancellation.
         match self
-            .run_jwt(&detached(ctx), account, base_url, &statement)
+            .run_jwt(&ctx.detached(), account, base_url, &statement)
             .await
         {
             Ok(_) => {
@@ -205,14 +205,6 @@ pub(super) fn dead_tokens(
             (inactive || (past_expiry && !held(&name))).then_some(name)
         })
         .collect()
-}
-
-/// `ctx` without its cancellation (same user, tool, facts and progress).
-pub(super) fn detached(ctx: &CallContext) -> CallContext {
-    CallContext {
-        cancel: tokio_util::sync::CancellationToken::new(),
-        ..ctx.clone()
-    }
 }
 
 /// True when Snowflake refused a new token because the user has too many.
