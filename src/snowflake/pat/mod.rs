@@ -545,13 +545,14 @@ impl PatManager {
         }
         freed += self.remove_expired_created(ctx).await;
         freed += self.remove_dead_listed(ctx, account, base_url).await;
-        let limit_error = if freed > 0 {
-            match self.run_jwt(ctx, account, base_url, statement).await {
-                Err(e) if is_token_limit(&e) => e,
-                other => return other,
-            }
+        let outcome = if freed > 0 {
+            self.run_jwt(ctx, account, base_url, statement).await
         } else {
-            limit_error
+            Err(limit_error)
+        };
+        let limit_error = match outcome {
+            Err(e) if is_token_limit(&e) => e,
+            other => return other,
         };
         let Some((evicted_user, evicted)) = self
             .cache
