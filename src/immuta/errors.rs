@@ -56,3 +56,56 @@ impl From<RetryError> for ImmutaError {
         ImmutaError::Unavailable(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_the_outcome_label_the_metrics_document() {
+        let pending = VendStatus::Pending;
+        let labels = [
+            (
+                ImmutaError::Unauthorized {
+                    status: 401,
+                    tried: String::new(),
+                },
+                "unauthorized",
+            ),
+            (
+                ImmutaError::UnknownUser {
+                    user: String::new(),
+                    message: String::new(),
+                },
+                "unknown_user",
+            ),
+            (
+                ImmutaError::StillPending {
+                    user: String::new(),
+                    waited_secs: 0,
+                },
+                "still_pending",
+            ),
+            (
+                ImmutaError::NotReady {
+                    user: String::new(),
+                    status: pending,
+                },
+                "not_ready",
+            ),
+            (
+                ImmutaError::Rejected {
+                    status: 400,
+                    message: String::new(),
+                },
+                "rejected",
+            ),
+            (ImmutaError::Unavailable(String::new()), "unavailable"),
+            (ImmutaError::Protocol(String::new()), "protocol_error"),
+            (ImmutaError::Config(String::new()), "config"),
+        ];
+        for (error, label) in labels {
+            assert_eq!(error.outcome(), label, "{error:?}");
+        }
+    }
+}

@@ -125,7 +125,7 @@ impl Vend {
     /// polling it names the agent (`agentId`), whose id the poll needs.
     fn answer_json(&self, variants: SandboxVariants, agent_id: &str) -> serde_json::Value {
         let mut answer = self.answer();
-        if variants.immuta_poll == ImmutaPollVariant::AgentId {
+        if variants.immuta_poll.polls_by_agent() {
             answer.agent_id = Some(agent_id.to_string());
         }
         let variant = variants.vend_answer;
@@ -483,12 +483,28 @@ async fn vend_status(
     }
     let variants = emu.state.settings.variants;
     let mut store = emu.store();
-    if variants.immuta_poll == ImmutaPollVariant::AgentId {
+    if variants.immuta_poll.polls_by_agent() {
         if id != emu.state.creds.agent_id {
             return message(
                 StatusCode::NOT_FOUND,
                 format!("agent {id:?} does not exist"),
             );
+        }
+        if variants.immuta_poll == ImmutaPollVariant::AgentIdLatest {
+            let Some(latest) = store
+                .vends
+                .iter_mut()
+                .rev()
+                .find(|v| v.status() != VendStatus::Expired)
+            else {
+                return message(
+                    StatusCode::NOT_FOUND,
+                    format!("agent {id:?} has no vended role"),
+                );
+            };
+            advance(&emu, latest);
+            return axum::Json(latest.answer_json(variants, &emu.state.creds.agent_id))
+                .into_response();
         }
         let data: Vec<serde_json::Value> = store
             .vends

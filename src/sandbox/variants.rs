@@ -10,7 +10,7 @@
 //! [sandbox]
 //! pat_expiry = "days_only"      # or "mins_and_days" (default)
 //! immuta_auth = "exchange"      # "any" (default), "raw_key", "bearer_key", "exchange"
-//! immuta_poll = "agent_id"      # or "vend_id" (default)
+//! immuta_poll = "agent_id"      # or "agent_id_latest", "vend_id" (default)
 //! vend_answer = "ttl"           # "canonical" (default), "ttl", "upper_status", "no_status", "no_expires_at"
 //! ```
 
@@ -60,7 +60,18 @@ pub enum ImmutaPollVariant {
     #[default]
     VendId,
     /// The agent's id ("View the status of an agent"); a vend id is 404.
+    /// The answer lists the agent's vends (`data`).
     AgentId,
+    /// The agent's id, answered with the agent's latest vend alone (a
+    /// status page that shows one vend, not a list); a vend id is 404.
+    AgentIdLatest,
+}
+
+impl ImmutaPollVariant {
+    /// Whether pending vends are polled by the agent's id.
+    pub fn polls_by_agent(self) -> bool {
+        matches!(self, Self::AgentId | Self::AgentIdLatest)
+    }
 }
 
 /// How the vend answer is spelled.

@@ -155,6 +155,7 @@ async fn pending_vends_are_polled_by_the_configured_id() {
     for (variant, setting) in [
         (ImmutaPollVariant::VendId, ImmutaPollId::VendId),
         (ImmutaPollVariant::AgentId, ImmutaPollId::AgentId),
+        (ImmutaPollVariant::AgentIdLatest, ImmutaPollId::AgentId),
     ] {
         let sb = sandbox(poll_variant(variant)).await;
         let client = client_with(&sb, |c| c.poll_id = setting);
@@ -167,6 +168,22 @@ async fn pending_vends_are_polled_by_the_configured_id() {
         assert!(v.roles.snowflake.is_some());
         assert_eq!(sb.state.count(Endpoint::ImmutaStatus), 3, "{variant:?}");
     }
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_named_with_immutas_own_message() {
+    let sb = sandbox(SandboxVariants::default()).await;
+    let client = client_with(&sb, |_| {});
+    let err = client.vend(&ctx("mallory@example.com")).await.unwrap_err();
+    assert!(matches!(err, ImmutaError::UnknownUser { .. }), "{err:?}");
+    assert_eq!(err.outcome(), "unknown_user");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("Immuta does not know the user mallory@example.com: ")
+            && text.contains("is not known to Immuta"),
+        "Immuta's own message is kept: {text}"
+    );
+    assert_eq!(sb.state.counter(Counter::VendsCreated), 0);
 }
 
 #[tokio::test]
