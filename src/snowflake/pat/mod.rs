@@ -965,6 +965,7 @@ mod tests {
         let instant = Instant::now();
         m.capacity_backoff.lock().unwrap().extend([
             ("waiting@example.com".to_string(), instant + hour),
+            ("waiting-too@example.com".to_string(), instant + hour),
             (
                 "gone@example.com".to_string(),
                 instant
@@ -973,10 +974,10 @@ mod tests {
             ),
         ]);
         let msg = m.capacity_error(Duration::from_millis(1500)).to_string();
-        // 2 live PATs per agent, 1 user waiting: 3 × (2 + 1) / 2, rounded up.
+        // 2 live PATs per agent, 2 users waiting: 3 × (2 + 2) / 2.
         assert!(
             msg.contains("runs 3 agent(s) holding about 2 PATs each")
-                && msg.contains("would need about 5 agents")
+                && msg.contains("would need about 6 agents")
                 && msg.contains("in 2 s or later"),
             "{msg}"
         );
