@@ -63,7 +63,9 @@ pub enum ImmutaPollVariant {
     /// The answer lists the agent's vends (`data`).
     AgentId,
     /// The agent's id, answered with the agent's latest vend alone (a
-    /// status page that shows one vend, not a list); a vend id is 404.
+    /// status page that shows one vend, not a list); a vend id is 404. The
+    /// wire notes (`shared/specs/README.md`: "status of the vended role(s)")
+    /// leave open whether the answer is one vend or a list; the client takes both.
     AgentIdLatest,
 }
 
